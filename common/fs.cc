@@ -1,0 +1,148 @@
+#include "common/fs.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+
+namespace fleet {
+namespace {
+
+absl::Status ErrnoStatus(absl::string_view what, const std::string& path) {
+  int err = errno;
+  std::string msg = absl::StrCat(what, " ", path, ": ", std::strerror(err));
+  if (err == ENOENT) return absl::NotFoundError(msg);
+  if (err == EEXIST) return absl::AlreadyExistsError(msg);
+  if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(msg);
+  return absl::InternalError(msg);
+}
+
+std::string DirName(const std::string& path) {
+  auto pos = path.find_last_of('/');
+  if (pos == std::string::npos) return ".";
+  if (pos == 0) return "/";
+  return path.substr(0, pos);
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return ErrnoStatus("cannot read", path);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+absl::Status WriteFileAtomic(const std::string& path, const std::string& content,
+                             int mode) {
+  std::string tmp = absl::StrCat(path, ".tmp.", getpid());
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return ErrnoStatus("cannot create", tmp);
+  size_t off = 0;
+  while (off < content.size()) {
+    ssize_t n = write(fd, content.data() + off, content.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      absl::Status st = ErrnoStatus("cannot write", tmp);
+      close(fd);
+      unlink(tmp.c_str());
+      return st;
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (fsync(fd) != 0) {
+    absl::Status st = ErrnoStatus("cannot fsync", tmp);
+    close(fd);
+    unlink(tmp.c_str());
+    return st;
+  }
+  close(fd);
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    absl::Status st = ErrnoStatus("cannot rename into", path);
+    unlink(tmp.c_str());
+    return st;
+  }
+  return FsyncDir(DirName(path));
+}
+
+absl::Status FsyncDir(const std::string& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("cannot open directory", dir);
+  int rc = fsync(fd);
+  absl::Status st = rc == 0 ? absl::OkStatus() : ErrnoStatus("cannot fsync", dir);
+  close(fd);
+  return st;
+}
+
+absl::Status FsyncTree(const std::string& root) {
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    const auto& entry = *it;
+    if (entry.is_symlink()) continue;
+    if (!entry.is_regular_file() && !entry.is_directory()) continue;
+    int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | (entry.is_directory() ? O_DIRECTORY : 0);
+    int fd = open(entry.path().c_str(), flags);
+    if (fd < 0) return ErrnoStatus("cannot open", entry.path().string());
+    int rc = fsync(fd);
+    close(fd);
+    if (rc != 0) return ErrnoStatus("cannot fsync", entry.path().string());
+  }
+  if (ec) return absl::InternalError(absl::StrCat("cannot walk ", root, ": ", ec.message()));
+  return FsyncDir(root);
+}
+
+absl::Status MakeDirs(const std::string& dir, int mode) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create directory ", dir, ": ", ec.message()));
+  (void)mode;
+  return absl::OkStatus();
+}
+
+absl::Status RemoveAll(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot remove ", path, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadLink(const std::string& path) {
+  char buf[4096];
+  ssize_t n = readlink(path.c_str(), buf, sizeof(buf) - 1);
+  if (n < 0) return ErrnoStatus("cannot read link", path);
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+bool PathExists(const std::string& path) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0;
+}
+
+absl::StatusOr<std::string> MakeTempDir(const std::string& parent,
+                                        const std::string& prefix) {
+  std::string tmpl = absl::StrCat(parent, "/", prefix, "XXXXXX");
+  if (mkdtemp(tmpl.data()) == nullptr) return ErrnoStatus("cannot create temp dir in", parent);
+  return tmpl;
+}
+
+bool IsSafeName(const std::string& name) {
+  if (name.empty() || name.size() > 128 || name[0] == '.') return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace fleet

@@ -1,0 +1,50 @@
+// Filesystem helpers with the durability Fleet relies on: every write that
+// must survive a crash is written to a temporary name, fsynced, renamed and
+// followed by an fsync of the directory.
+#ifndef FLEET_COMMON_FS_H_
+#define FLEET_COMMON_FS_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace fleet {
+
+// Reads the whole file. NotFound when it does not exist.
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+// Replaces `path` with `content` atomically: after a crash the file holds
+// either the old or the new content, never a mix. Fsyncs file and directory.
+absl::Status WriteFileAtomic(const std::string& path, const std::string& content,
+                             int mode = 0644);
+
+// Fsyncs a directory so that renames and creations inside it are durable.
+absl::Status FsyncDir(const std::string& dir);
+
+// Fsyncs every regular file and directory below `root`, then `root` itself.
+absl::Status FsyncTree(const std::string& root);
+
+// Creates `dir` and its parents. OK when it exists already.
+absl::Status MakeDirs(const std::string& dir, int mode = 0755);
+
+// Removes `path` recursively without following symlinks. OK when absent.
+absl::Status RemoveAll(const std::string& path);
+
+// The target of the symlink at `path`; NotFound when there is no link.
+absl::StatusOr<std::string> ReadLink(const std::string& path);
+
+// Whether `path` exists (without following a final symlink).
+bool PathExists(const std::string& path);
+
+// Makes a fresh directory below `parent` named `prefix` + random suffix.
+absl::StatusOr<std::string> MakeTempDir(const std::string& parent,
+                                        const std::string& prefix);
+
+// Whether `name` is safe as one path component for an app or release id:
+// [A-Za-z0-9._-]+, not starting with '.', at most 128 characters.
+bool IsSafeName(const std::string& name);
+
+}  // namespace fleet
+
+#endif  // FLEET_COMMON_FS_H_

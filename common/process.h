@@ -1,0 +1,51 @@
+// Running shell commands (reload, hooks, exec probes) behind a small
+// interface so tests can steer it.
+#ifndef FLEET_COMMON_PROCESS_H_
+#define FLEET_COMMON_PROCESS_H_
+
+#include <map>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace fleet {
+
+struct ProcessSpec {
+  std::string command;                       // run as /bin/sh -c command
+  std::string cwd;                           // working directory; "" = inherit
+  std::map<std::string, std::string> env;    // added to a minimal base (PATH, HOME)
+  absl::Duration timeout = absl::Seconds(60);
+};
+
+struct ProcessResult {
+  int exit_code = -1;      // valid when !signaled && !timed_out
+  int signal = 0;          // the signal that ended it, if any
+  bool timed_out = false;  // killed (whole process group) at the timeout
+  std::string output;      // stdout+stderr, last 4 KiB
+  absl::Duration elapsed;
+
+  bool ok() const { return !timed_out && signal == 0 && exit_code == 0; }
+  // One line for a failure reason, e.g. "exited with status 3: <last line>"
+  // or "timed out after 10s".
+  std::string Describe() const;
+};
+
+class ProcessRunner {
+ public:
+  virtual ~ProcessRunner() = default;
+  // Runs the command to completion or timeout. Returns an error only when
+  // the process could not be started at all; a failing command is an OK
+  // StatusOr with !result.ok(). Thread-safe. The command runs in its own
+  // process group; on timeout the whole group gets SIGKILL. Output goes to a
+  // temporary file, not a pipe, so a command that leaves a daemon behind
+  // (a reload that starts the service) does not hang the caller.
+  virtual absl::StatusOr<ProcessResult> Run(const ProcessSpec& spec) = 0;
+};
+
+// The real runner: fork + exec /bin/sh.
+ProcessRunner* DefaultProcessRunner();
+
+}  // namespace fleet
+
+#endif  // FLEET_COMMON_PROCESS_H_

@@ -1,0 +1,53 @@
+// Artifacts stored by sha256 under <data-dir>/blobs/<aa>/<sha256>.
+#ifndef FLEET_CONTROLLER_BLOB_STORE_H_
+#define FLEET_CONTROLLER_BLOB_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/sha256.h"
+
+namespace fleet::controller {
+
+class BlobStore {
+ public:
+  explicit BlobStore(std::string root) : root_(std::move(root)) {}
+
+  absl::Status Init();
+  std::string PathFor(const std::string& sha256) const;
+  bool Has(const std::string& sha256) const;
+
+  // Receives one upload: Append while data arrives, then Commit, which
+  // fsyncs and renames the file into place under its sha256 and returns it.
+  // A Writer destroyed without Commit removes its temporary file.
+  class Writer {
+   public:
+    ~Writer();
+    absl::Status Append(absl::string_view data);
+    uint64_t size() const { return size_; }
+    // Fsyncs and moves the blob into place. Returns its sha256.
+    absl::StatusOr<std::string> Commit();
+
+   private:
+    friend class BlobStore;
+    Writer(BlobStore* store, std::string tmp_path, int fd)
+        : store_(store), tmp_path_(std::move(tmp_path)), fd_(fd) {}
+    BlobStore* store_;
+    std::string tmp_path_;
+    int fd_;
+    uint64_t size_ = 0;
+    Sha256 hash_;
+    bool committed_ = false;
+  };
+  absl::StatusOr<std::unique_ptr<Writer>> NewWriter();
+
+ private:
+  std::string root_;
+};
+
+}  // namespace fleet::controller
+
+#endif  // FLEET_CONTROLLER_BLOB_STORE_H_

@@ -1,0 +1,124 @@
+// The controller's durable state in SQLite.
+//
+// One connection in WAL mode with synchronous=FULL. The schema is migrated by
+// PRAGMA user_version, one step per version, each in one transaction; a
+// database newer than this code is refused. Tables are documented at the top
+// of store.cc.
+//
+// Thread safety: every method may be called from any thread; calls are
+// serialized on one recursive mutex. A Transaction holds that mutex from its
+// construction to Commit() or destruction, so the calls a thread makes while
+// it holds a Transaction are atomic with respect to every other thread.
+#ifndef FLEET_CONTROLLER_STORE_H_
+#define FLEET_CONTROLLER_STORE_H_
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "fleet/v1/api.pb.h"
+#include "fleet/v1/types.pb.h"
+
+struct sqlite3;
+
+namespace fleet::controller {
+
+class Store {
+ public:
+  static constexpr int kSchemaVersion = 1;
+
+  // Opens or creates the database at `path` and migrates it. Fails with
+  // FailedPrecondition when the database's user_version is newer than
+  // kSchemaVersion.
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
+  ~Store();
+
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // BEGIN IMMEDIATE on construction; ROLLBACK on destruction unless Commit()
+  // succeeded. Not nestable.
+  class Transaction {
+   public:
+    explicit Transaction(Store* store);
+    ~Transaction();
+    Transaction(const Transaction&) = delete;
+    Transaction& operator=(const Transaction&) = delete;
+    // The status of BEGIN; when not OK every later call fails too.
+    const absl::Status& begin_status() const { return begin_status_; }
+    absl::Status Commit();
+
+   private:
+    Store* store_;
+    std::unique_lock<std::recursive_mutex> lock_;
+    absl::Status begin_status_;
+    bool done_ = false;
+  };
+
+  // Apps. `app.spec().name()` is the key. Sets *created when it was new.
+  absl::Status UpsertApp(const fleet::v1::App& app, bool* created);
+  // NotFound("unknown app 'x'") when absent.
+  absl::StatusOr<fleet::v1::App> GetApp(const std::string& name);
+  absl::StatusOr<std::vector<fleet::v1::App>> ListApps();
+  absl::Status SetDesiredVersion(const std::string& app, const std::string& version);
+
+  // Releases. AlreadyExists when (app, version) exists.
+  absl::Status InsertRelease(const fleet::v1::Release& release);
+  // NotFound("unknown release web@v9") when absent.
+  absl::StatusOr<fleet::v1::Release> GetRelease(const std::string& app,
+                                                const std::string& version);
+  // Oldest first.
+  absl::StatusOr<std::vector<fleet::v1::Release>> ListReleases(const std::string& app);
+
+  // Hosts. UpsertHost writes id, labels, connected, last_seen_ms,
+  // agent_version and peer, and replaces the host's app states with
+  // host.apps().
+  absl::Status UpsertHost(const fleet::v1::Host& host);
+  absl::Status SetHostConnected(const std::string& host_id, bool connected, int64_t at_ms);
+  absl::Status UpsertHostAppState(const std::string& host_id,
+                                  const fleet::v1::HostAppState& state);
+  // NotFound("unknown host 'x'") when absent. Includes app states.
+  absl::StatusOr<fleet::v1::Host> GetHost(const std::string& host_id);
+  // Sorted by id, with app states.
+  absl::StatusOr<std::vector<fleet::v1::Host>> ListHosts();
+  // Marks every host disconnected (at controller start).
+  absl::Status MarkAllHostsDisconnected();
+
+  // Rollouts. CreateRollout assigns rollout->id (decimal, increasing) and
+  // inserts the rollout and its tasks.
+  absl::Status CreateRollout(fleet::v1::Rollout* rollout);
+  // Writes state, reason, finished_at_ms and from_version.
+  absl::Status UpdateRollout(const fleet::v1::Rollout& rollout);
+  // Writes every field of the task (rollout_id, host_id) is the key.
+  absl::Status UpdateTask(const std::string& rollout_id, const fleet::v1::HostTask& task);
+  // NotFound("unknown rollout 'x'") when absent. Tasks sorted by wave, host.
+  absl::StatusOr<fleet::v1::Rollout> GetRollout(const std::string& id);
+  // Newest first; app "" = all apps; limit <= 0 = no limit.
+  absl::StatusOr<std::vector<fleet::v1::Rollout>> ListRollouts(const std::string& app,
+                                                               int limit,
+                                                               bool with_tasks);
+  // Rollouts not in a terminal state (SUCCEEDED, ROLLED_BACK, FAILED), oldest first, with tasks.
+  absl::StatusOr<std::vector<fleet::v1::Rollout>> ListActiveRollouts();
+
+  // Events. Assigns event->id.
+  absl::Status AddEvent(fleet::v1::Event* event);
+  // Newest first; app "" = all apps; limit <= 0 = no limit.
+  absl::StatusOr<std::vector<fleet::v1::Event>> ListEvents(const std::string& app, int limit);
+
+ private:
+  explicit Store(sqlite3* db) : db_(db) {}
+  absl::Status Migrate();
+  absl::Status Exec(const std::string& sql);
+
+  std::recursive_mutex mu_;
+  sqlite3* db_;
+};
+
+bool IsTerminal(fleet::v1::RolloutState state);
+
+}  // namespace fleet::controller
+
+#endif  // FLEET_CONTROLLER_STORE_H_
