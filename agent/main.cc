@@ -1,1 +1,94 @@
-int main() { return 0; }
+// fleet-agent: runs on every host, applies the controller's commands.
+#include <signal.h>
+
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
+
+#include "agent/deployer.h"
+#include "agent/fetch.h"
+#include "agent/probe.h"
+#include "agent/session.h"
+#include "common/fs.h"
+#include "common/logging.h"
+#include "common/vars.h"
+
+namespace {
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "fleet-agent: %s\n", message.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"fleet-agent: applies Fleet's deploy and rollback commands on this host"};
+  std::string controller, host_id, apps_root = "/opt", state_dir = "/var/lib/fleet-agent";
+  std::string log_level = "info";
+  std::vector<std::string> labels, vars;
+  app.add_option("--controller", controller, "controller address HOST:PORT")->required();
+  app.add_option("--host-id", host_id, "this host's id")->required();
+  app.add_option("--apps-root", apps_root, "where apps live")->capture_default_str();
+  app.add_option("--state-dir", state_dir, "agent state (journal, results)")->capture_default_str();
+  app.add_option("--label", labels, "KEY=VALUE label for selectors (repeatable)");
+  app.add_option("--var", vars, "KEY=VALUE for ${KEY} in specs and commands' env (repeatable)");
+  app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
+  app.set_version_flag("--version", FLEET_VERSION);
+  CLI11_PARSE(app, argc, argv);
+
+  if (auto st = fleet::InitLogging("fleet-agent", log_level); !st.ok()) {
+    return Fail(std::string(st.message()));
+  }
+  if (!fleet::IsSafeName(host_id)) {
+    return Fail("--host-id '" + host_id + "' must be letters, digits, '.', '_' or '-'");
+  }
+  fleet::agent::AgentOptions options;
+  options.host_id = host_id;
+  options.apps_root = apps_root;
+  options.state_dir = state_dir;
+  for (const auto& [flag, list, out] :
+       {std::tuple{"--label", &labels, &options.labels}, std::tuple{"--var", &vars, &options.vars}}) {
+    for (const std::string& kv : *list) {
+      std::string key, value;
+      if (auto st = fleet::ParseKeyValue(kv, &key, &value); !st.ok()) {
+        return Fail(std::string(flag) + ": " + std::string(st.message()));
+      }
+      (*out)[key] = value;
+    }
+  }
+  options.labels["host"] = host_id;
+
+  // Signals are taken by one thread with sigwait; block them everywhere else.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto channel = grpc::CreateCustomChannel(controller, grpc::InsecureChannelCredentials(),
+                                           fleet::agent::AgentChannelArguments());
+  fleet::agent::GrpcArtifactSource artifacts(channel, host_id);
+  fleet::agent::RealProbeTransport probes(fleet::DefaultProcessRunner());
+  fleet::agent::Deployer deployer(options, fleet::DefaultProcessRunner(), &probes,
+                                  fleet::DefaultClock(), &artifacts);
+  if (auto st = deployer.Recover(); !st.ok()) {
+    return Fail("cannot recover state: " + std::string(st.message()));
+  }
+  fleet::agent::AgentSession session(channel, &deployer);
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("signal {}: shutting down", sig);
+    session.Shutdown();
+  });
+  spdlog::info("fleet-agent {} host {} controller {} apps-root {} state-dir {}", FLEET_VERSION,
+               host_id, controller, apps_root, state_dir);
+  session.Run();
+  // Wake the signal thread if Run() ended for another reason.
+  pthread_kill(signal_thread.native_handle(), SIGTERM);
+  signal_thread.join();
+  return 0;
+}

@@ -1,1 +1,3 @@
-int main() { return 0; }
+#include "cli/fleetctl.h"
+
+int main(int argc, char** argv) { return fleet::cli::Run(argc, argv); }

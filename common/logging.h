@@ -4,7 +4,20 @@
 
 #include <string>
 
+#include <spdlog/spdlog.h>
+
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+// Debian's Abseil has its own string_view type; let spdlog format it (and
+// Status messages) like std::string_view.
+template <>
+struct fmt::formatter<absl::string_view> : fmt::formatter<fmt::string_view> {
+  template <typename Context>
+  auto format(absl::string_view s, Context& ctx) const {
+    return fmt::formatter<fmt::string_view>::format(fmt::string_view(s.data(), s.size()), ctx);
+  }
+};
 
 namespace fleet {
 

@@ -12,9 +12,11 @@
 #ifndef FLEET_CONTROLLER_STORE_H_
 #define FLEET_CONTROLLER_STORE_H_
 
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -40,7 +42,9 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   // BEGIN IMMEDIATE on construction; ROLLBACK on destruction unless Commit()
-  // succeeded. Not nestable.
+  // succeeded. Not nestable: a second Transaction on the same thread fails
+  // with FailedPrecondition and leaves the first one alone. While a
+  // Transaction whose BEGIN failed is alive, every Store call fails.
   class Transaction {
    public:
     explicit Transaction(Store* store);
@@ -59,13 +63,17 @@ class Store {
   };
 
   // Apps. `app.spec().name()` is the key. Sets *created when it was new.
+  // Writes spec, spec_yaml and updated_at_ms; desired_version only when the
+  // app is new (afterwards SetDesiredVersion owns it).
   absl::Status UpsertApp(const fleet::v1::App& app, bool* created);
   // NotFound("unknown app 'x'") when absent.
   absl::StatusOr<fleet::v1::App> GetApp(const std::string& name);
   absl::StatusOr<std::vector<fleet::v1::App>> ListApps();
+  // NotFound for an unknown app.
   absl::Status SetDesiredVersion(const std::string& app, const std::string& version);
 
-  // Releases. AlreadyExists when (app, version) exists.
+  // Releases. AlreadyExists when (app, version) exists; NotFound when the app
+  // is unknown.
   absl::Status InsertRelease(const fleet::v1::Release& release);
   // NotFound("unknown release web@v9") when absent.
   absl::StatusOr<fleet::v1::Release> GetRelease(const std::string& app,
@@ -77,7 +85,9 @@ class Store {
   // agent_version and peer, and replaces the host's app states with
   // host.apps().
   absl::Status UpsertHost(const fleet::v1::Host& host);
+  // Sets connected and last_seen_ms = at_ms. NotFound for an unknown host.
   absl::Status SetHostConnected(const std::string& host_id, bool connected, int64_t at_ms);
+  // NotFound for an unknown host.
   absl::Status UpsertHostAppState(const std::string& host_id,
                                   const fleet::v1::HostAppState& state);
   // NotFound("unknown host 'x'") when absent. Includes app states.
@@ -88,11 +98,13 @@ class Store {
   absl::Status MarkAllHostsDisconnected();
 
   // Rollouts. CreateRollout assigns rollout->id (decimal, increasing) and
-  // inserts the rollout and its tasks.
+  // inserts the rollout and its tasks. NotFound when the app is unknown.
   absl::Status CreateRollout(fleet::v1::Rollout* rollout);
   // Writes state, reason, finished_at_ms and from_version.
+  // NotFound for an unknown rollout.
   absl::Status UpdateRollout(const fleet::v1::Rollout& rollout);
-  // Writes every field of the task (rollout_id, host_id) is the key.
+  // Writes every field of the task; (rollout_id, host_id) is the key.
+  // NotFound when that task does not exist.
   absl::Status UpdateTask(const std::string& rollout_id, const fleet::v1::HostTask& task);
   // NotFound("unknown rollout 'x'") when absent. Tasks sorted by wave, host.
   absl::StatusOr<fleet::v1::Rollout> GetRollout(const std::string& id);
@@ -109,12 +121,21 @@ class Store {
   absl::StatusOr<std::vector<fleet::v1::Event>> ListEvents(const std::string& app, int limit);
 
  private:
-  explicit Store(sqlite3* db) : db_(db) {}
+  Store(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   absl::Status Migrate();
   absl::Status Exec(const std::string& sql);
+  // Fails when the calling thread's Transaction is unusable: its BEGIN
+  // failed, or SQLite rolled it back after an error.
+  absl::Status CheckTransaction();
+
+  // The Transaction alive on the thread that holds mu_, if any.
+  enum class TransactionState { kNone, kOpen, kBeginFailed };
 
   std::recursive_mutex mu_;
   sqlite3* db_;
+  const std::string path_;
+  TransactionState transaction_state_ = TransactionState::kNone;  // guarded by mu_
+  absl::Status transaction_begin_status_;                         // guarded by mu_
 };
 
 bool IsTerminal(fleet::v1::RolloutState state);

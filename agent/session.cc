@@ -1,0 +1,249 @@
+#include "agent/session.h"
+
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+
+namespace fleet::agent {
+
+using fleet::v1::AgentMessage;
+using fleet::v1::Command;
+using fleet::v1::ControllerMessage;
+
+grpc::ChannelArguments AgentChannelArguments() {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // Reconnection pacing is ours (Backoff); keep gRPC's own short.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  args.SetMaxReceiveMessageSize(16 << 20);
+  return args;
+}
+
+absl::Duration Backoff::Delay(int n) const {
+  absl::Duration d = initial;
+  for (int i = 0; i < n && d < max; ++i) d *= 2;
+  if (d > max) d = max;
+  thread_local std::mt19937 rng(std::random_device{}());
+  std::uniform_real_distribution<double> jitter(0.5, 1.0);
+  return d * jitter(rng);
+}
+
+// One Connect stream. The reactor keeps a hold from Start() until the read
+// side has ended and no write is in flight, so OnDone (after which gRPC is
+// done with the object) cannot run while Write() may still start a write.
+class AgentSession::Stream
+    : public grpc::ClientBidiReactor<AgentMessage, ControllerMessage> {
+ public:
+  explicit Stream(AgentSession* session) : session_(session) {}
+
+  void Start(const AgentMessage& hello) {
+    session_->stub_->async()->Connect(&ctx_, this);
+    AddHold();
+    StartRead(&incoming_);
+    Write(hello);
+    StartCall();
+  }
+
+  void Write(const AgentMessage& message) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (closed_) return;
+      queue_.push_back(message);
+      if (writing_) return;
+      writing_ = true;
+      current_ = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    StartWrite(&current_);
+  }
+
+  void Cancel() { ctx_.TryCancel(); }
+  const grpc::Status& status() const { return status_; }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      bool release;
+      {
+        absl::MutexLock lock(&mu_);
+        closed_ = true;
+        release = !writing_;
+      }
+      if (release) RemoveHold();
+      return;
+    }
+    if (incoming_.has_command()) session_->OnCommand(incoming_.command());
+    StartRead(&incoming_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    bool next = false;
+    bool release = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (ok && !closed_ && !queue_.empty()) {
+        current_ = std::move(queue_.front());
+        queue_.pop_front();
+        next = true;
+      } else {
+        writing_ = false;
+        release = closed_;
+      }
+    }
+    if (next) {
+      StartWrite(&current_);
+    } else if (release) {
+      RemoveHold();
+    }
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    status_ = status;
+    session_->StreamEnded(this);
+  }
+
+ private:
+  AgentSession* session_;
+  grpc::ClientContext ctx_;
+  ControllerMessage incoming_;
+  AgentMessage current_;
+  grpc::Status status_;
+  absl::Mutex mu_;
+  std::deque<AgentMessage> queue_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+AgentSession::AgentSession(std::shared_ptr<grpc::Channel> channel, Deployer* deployer,
+                           Backoff backoff)
+    : channel_(std::move(channel)),
+      stub_(fleet::v1::AgentService::NewStub(channel_)),
+      deployer_(deployer),
+      backoff_(backoff) {}
+
+AgentSession::~AgentSession() {
+  Shutdown();
+  std::vector<std::thread> threads;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [app, worker] : workers_) threads.push_back(std::move(worker.thread));
+  }
+  for (auto& t : threads) {
+    if (t.joinable()) t.join();
+  }
+}
+
+void AgentSession::Shutdown() {
+  absl::MutexLock lock(&mu_);
+  shutdown_ = true;
+  if (stream_ != nullptr) stream_->Cancel();
+}
+
+void AgentSession::Run() {
+  const AgentOptions& opts = deployer_->options();
+  int attempt = 0;
+  while (true) {
+    AgentMessage hello;
+    auto* h = hello.mutable_hello();
+    h->set_host_id(opts.host_id);
+    h->mutable_labels()->insert(opts.labels.begin(), opts.labels.end());
+    h->set_agent_version(FLEET_VERSION);
+    for (auto& state : deployer_->AppStates()) *h->add_apps() = std::move(state);
+
+    auto stream = std::make_unique<Stream>(this);
+    {
+      absl::MutexLock lock(&mu_);
+      if (shutdown_) return;
+      stream_ = stream.get();
+      stream_done_ = false;
+    }
+    absl::Time started = absl::Now();
+    stream->Start(hello);
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(&stream_done_));
+      if (shutdown_) return;
+    }
+    absl::Duration lasted = absl::Now() - started;
+    // A stream that stayed up a while was a real connection: start over.
+    attempt = lasted > absl::Seconds(5) ? 0 : attempt + 1;
+    absl::Duration delay = backoff_.Delay(attempt);
+    spdlog::warn("connection to controller ended after {}: {}; reconnecting in {}",
+                 absl::FormatDuration(lasted), stream->status().error_message(),
+                 absl::FormatDuration(delay));
+    absl::MutexLock lock(&mu_);
+    if (mu_.AwaitWithTimeout(absl::Condition(&shutdown_), delay)) return;
+  }
+}
+
+void AgentSession::StreamEnded(Stream* stream) {
+  absl::MutexLock lock(&mu_);
+  if (stream_ == stream) stream_ = nullptr;
+  stream_done_ = true;
+}
+
+void AgentSession::Send(const AgentMessage& message) {
+  absl::MutexLock lock(&mu_);
+  // Without a stream the result stays stored; the controller resends the
+  // command after reconnecting and gets the stored result.
+  if (stream_ != nullptr) stream_->Write(message);
+}
+
+void AgentSession::OnCommand(const Command& command) {
+  std::string app = command.has_stage() ? command.stage().spec().name()
+                                        : command.activate().spec().name();
+  absl::MutexLock lock(&mu_);
+  if (shutdown_) return;
+  if (!in_flight_.insert(command.id()).second) {
+    spdlog::debug("command {} is already running", command.id());
+    return;
+  }
+  Worker& worker = workers_[app];
+  worker.queue.push_back(command);
+  if (!worker.thread.joinable()) {
+    worker.thread = std::thread([this, app] { WorkerLoop(app); });
+  }
+}
+
+void AgentSession::WorkerLoop(const std::string& app) {
+  while (true) {
+    Command command;
+    {
+      absl::MutexLock lock(&mu_);
+      auto has_work = [this, &app]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return shutdown_ || !workers_[app].queue.empty();
+      };
+      mu_.Await(absl::Condition(&has_work));
+      if (shutdown_) return;
+      command = std::move(workers_[app].queue.front());
+      workers_[app].queue.pop_front();
+    }
+    spdlog::info("running command {}", command.id());
+    auto progress = [this, &command](const std::string& step, const std::string& message) {
+      spdlog::info("{}: {} {}", command.id(), step, message);
+      AgentMessage msg;
+      auto* p = msg.mutable_progress();
+      p->set_command_id(command.id());
+      p->set_step(step);
+      p->set_message(message);
+      Send(msg);
+    };
+    fleet::v1::CommandResult result = deployer_->Execute(command, progress);
+    if (result.ok()) {
+      spdlog::info("command {} succeeded", command.id());
+    } else {
+      spdlog::warn("command {} failed: {}", command.id(), result.reason());
+    }
+    AgentMessage msg;
+    *msg.mutable_result() = std::move(result);
+    Send(msg);
+    absl::MutexLock lock(&mu_);
+    in_flight_.erase(command.id());
+  }
+}
+
+}  // namespace fleet::agent

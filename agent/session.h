@@ -1,0 +1,74 @@
+// The agent's connection supervisor: dials the controller, keeps one Connect
+// stream open, reconnects with capped exponential backoff and jitter, and
+// runs the commands it receives on one worker thread per app.
+#ifndef FLEET_AGENT_SESSION_H_
+#define FLEET_AGENT_SESSION_H_
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "agent/deployer.h"
+#include "fleet/v1/agent.grpc.pb.h"
+
+namespace fleet::agent {
+
+// Channel arguments shared by agents: keepalive so a dead controller (or
+// network) is noticed within seconds.
+grpc::ChannelArguments AgentChannelArguments();
+
+struct Backoff {
+  absl::Duration initial = absl::Milliseconds(200);
+  absl::Duration max = absl::Seconds(10);
+  // The delay before attempt `n` (0-based): min(max, initial * 2^n), scaled
+  // by a random factor in [0.5, 1.0] so a fleet does not reconnect in step.
+  absl::Duration Delay(int n) const;
+};
+
+class AgentSession {
+ public:
+  AgentSession(std::shared_ptr<grpc::Channel> channel, Deployer* deployer, Backoff backoff = {});
+  ~AgentSession();
+
+  // Connects and serves until Shutdown(). Blocks.
+  void Run();
+  // Ends the current stream and makes Run() return. Thread-safe. Commands
+  // already running finish in their worker threads, which the destructor
+  // joins; queued ones are dropped (the controller resends them).
+  void Shutdown();
+
+ private:
+  class Stream;
+  struct Worker {
+    std::thread thread;
+    std::deque<fleet::v1::Command> queue;
+  };
+
+  void OnCommand(const fleet::v1::Command& command);
+  void WorkerLoop(const std::string& app);
+  void Send(const fleet::v1::AgentMessage& message);
+  void StreamEnded(Stream* stream);
+
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<fleet::v1::AgentService::Stub> stub_;
+  Deployer* deployer_;
+  Backoff backoff_;
+
+  absl::Mutex mu_;
+  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  Stream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool stream_done_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> in_flight_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace fleet::agent
+
+#endif  // FLEET_AGENT_SESSION_H_

@@ -1,0 +1,533 @@
+#include "cli/fleetctl.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+
+#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "cli/actor.h"
+#include "common/sha256.h"
+#include "fleet/v1/api.grpc.pb.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace fleet::cli {
+namespace {
+
+using fleet::v1::FleetService;
+using fleet::v1::Rollout;
+
+constexpr absl::Duration kConnectTimeout = absl::Seconds(5);
+constexpr absl::Duration kCallTimeout = absl::Seconds(30);
+
+// A failure to report: one line on stderr and an exit code.
+struct Failure {
+  int code;
+  std::string message;
+};
+
+class Client {
+ public:
+  Client(std::string address, bool json) : address_(std::move(address)), json_(json) {}
+
+  // Connects within kConnectTimeout, or fails with a clear message.
+  bool Connect(Failure* failure) {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(64 << 20);
+    channel_ = grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args);
+    auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(5);
+    if (!channel_->WaitForConnected(deadline)) {
+      *failure = {kExitError, absl::StrCat("cannot reach the controller at ", address_, " within ",
+                                           absl::FormatDuration(kConnectTimeout),
+                                           " (set --controller or FLEET_CONTROLLER)")};
+      return false;
+    }
+    stub_ = FleetService::NewStub(channel_);
+    return true;
+  }
+
+  FleetService::Stub* stub() { return stub_.get(); }
+  bool json() const { return json_; }
+
+  std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout = kCallTimeout) {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    return ctx;
+  }
+
+ private:
+  std::string address_;
+  bool json_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<FleetService::Stub> stub_;
+};
+
+Failure RpcFailure(const grpc::Status& status) {
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+      status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    return {kExitError, absl::StrCat("controller unavailable: ", status.error_message())};
+  }
+  return {kExitError, status.error_message()};
+}
+
+std::string Json(const google::protobuf::Message& msg) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(msg, &out, options);
+  return out;
+}
+
+std::string FormatMs(int64_t ms) {
+  if (ms <= 0) return "-";
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixMillis(ms), absl::LocalTimeZone());
+}
+
+std::string StateName(fleet::v1::RolloutState s) {
+  std::string name = fleet::v1::RolloutState_Name(s);
+  return absl::AsciiStrToLower(name.substr(sizeof("ROLLOUT_STATE_") - 1));
+}
+
+std::string TaskName(fleet::v1::TaskState s) {
+  std::string name = fleet::v1::TaskState_Name(s);
+  return absl::AsciiStrToLower(name.substr(sizeof("TASK_STATE_") - 1));
+}
+
+std::string KindName(fleet::v1::RolloutKind k) {
+  return k == fleet::v1::ROLLOUT_KIND_ROLLBACK ? "rollback" : "rollout";
+}
+
+std::string OrDash(const std::string& s) { return s.empty() ? "-" : s; }
+
+bool Terminal(fleet::v1::RolloutState s) {
+  return s == fleet::v1::ROLLOUT_STATE_SUCCEEDED || s == fleet::v1::ROLLOUT_STATE_ROLLED_BACK ||
+         s == fleet::v1::ROLLOUT_STATE_FAILED;
+}
+
+int ExitCodeFor(const Rollout& r) {
+  switch (r.state()) {
+    case fleet::v1::ROLLOUT_STATE_SUCCEEDED:
+      return kExitOk;
+    case fleet::v1::ROLLOUT_STATE_ROLLED_BACK:
+      return kExitRolledBack;
+    default:
+      return kExitRollbackIncomplete;
+  }
+}
+
+// Prints a table: columns padded to their widest cell.
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width;
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (width.size() <= i) width.push_back(0);
+      width[i] = std::max(width[i], row[i].size());
+    }
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    std::cout << line << "\n";
+  }
+}
+
+void PrintRollout(const Rollout& r) {
+  std::cout << KindName(r.kind()) << " " << r.id() << " of " << r.app() << ": "
+            << OrDash(r.from_version()) << " -> " << r.version() << "  " << StateName(r.state())
+            << "\n";
+  if (!r.reason().empty()) std::cout << "reason: " << r.reason() << "\n";
+  std::vector<std::vector<std::string>> rows = {{"HOST", "STATE", "FROM", "TO", "REASON"}};
+  for (const auto& t : r.tasks()) {
+    rows.push_back({t.host_id(), TaskName(t.state()), OrDash(t.from_release()),
+                    OrDash(t.to_release()), t.reason()});
+  }
+  if (r.tasks_size() > 0) PrintTable(rows);
+}
+
+// Follows a rollout until it ends, printing each host's changes (text), and
+// returns the final rollout.
+bool Follow(Client& client, const std::string& id, Rollout* out, Failure* failure) {
+  std::map<std::string, fleet::v1::TaskState> seen;
+  fleet::v1::RolloutState seen_state = fleet::v1::ROLLOUT_STATE_UNSPECIFIED;
+  absl::Time start = absl::Now();
+  int unavailable = 0;
+  while (true) {
+    Rollout r;
+    fleet::v1::GetRolloutRequest req;
+    req.set_id(id);
+    auto ctx = client.Context(absl::Seconds(5));
+    grpc::Status st = client.stub()->GetRollout(ctx.get(), req, &r);
+    if (!st.ok()) {
+      // A controller restart is survivable; give it a while.
+      if (st.error_code() == grpc::StatusCode::UNAVAILABLE && ++unavailable < 150) {
+        absl::SleepFor(absl::Milliseconds(200));
+        continue;
+      }
+      *failure = RpcFailure(st);
+      return false;
+    }
+    unavailable = 0;
+    if (!client.json()) {
+      std::string elapsed = absl::StrFormat("%5.1fs", absl::ToDoubleSeconds(absl::Now() - start));
+      for (const auto& t : r.tasks()) {
+        if (seen[t.host_id()] == t.state()) continue;
+        seen[t.host_id()] = t.state();
+        std::cout << elapsed << "  " << t.host_id() << "  " << TaskName(t.state());
+        if (!t.reason().empty()) std::cout << ": " << t.reason();
+        std::cout << "\n";
+      }
+      if (r.state() != seen_state) {
+        seen_state = r.state();
+        std::cout << elapsed << "  " << KindName(r.kind()) << " " << r.id() << " "
+                  << StateName(r.state());
+        if (!r.reason().empty()) std::cout << ": " << r.reason();
+        std::cout << "\n";
+      }
+      std::cout.flush();
+    }
+    if (Terminal(r.state())) {
+      *out = std::move(r);
+      return true;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+}
+
+std::string ReadAll(const std::string& path, Failure* failure) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *failure = {kExitError, absl::StrCat("cannot read ", path)};
+    return "";
+  }
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace
+
+int Run(int argc, char** argv) {
+  CLI::App app{"fleetctl: release, roll out and roll back apps across a fleet"};
+  app.require_subcommand(1);
+  std::string controller = "127.0.0.1:7000";
+  if (const char* env = getenv("FLEET_CONTROLLER"); env != nullptr && *env) controller = env;
+  std::string output = "text";
+  app.add_option("--controller", controller, "controller HOST:PORT (env FLEET_CONTROLLER)")
+      ->capture_default_str();
+  app.add_option("--output,-o", output, "text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  app.set_version_flag("--version", FLEET_VERSION);
+
+  std::string a_app, a_version, a_file, a_selector, a_to, a_id;
+  bool wait = false;
+
+  auto* app_cmd = app.add_subcommand("app", "manage app specs")->require_subcommand(1);
+  auto* app_apply = app_cmd->add_subcommand("apply", "create or update an app from a spec file");
+  app_apply->add_option("-f,--file", a_file, "app spec YAML")->required();
+  auto* app_list = app_cmd->add_subcommand("list", "list apps");
+
+  auto* rel_cmd = app.add_subcommand("release", "manage releases")->require_subcommand(1);
+  auto* rel_push = rel_cmd->add_subcommand("push", "upload an artifact as APP VERSION");
+  rel_push->add_option("app", a_app)->required();
+  rel_push->add_option("version", a_version)->required();
+  rel_push->add_option("file", a_file, "artifact (tar, tar.gz, ...)")->required();
+  auto* rel_list = rel_cmd->add_subcommand("list", "list an app's releases");
+  rel_list->add_option("app", a_app)->required();
+
+  auto* rollout = app.add_subcommand("rollout", "roll a release out: rollout APP VERSION");
+  rollout->add_option("app", a_app);
+  rollout->add_option("version", a_version);
+  rollout->add_option("--selector", a_selector, "k=v,k2=v2: only hosts with these labels");
+  rollout->add_flag("--wait", wait, "follow it; exit 0 only if it succeeded");
+  auto* ro_list = rollout->add_subcommand("list", "list rollouts [APP]");
+  ro_list->add_option("app", a_app);
+  auto* ro_status = rollout->add_subcommand("status", "show one rollout");
+  ro_status->add_option("id", a_id)->required();
+  auto* ro_watch = rollout->add_subcommand("watch", "follow a rollout until it ends");
+  ro_watch->add_option("id", a_id)->required();
+
+  auto* rollback = app.add_subcommand("rollback", "switch every host back to an earlier release");
+  rollback->add_option("app", a_app)->required();
+  rollback->add_option("--to", a_to, "release (default: the last successful one before current)");
+  rollback->add_flag("--wait", wait, "follow it; exit 0 only if it succeeded");
+
+  auto* status = app.add_subcommand("status", "an app's hosts, releases and rollouts");
+  status->add_option("app", a_app)->required();
+  auto* hosts = app.add_subcommand("hosts", "list hosts");
+  auto* history = app.add_subcommand("history", "an app's rollouts and rollbacks");
+  history->add_option("app", a_app)->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitError;
+  }
+  if (rollout->parsed() && !ro_list->parsed() && !ro_status->parsed() && !ro_watch->parsed() &&
+      (a_app.empty() || a_version.empty())) {
+    std::cerr << "fleetctl: rollout needs APP and VERSION (or one of list, status, watch)\n";
+    return kExitError;
+  }
+
+  const bool json = output == "json";
+  Client client(controller, json);
+  Failure failure{kExitOk, ""};
+  auto fail = [&](const Failure& f) {
+    std::cerr << "fleetctl: " << f.message << "\n";
+    return f.code;
+  };
+  if (!client.Connect(&failure)) return fail(failure);
+  const std::string actor = CurrentActor();
+
+  if (app_apply->parsed()) {
+    fleet::v1::ApplyAppRequest req;
+    req.set_spec_yaml(ReadAll(a_file, &failure));
+    if (failure.code) return fail(failure);
+    req.set_source(a_file);
+    req.set_actor(actor);
+    fleet::v1::ApplyAppResponse resp;
+    grpc::Status st = client.stub()->ApplyApp(client.Context().get(), req, &resp);
+    if (!st.ok()) return fail(RpcFailure(st));
+    if (json) {
+      std::cout << Json(resp);
+    } else {
+      std::cout << "app " << resp.app().spec().name() << (resp.created() ? " created" : " updated")
+                << "\n";
+    }
+    return kExitOk;
+  }
+  if (app_list->parsed()) {
+    fleet::v1::ListAppsResponse resp;
+    grpc::Status st = client.stub()->ListApps(client.Context().get(), {}, &resp);
+    if (!st.ok()) return fail(RpcFailure(st));
+    if (json) {
+      std::cout << Json(resp);
+      return kExitOk;
+    }
+    std::vector<std::vector<std::string>> rows = {{"APP", "RELEASE", "KEEP", "CHECKS", "UPDATED"}};
+    for (const auto& a : resp.apps()) {
+      rows.push_back({a.spec().name(), OrDash(a.desired_version()),
+                      std::to_string(a.spec().keep_releases()),
+                      std::to_string(a.spec().health_size()), FormatMs(a.updated_at_ms())});
+    }
+    PrintTable(rows);
+    return kExitOk;
+  }
+  if (rel_push->parsed()) {
+    std::ifstream in(a_file, std::ios::binary | std::ios::ate);
+    if (!in) return fail({kExitError, absl::StrCat("cannot read ", a_file)});
+    int64_t size = in.tellg();
+    in.seekg(0);
+    auto sha = Sha256File(a_file);
+    if (!sha.ok()) return fail({kExitError, std::string(sha.status().message())});
+    fleet::v1::Release resp;
+    auto ctx = client.Context(absl::Hours(1));
+    auto writer = client.stub()->PushRelease(ctx.get(), &resp);
+    fleet::v1::PushReleaseRequest req;
+    auto* header = req.mutable_header();
+    header->set_app(a_app);
+    header->set_version(a_version);
+    header->set_size(size);
+    header->set_sha256(*sha);
+    header->set_actor(actor);
+    bool ok = writer->Write(req);
+    std::string buf(1 << 20, '\0');
+    while (ok && in) {
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      if (in.gcount() <= 0) break;
+      fleet::v1::PushReleaseRequest chunk;
+      chunk.set_data(buf.data(), static_cast<size_t>(in.gcount()));
+      ok = writer->Write(chunk);
+    }
+    writer->WritesDone();
+    grpc::Status st = writer->Finish();
+    if (!st.ok()) return fail(RpcFailure(st));
+    if (json) {
+      std::cout << Json(resp);
+    } else {
+      std::cout << "pushed " << resp.app() << "@" << resp.version() << " sha256 " << resp.sha256()
+                << " (" << resp.size() << " bytes)\n";
+    }
+    return kExitOk;
+  }
+  if (rel_list->parsed()) {
+    fleet::v1::ListReleasesRequest req;
+    req.set_app(a_app);
+    fleet::v1::ListReleasesResponse resp;
+    grpc::Status st = client.stub()->ListReleases(client.Context().get(), req, &resp);
+    if (!st.ok()) return fail(RpcFailure(st));
+    if (json) {
+      std::cout << Json(resp);
+      return kExitOk;
+    }
+    std::vector<std::vector<std::string>> rows = {{"VERSION", "SHA256", "SIZE", "PUSHED", "BY"}};
+    for (const auto& r : resp.releases()) {
+      rows.push_back({r.version(), r.sha256().substr(0, 12), std::to_string(r.size()),
+                      FormatMs(r.created_at_ms()), r.created_by()});
+    }
+    PrintTable(rows);
+    return kExitOk;
+  }
+  if (ro_list->parsed()) {
+    fleet::v1::ListRolloutsRequest req;
+    req.set_app(a_app);
+    req.set_limit(50);
+    fleet::v1::ListRolloutsResponse resp;
+    grpc::Status st = client.stub()->ListRollouts(client.Context().get(), req, &resp);
+    if (!st.ok()) return fail(RpcFailure(st));
+    if (json) {
+      std::cout << Json(resp);
+      return kExitOk;
+    }
+    std::vector<std::vector<std::string>> rows = {
+        {"ID", "APP", "KIND", "VERSION", "FROM", "STATE", "STARTED", "BY"}};
+    for (const auto& r : resp.rollouts()) {
+      rows.push_back({r.id(), r.app(), KindName(r.kind()), r.version(), OrDash(r.from_version()),
+                      StateName(r.state()), FormatMs(r.created_at_ms()), r.created_by()});
+    }
+    PrintTable(rows);
+    return kExitOk;
+  }
+  if (ro_status->parsed() || ro_watch->parsed()) {
+    Rollout r;
+    if (ro_watch->parsed()) {
+      if (!Follow(client, a_id, &r, &failure)) return fail(failure);
+    } else {
+      fleet::v1::GetRolloutRequest req;
+      req.set_id(a_id);
+      grpc::Status st = client.stub()->GetRollout(client.Context().get(), req, &r);
+      if (!st.ok()) return fail(RpcFailure(st));
+    }
+    if (json) {
+      std::cout << Json(r);
+    } else {
+      PrintRollout(r);
+    }
+    return Terminal(r.state()) ? ExitCodeFor(r) : kExitOk;
+  }
+  if (rollout->parsed() || rollback->parsed()) {
+    Rollout r;
+    grpc::Status st;
+    if (rollout->parsed()) {
+      fleet::v1::StartRolloutRequest req;
+      req.set_app(a_app);
+      req.set_version(a_version);
+      req.set_selector(a_selector);
+      req.set_actor(actor);
+      st = client.stub()->StartRollout(client.Context().get(), req, &r);
+    } else {
+      fleet::v1::RollbackRequest req;
+      req.set_app(a_app);
+      req.set_to_version(a_to);
+      req.set_actor(actor);
+      st = client.stub()->Rollback(client.Context().get(), req, &r);
+    }
+    if (!st.ok()) return fail(RpcFailure(st));
+    if (!json) {
+      std::cout << KindName(r.kind()) << " " << r.id() << " of " << r.app() << " "
+                << OrDash(r.from_version()) << " -> " << r.version() << " on " << r.tasks_size()
+                << " hosts" << (wait ? "" : " started; follow it with: fleetctl rollout watch " + r.id())
+                << "\n";
+    }
+    if (wait) {
+      if (!Follow(client, r.id(), &r, &failure)) return fail(failure);
+    }
+    if (json) std::cout << Json(r);
+    if (!wait) return kExitOk;
+    if (!json && r.state() != fleet::v1::ROLLOUT_STATE_SUCCEEDED) {
+      std::cerr << "fleetctl: " << KindName(r.kind()) << " " << r.id() << " "
+                << StateName(r.state()) << ": " << r.reason() << "\n";
+    }
+    return ExitCodeFor(r);
+  }
+  if (status->parsed()) {
+    fleet::v1::GetAppStatusRequest req;
+    req.set_app(a_app);
+    fleet::v1::AppStatus resp;
+    grpc::Status st = client.stub()->GetAppStatus(client.Context().get(), req, &resp);
+    if (!st.ok()) return fail(RpcFailure(st));
+    if (json) {
+      std::cout << Json(resp);
+      return kExitOk;
+    }
+    std::cout << "app " << resp.app().spec().name() << ": fleet release "
+              << OrDash(resp.app().desired_version()) << "\n";
+    std::vector<std::vector<std::string>> rows = {
+        {"HOST", "CONNECTED", "CURRENT", "LAST GOOD", "PREVIOUS", "ON DISK"}};
+    for (const auto& h : resp.hosts()) {
+      rows.push_back({h.host_id(), h.connected() ? "yes" : "no",
+                      OrDash(h.state().current_release()), OrDash(h.state().last_known_good()),
+                      OrDash(h.state().previous_release()),
+                      absl::StrJoin(h.state().releases(), ",")});
+    }
+    PrintTable(rows);
+    for (const Rollout* r : {&resp.active_rollout(), &resp.last_rollout()}) {
+      if (r->id().empty()) continue;
+      std::cout << (r == &resp.active_rollout() ? "running: " : "last: ") << KindName(r->kind())
+                << " " << r->id() << " " << OrDash(r->from_version()) << " -> " << r->version()
+                << " " << StateName(r->state()) << (r->reason().empty() ? "" : ": ") << r->reason()
+                << "\n";
+    }
+    return kExitOk;
+  }
+  if (hosts->parsed()) {
+    fleet::v1::ListHostsResponse resp;
+    grpc::Status st = client.stub()->ListHosts(client.Context().get(), {}, &resp);
+    if (!st.ok()) return fail(RpcFailure(st));
+    if (json) {
+      std::cout << Json(resp);
+      return kExitOk;
+    }
+    std::vector<std::vector<std::string>> rows = {
+        {"HOST", "CONNECTED", "LAST SEEN", "LABELS", "APPS"}};
+    for (const auto& h : resp.hosts()) {
+      std::vector<std::string> labels, apps;
+      for (const auto& [k, v] : std::map<std::string, std::string>(h.labels().begin(),
+                                                                  h.labels().end())) {
+        labels.push_back(k + "=" + v);
+      }
+      for (const auto& a : h.apps()) apps.push_back(a.app() + "@" + OrDash(a.current_release()));
+      rows.push_back({h.id(), h.connected() ? "yes" : "no", FormatMs(h.last_seen_ms()),
+                      absl::StrJoin(labels, ","), absl::StrJoin(apps, ",")});
+    }
+    PrintTable(rows);
+    return kExitOk;
+  }
+  if (history->parsed()) {
+    fleet::v1::GetHistoryRequest req;
+    req.set_app(a_app);
+    fleet::v1::GetHistoryResponse resp;
+    grpc::Status st = client.stub()->GetHistory(client.Context().get(), req, &resp);
+    if (!st.ok()) return fail(RpcFailure(st));
+    if (json) {
+      std::cout << Json(resp);
+      return kExitOk;
+    }
+    std::vector<std::vector<std::string>> rows = {
+        {"ID", "WHEN", "KIND", "VERSION", "FROM", "RESULT", "BY", "REASON"}};
+    for (const auto& r : resp.rollouts()) {
+      rows.push_back({r.id(), FormatMs(r.created_at_ms()), KindName(r.kind()), r.version(),
+                      OrDash(r.from_version()), StateName(r.state()), r.created_by(), r.reason()});
+    }
+    PrintTable(rows);
+    return kExitOk;
+  }
+  return fail({kExitError, "no command given; see fleetctl --help"});
+}
+
+}  // namespace fleet::cli

@@ -1,0 +1,256 @@
+#include "common/app_spec.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <set>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "common/fs.h"
+
+namespace fleet {
+namespace {
+
+using fleet::v1::AppSpec;
+using fleet::v1::HealthCheck;
+
+class SpecParser {
+ public:
+  explicit SpecParser(std::string source) : source_(std::move(source)) {}
+
+  absl::Status Error(const YAML::Node& node, const std::string& field,
+                     const std::string& problem) const {
+    std::string where = source_;
+    if (node.IsDefined() && node.Mark().line >= 0) {
+      absl::StrAppend(&where, ":", node.Mark().line + 1);
+    }
+    return absl::InvalidArgumentError(absl::StrCat(where, ": ", field, ": ", problem));
+  }
+
+  absl::Status CheckKeys(const YAML::Node& map, const std::string& field,
+                         const std::set<std::string>& allowed) const {
+    if (!map.IsMap()) return Error(map, field, "must be a mapping");
+    for (const auto& kv : map) {
+      std::string key = kv.first.as<std::string>();
+      if (allowed.count(key) == 0) {
+        return Error(kv.first, field.empty() ? key : absl::StrCat(field, ".", key),
+                     absl::StrCat("unknown field (known: ", absl::StrJoin(allowed, ", "), ")"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::string> String(const YAML::Node& node, const std::string& field) const {
+    if (!node.IsScalar()) return Error(node, field, "must be a string");
+    return node.as<std::string>();
+  }
+
+  absl::StatusOr<int64_t> Int(const YAML::Node& node, const std::string& field, int64_t min,
+                              int64_t max) const {
+    int64_t v = 0;
+    if (!node.IsScalar() || !absl::SimpleAtoi(node.as<std::string>(), &v)) {
+      return Error(node, field, "must be a whole number");
+    }
+    if (v < min || v > max) {
+      return Error(node, field, absl::StrCat(v, " is outside ", min, "..", max));
+    }
+    return v;
+  }
+
+  absl::StatusOr<int64_t> DurationMs(const YAML::Node& node, const std::string& field) const {
+    absl::Duration d;
+    if (!node.IsScalar() || !absl::ParseDuration(node.as<std::string>(), &d)) {
+      return Error(node, field, "must be a duration such as 500ms, 10s or 2m");
+    }
+    if (d < absl::ZeroDuration()) return Error(node, field, "must not be negative");
+    return absl::ToInt64Milliseconds(d);
+  }
+
+  absl::Status ParseHealth(const YAML::Node& node, const std::string& field,
+                           HealthCheck* check) const {
+    absl::Status st = CheckKeys(node, field,
+                                {"http", "tcp", "exec", "expect_status", "timeout", "retries",
+                                 "interval"});
+    if (!st.ok()) return st;
+    int kinds = 0;
+    for (const char* kind : {"http", "tcp", "exec"}) {
+      if (!node[kind]) continue;
+      ++kinds;
+      auto value = String(node[kind], absl::StrCat(field, ".", kind));
+      if (!value.ok()) return value.status();
+      if (value->empty()) return Error(node[kind], absl::StrCat(field, ".", kind), "is empty");
+      if (std::string(kind) == "http") check->set_http(*value);
+      if (std::string(kind) == "tcp") check->set_tcp(*value);
+      if (std::string(kind) == "exec") check->set_exec(*value);
+    }
+    if (kinds != 1) return Error(node, field, "needs exactly one of http, tcp or exec");
+    check->set_expect_status(200);
+    check->set_timeout_ms(kMaxProbeTimeoutMs);
+    check->set_retries(2);
+    check->set_interval_ms(1000);
+    if (node["expect_status"]) {
+      if (check->http().empty()) {
+        return Error(node["expect_status"], field + ".expect_status", "only applies to http checks");
+      }
+      auto v = Int(node["expect_status"], field + ".expect_status", 100, 599);
+      if (!v.ok()) return v.status();
+      check->set_expect_status(static_cast<int32_t>(*v));
+    }
+    if (node["timeout"]) {
+      auto v = DurationMs(node["timeout"], field + ".timeout");
+      if (!v.ok()) return v.status();
+      if (*v <= 0) return Error(node["timeout"], field + ".timeout", "must be positive");
+      if (*v > kMaxProbeTimeoutMs) {
+        return Error(node["timeout"], field + ".timeout",
+                     absl::StrCat(node["timeout"].as<std::string>(),
+                                  " is more than the 10s maximum"));
+      }
+      check->set_timeout_ms(*v);
+    }
+    if (node["retries"]) {
+      auto v = Int(node["retries"], field + ".retries", 0, 10);
+      if (!v.ok()) return v.status();
+      check->set_retries(static_cast<int32_t>(*v));
+    }
+    if (node["interval"]) {
+      auto v = DurationMs(node["interval"], field + ".interval");
+      if (!v.ok()) return v.status();
+      check->set_interval_ms(*v);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<AppSpec> Parse(const std::string& yaml) const {
+    YAML::Node root;
+    try {
+      root = YAML::Load(yaml);
+    } catch (const YAML::ParserException& e) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source_, ":", e.mark.line + 1, ": invalid YAML: ", e.msg));
+    }
+    if (!root.IsMap()) {
+      return absl::InvalidArgumentError(absl::StrCat(source_, ": an app spec must be a mapping"));
+    }
+    try {
+      return ParseRoot(root);
+    } catch (const YAML::Exception& e) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source_, ":", e.mark.line + 1, ": ", e.msg));
+    }
+  }
+
+  absl::StatusOr<AppSpec> ParseRoot(const YAML::Node& root) const {
+    AppSpec spec;
+    absl::Status st = CheckKeys(root, "",
+                                {"name", "keep_releases", "shared_dirs", "reload",
+                                 "reload_timeout", "health", "bake", "hooks", "rollout"});
+    if (!st.ok()) return st;
+    if (!root["name"]) return Error(root, "name", "is required");
+    auto name = String(root["name"], "name");
+    if (!name.ok()) return name.status();
+    if (!IsSafeName(*name)) {
+      return Error(root["name"], "name",
+                   absl::StrCat("'", *name, "' must be letters, digits, '.', '_' or '-'"));
+    }
+    spec.set_name(*name);
+
+    spec.set_keep_releases(kDefaultKeepReleases);
+    if (root["keep_releases"]) {
+      auto v = Int(root["keep_releases"], "keep_releases", kMinKeepReleases, 1000);
+      if (!v.ok()) return v.status();
+      spec.set_keep_releases(static_cast<int32_t>(*v));
+    }
+    if (const auto& dirs = root["shared_dirs"]; dirs) {
+      if (!dirs.IsSequence()) return Error(dirs, "shared_dirs", "must be a list");
+      for (size_t i = 0; i < dirs.size(); ++i) {
+        std::string field = absl::StrCat("shared_dirs[", i, "]");
+        auto dir = String(dirs[i], field);
+        if (!dir.ok()) return dir.status();
+        if (!IsSafeName(*dir)) {
+          return Error(dirs[i], field, absl::StrCat("'", *dir, "' must be one plain directory name"));
+        }
+        spec.add_shared_dirs(*dir);
+      }
+    }
+    if (root["reload"]) {
+      auto v = String(root["reload"], "reload");
+      if (!v.ok()) return v.status();
+      spec.set_reload(*v);
+    }
+    spec.set_reload_timeout_ms(60000);
+    if (root["reload_timeout"]) {
+      auto v = DurationMs(root["reload_timeout"], "reload_timeout");
+      if (!v.ok()) return v.status();
+      spec.set_reload_timeout_ms(*v);
+    }
+    if (const auto& health = root["health"]; health) {
+      if (!health.IsSequence()) return Error(health, "health", "must be a list of checks");
+      for (size_t i = 0; i < health.size(); ++i) {
+        st = ParseHealth(health[i], absl::StrCat("health[", i, "]"), spec.add_health());
+        if (!st.ok()) return st;
+      }
+    }
+    if (root["bake"]) {
+      auto v = DurationMs(root["bake"], "bake");
+      if (!v.ok()) return v.status();
+      spec.set_bake_ms(*v);
+    }
+    auto* hooks = spec.mutable_hooks();
+    hooks->set_timeout_ms(60000);
+    if (const auto& node = root["hooks"]; node) {
+      st = CheckKeys(node, "hooks",
+                     {"after_unpack", "before_switch", "after_switch", "after_rollback", "timeout"});
+      if (!st.ok()) return st;
+      struct Hook {
+        const char* key;
+        std::string* out;
+      } all[] = {{"after_unpack", hooks->mutable_after_unpack()},
+                 {"before_switch", hooks->mutable_before_switch()},
+                 {"after_switch", hooks->mutable_after_switch()},
+                 {"after_rollback", hooks->mutable_after_rollback()}};
+      for (const Hook& hook : all) {
+        if (!node[hook.key]) continue;
+        auto v = String(node[hook.key], absl::StrCat("hooks.", hook.key));
+        if (!v.ok()) return v.status();
+        *hook.out = *v;
+      }
+      if (node["timeout"]) {
+        auto v = DurationMs(node["timeout"], "hooks.timeout");
+        if (!v.ok()) return v.status();
+        hooks->set_timeout_ms(*v);
+      }
+    }
+    if (const auto& node = root["rollout"]; node) {
+      st = CheckKeys(node, "rollout", {"waves", "max_failures"});
+      if (!st.ok()) return st;
+      if (const auto& waves = node["waves"]; waves) {
+        if (!waves.IsSequence()) return Error(waves, "rollout.waves", "must be a list");
+        for (size_t i = 0; i < waves.size(); ++i) {
+          auto v = String(waves[i], absl::StrCat("rollout.waves[", i, "]"));
+          if (!v.ok()) return v.status();
+          spec.mutable_rollout()->add_waves(*v);
+        }
+      }
+      if (node["max_failures"]) {
+        auto v = String(node["max_failures"], "rollout.max_failures");
+        if (!v.ok()) return v.status();
+        spec.mutable_rollout()->set_max_failures(*v);
+      }
+    }
+    return spec;
+  }
+
+ private:
+  std::string source_;
+};
+
+}  // namespace
+
+absl::StatusOr<fleet::v1::AppSpec> ParseAppSpec(const std::string& yaml,
+                                                const std::string& source) {
+  return SpecParser(source).Parse(yaml);
+}
+
+}  // namespace fleet

@@ -1,0 +1,320 @@
+#include "common/process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+
+namespace fleet {
+namespace {
+
+constexpr char kShell[] = "/bin/sh";
+constexpr char kBasePath[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+constexpr size_t kOutputKeep = 4096;
+constexpr size_t kDescribeLineMax = 200;
+
+// The first poll interval is short so that quick commands (most hooks and
+// exec probes) return within a millisecond or two; it grows to bound the
+// cost of long-running ones.
+constexpr auto kFirstPoll = std::chrono::milliseconds(1);
+constexpr auto kMaxPoll = std::chrono::milliseconds(10);
+
+// What the child reports through the exec-error pipe when it fails before
+// exec; the pipe is close-on-exec, so a successful exec reports nothing.
+struct ChildFailure {
+  int stage;  // index into kStageNames
+  int error;  // errno
+};
+constexpr const char* kStageNames[] = {"chdir to", "exec"};
+enum ChildStage { kStageChdir = 0, kStageExec = 1 };
+
+// Closes a descriptor when it goes out of scope.
+class ScopedFd {
+ public:
+  explicit ScopedFd(int fd = -1) : fd_(fd) {}
+  ~ScopedFd() { Reset(); }
+  ScopedFd(const ScopedFd&) = delete;
+  ScopedFd& operator=(const ScopedFd&) = delete;
+  int get() const { return fd_; }
+  void Reset(int fd = -1) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_;
+};
+
+absl::Status ErrnoError(int error, absl::string_view what, const std::string& command) {
+  return absl::ErrnoToStatus(error, absl::StrCat("cannot run '", command, "': ", what));
+}
+
+// An anonymous file for the command's output. A file rather than a pipe:
+// a daemon started by the command inherits the descriptor, and with a pipe
+// we would wait for EOF until that daemon exits.
+int OpenOutputFile() {
+  const char* tmpdir = getenv("TMPDIR");
+  std::string dir = (tmpdir != nullptr && *tmpdir != '\0') ? tmpdir : "/tmp";
+  int fd = open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0) return fd;
+  // Some filesystems (and old kernels) lack O_TMPFILE.
+  std::string tmpl = dir + "/fleet-output-XXXXXX";
+  fd = mkostemp(tmpl.data(), O_CLOEXEC);
+  if (fd >= 0) unlink(tmpl.c_str());
+  return fd;
+}
+
+std::vector<std::string> BuildEnvironment(const std::map<std::string, std::string>& extra) {
+  std::map<std::string, std::string> env;
+  env["PATH"] = std::string(kBasePath).substr(5);
+  const char* home = getenv("HOME");
+  env["HOME"] = (home != nullptr && *home != '\0') ? home : "/";
+  env["LANG"] = "C.UTF-8";
+  for (const auto& [key, value] : extra) env[key] = value;
+  std::vector<std::string> out;
+  out.reserve(env.size());
+  for (const auto& [key, value] : env) out.push_back(absl::StrCat(key, "=", value));
+  return out;
+}
+
+// Closes descriptors [first, last]; `last` < 0 means all above `first`,
+// which the fallback loop bounds by `max_fd`. Only async-signal-safe calls.
+void CloseRange(int first, int last, int max_fd) {
+  if (last >= 0 && first > last) return;
+#ifdef SYS_close_range
+  unsigned upper = last < 0 ? ~0U : static_cast<unsigned>(last);
+  if (syscall(SYS_close_range, static_cast<unsigned>(first), upper, 0) == 0) return;
+#endif
+  int end = last < 0 ? max_fd - 1 : last;
+  for (int fd = first; fd <= end; ++fd) close(fd);
+}
+
+// Moves `fd` above 0-2 so that the child's dup2 onto stdio cannot clobber
+// it (possible when the agent itself was started with stdio closed).
+int AboveStdio(int fd) {
+  if (fd < 0 || fd > STDERR_FILENO) return fd;
+  int moved = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return moved;
+}
+
+// Runs in the forked child: only async-signal-safe calls until execve.
+[[noreturn]] void ExecChild(int output_fd, int null_fd, int report_fd, const char* cwd,
+                            char* const argv[], char* const envp[], int max_fd) {
+  setpgid(0, 0);
+  // Ignored signals and the blocked mask survive exec; the command must
+  // start with defaults whatever the agent does with SIGPIPE and friends.
+  struct sigaction dfl;
+  std::memset(&dfl, 0, sizeof(dfl));
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, &dfl, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+
+  ChildFailure failure{};
+  if (cwd != nullptr && chdir(cwd) != 0) {
+    failure = {kStageChdir, errno};
+  } else if (dup2(null_fd, STDIN_FILENO) < 0 || dup2(output_fd, STDOUT_FILENO) < 0 ||
+             dup2(output_fd, STDERR_FILENO) < 0) {
+    failure = {kStageExec, errno};
+  } else {
+    // Keep only 0-2 and the report pipe (close-on-exec) across exec.
+    // Descriptors other threads opened without O_CLOEXEC must not leak
+    // into services the command starts.
+    CloseRange(STDERR_FILENO + 1, report_fd - 1, max_fd);
+    CloseRange(report_fd + 1, -1, max_fd);
+    execve(kShell, argv, envp);
+    failure = {kStageExec, errno};
+  }
+  ssize_t ignored = write(report_fd, &failure, sizeof(failure));
+  (void)ignored;
+  _exit(127);
+}
+
+std::string ReadTail(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0 || st.st_size <= 0) return "";
+  size_t size = static_cast<size_t>(st.st_size);
+  size_t want = std::min(size, kOutputKeep);
+  std::string out(want, '\0');
+  ssize_t n = pread(fd, out.data(), want, static_cast<off_t>(size - want));
+  out.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  return out;
+}
+
+class PosixProcessRunner : public ProcessRunner {
+ public:
+  absl::StatusOr<ProcessResult> Run(const ProcessSpec& spec) override;
+};
+
+absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec) {
+  if (spec.timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot run '", spec.command, "': timeout ",
+                                                   absl::FormatDuration(spec.timeout),
+                                                   " is not positive"));
+  }
+
+  // Everything the child needs is built here: between fork and exec the
+  // child may not allocate (another thread may hold the malloc lock).
+  std::string shell = kShell;
+  std::string dash_c = "-c";
+  std::string command = spec.command;
+  char* argv[] = {shell.data(), dash_c.data(), command.data(), nullptr};
+  std::vector<std::string> env = BuildEnvironment(spec.env);
+  std::vector<char*> envp;
+  envp.reserve(env.size() + 1);
+  for (std::string& entry : env) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+  const char* cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
+  struct rlimit limit;
+  int max_fd = 65536;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+    max_fd = static_cast<int>(std::min<rlim_t>(limit.rlim_cur, 1 << 20));
+  }
+
+  ScopedFd output(AboveStdio(OpenOutputFile()));
+  if (output.get() < 0) return ErrnoError(errno, "cannot create output file", spec.command);
+  ScopedFd null_fd(AboveStdio(open("/dev/null", O_RDONLY | O_CLOEXEC)));
+  if (null_fd.get() < 0) return ErrnoError(errno, "cannot open /dev/null", spec.command);
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) != 0) return ErrnoError(errno, "cannot create pipe", spec.command);
+  ScopedFd report_read(report[0]);
+  ScopedFd report_write(AboveStdio(report[1]));
+  if (report_write.get() < 0) return ErrnoError(errno, "cannot create pipe", spec.command);
+
+  const auto start = std::chrono::steady_clock::now();
+  pid_t pid = fork();
+  if (pid < 0) return ErrnoError(errno, "fork failed", spec.command);
+  if (pid == 0) {
+    ExecChild(output.get(), null_fd.get(), report_write.get(), cwd, argv, envp.data(), max_fd);
+  }
+  // Also set the group from this side: a timeout may kill the group before
+  // the child got to its own setpgid. EACCES after exec is harmless.
+  setpgid(pid, pid);
+  report_write.Reset();
+
+  ChildFailure failure{};
+  ssize_t got;
+  do {
+    got = read(report_read.get(), &failure, sizeof(failure));
+  } while (got < 0 && errno == EINTR);
+  if (got == static_cast<ssize_t>(sizeof(failure))) {
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    std::string what = failure.stage == kStageChdir
+                           ? absl::StrCat(kStageNames[kStageChdir], " ", spec.cwd)
+                           : absl::StrCat(kStageNames[kStageExec], " ", kShell);
+    return ErrnoError(failure.error, what, spec.command);
+  }
+
+  ProcessResult result;
+  // Beyond a year (InfiniteDuration included) the deadline would overflow
+  // the clock; treat such timeouts as none.
+  const bool bounded = spec.timeout < absl::Hours(24 * 365);
+  const auto deadline = bounded ? start + absl::ToChronoNanoseconds(spec.timeout)
+                                : std::chrono::steady_clock::time_point::max();
+  auto poll = std::chrono::steady_clock::duration(kFirstPoll);
+  int status = 0;
+  for (;;) {
+    pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid) break;
+    if (done < 0 && errno != EINTR) {
+      // Only ECHILD is possible here: someone else reaped our child (a
+      // SIGCHLD handler set to SIG_IGN). Its status is lost.
+      return ErrnoError(errno, "waitpid failed", spec.command);
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) {
+      kill(-pid, SIGKILL);
+      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      result.timed_out = true;
+      break;
+    }
+    usleep(static_cast<useconds_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::min(poll, deadline - now))
+            .count()));
+    poll = std::min<std::chrono::steady_clock::duration>(poll * 2, kMaxPoll);
+  }
+
+  if (result.timed_out) {
+    // The limit, not the measured moment of the kill (a few ms later), so
+    // that reasons read "timed out after 10s" as configured.
+    result.elapsed = spec.timeout;
+  } else {
+    result.elapsed = absl::FromChrono(std::chrono::steady_clock::now() - start);
+    if (WIFEXITED(status)) {
+      result.exit_code = WEXITSTATUS(status);
+    } else if (WIFSIGNALED(status)) {
+      result.signal = WTERMSIG(status);
+    }
+  }
+  result.output = ReadTail(output.get());
+  return result;
+}
+
+// The last line of `output` with any text, on one line and at most
+// kDescribeLineMax bytes (cut on a UTF-8 character boundary).
+std::string LastLine(const std::string& output) {
+  std::vector<absl::string_view> lines = absl::StrSplit(output, absl::ByAnyChar("\r\n"));
+  for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+    absl::string_view line = absl::StripAsciiWhitespace(*it);
+    if (line.empty()) continue;
+    std::string out(line);
+    for (char& c : out) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+    }
+    if (out.size() > kDescribeLineMax) {
+      size_t cut = kDescribeLineMax;
+      while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
+      out.resize(cut);
+      out += "...";
+    }
+    return out;
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string ProcessResult::Describe() const {
+  std::string head;
+  if (timed_out) {
+    head = absl::StrCat("timed out after ", absl::FormatDuration(elapsed));
+  } else if (signal != 0) {
+    head = absl::StrCat("killed by signal ", signal);
+  } else {
+    head = absl::StrCat("exited with status ", exit_code);
+  }
+  std::string line = LastLine(output);
+  if (line.empty()) return head;
+  return absl::StrCat(head, ": ", line);
+}
+
+ProcessRunner* DefaultProcessRunner() {
+  static PosixProcessRunner* runner = new PosixProcessRunner();
+  return runner;
+}
+
+}  // namespace fleet

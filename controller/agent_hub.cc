@@ -1,0 +1,264 @@
+#include "controller/agent_hub.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <deque>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/sha256.h"
+#include "common/status.h"
+
+namespace fleet::controller {
+
+using fleet::v1::AgentMessage;
+using fleet::v1::ControllerMessage;
+
+void ConfigureServerKeepalive(grpc::ServerBuilder* builder) {
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+}
+
+// One agent's Connect stream. Writes go one at a time from a queue; the
+// stream finishes exactly once, after the read side ended (agent gone) or
+// Close() was called, and only when no write is in flight.
+class AgentHub::Stream : public grpc::ServerBidiReactor<AgentMessage, ControllerMessage> {
+ public:
+  Stream(AgentHub* hub, grpc::CallbackServerContext* ctx) : hub_(hub), peer_(ctx->peer()) {
+    StartRead(&incoming_);
+  }
+
+  void Send(const ControllerMessage& message) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (closing_) return;
+      queue_.push_back(message);
+      if (writing_) return;
+      writing_ = true;
+      current_ = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    StartWrite(&current_);
+  }
+
+  // Finishes the stream with `status` (once).
+  void Close(const grpc::Status& status) {
+    bool finish_now;
+    {
+      absl::MutexLock lock(&mu_);
+      if (closing_) return;
+      closing_ = true;
+      finish_status_ = status;
+      finish_now = !writing_;
+    }
+    if (finish_now) Finish(status);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Close(grpc::Status::OK);
+      return;
+    }
+    if (host_id_.empty()) {
+      if (!incoming_.has_hello() || incoming_.hello().host_id().empty()) {
+        Close(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                           "the first message on Connect must be Hello with a host id"));
+        return;
+      }
+      absl::Status st = hub_->listener_->OnHello(incoming_.hello(), peer_);
+      if (!st.ok()) {
+        Close(ToGrpcStatus(st));
+        return;
+      }
+      host_id_ = incoming_.hello().host_id();
+      hub_->Register(host_id_, this);
+      hub_->listener_->OnConnected(host_id_);
+    } else if (incoming_.has_result()) {
+      hub_->listener_->OnResult(host_id_, incoming_.result());
+    } else if (incoming_.has_progress()) {
+      hub_->listener_->OnProgress(host_id_, incoming_.progress());
+    }
+    StartRead(&incoming_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    bool next = false;
+    bool finish = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (ok && !closing_ && !queue_.empty()) {
+        current_ = std::move(queue_.front());
+        queue_.pop_front();
+        next = true;
+      } else {
+        writing_ = false;
+        finish = closing_;
+      }
+    }
+    if (next) {
+      StartWrite(&current_);
+    } else if (finish) {
+      Finish(finish_status_);
+    } else if (!ok) {
+      Close(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write to agent failed"));
+    }
+  }
+
+  void OnDone() override {
+    if (!host_id_.empty() && hub_->Unregister(host_id_, this)) {
+      hub_->listener_->OnDisconnected(host_id_);
+    }
+    delete this;
+  }
+
+  void OnCancel() override { Close(grpc::Status::CANCELLED); }
+
+ private:
+  AgentHub* hub_;
+  std::string peer_;
+  std::string host_id_;  // set by the first read; then only read
+  AgentMessage incoming_;
+  ControllerMessage current_;
+  absl::Mutex mu_;
+  std::deque<ControllerMessage> queue_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status finish_status_;
+};
+
+void AgentHub::Register(const std::string& host_id, Stream* stream) {
+  Stream* old = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = streams_.find(host_id);
+    if (it != streams_.end()) old = it->second;
+    streams_[host_id] = stream;
+  }
+  if (old != nullptr) {
+    spdlog::warn("host {} connected again; closing its older stream", host_id);
+    old->Close(grpc::Status(grpc::StatusCode::ABORTED, "replaced by a newer connection"));
+  }
+}
+
+bool AgentHub::Unregister(const std::string& host_id, Stream* stream) {
+  absl::MutexLock lock(&mu_);
+  auto it = streams_.find(host_id);
+  if (it == streams_.end() || it->second != stream) return false;
+  streams_.erase(it);
+  disconnected_at_[host_id] = absl::Now();
+  return true;
+}
+
+bool AgentHub::Send(const std::string& host_id, const fleet::v1::Command& command) {
+  absl::MutexLock lock(&mu_);
+  auto it = streams_.find(host_id);
+  if (it == streams_.end()) return false;
+  ControllerMessage msg;
+  *msg.mutable_command() = command;
+  // Stream::Send takes only the stream's lock; Unregister (under mu_) runs
+  // before the stream is deleted, so the pointer is valid here.
+  it->second->Send(msg);
+  return true;
+}
+
+bool AgentHub::IsConnected(const std::string& host_id) {
+  absl::MutexLock lock(&mu_);
+  return streams_.count(host_id) > 0;
+}
+
+absl::Time AgentHub::DisconnectedSince(const std::string& host_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = disconnected_at_.find(host_id);
+  return it == disconnected_at_.end() ? started_ : it->second;
+}
+
+void AgentHub::CloseAll() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [host, stream] : streams_) {
+    stream->Close(grpc::Status(grpc::StatusCode::UNAVAILABLE, "controller shutting down"));
+  }
+}
+
+grpc::ServerBidiReactor<AgentMessage, ControllerMessage>* AgentHub::Connect(
+    grpc::CallbackServerContext* context) {
+  return new Stream(this, context);
+}
+
+// Streams a blob file from an offset, one 256 KiB chunk in flight.
+class AgentHub::ArtifactWriter : public grpc::ServerWriteReactor<fleet::v1::ArtifactChunk> {
+ public:
+  ArtifactWriter(const std::string& path, int64_t offset) {
+    fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) {
+      Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "artifact blob is missing"));
+      return;
+    }
+    total_ = lseek(fd_, 0, SEEK_END);
+    if (offset < 0 || offset > total_) {
+      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "offset beyond the artifact"));
+      return;
+    }
+    offset_ = offset;
+    Next();
+  }
+  ~ArtifactWriter() override {
+    if (fd_ >= 0) close(fd_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "artifact write failed"));
+      return;
+    }
+    Next();
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  void Next() {
+    if (offset_ >= total_) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    std::string buf(std::min<int64_t>(kChunk, total_ - offset_), '\0');
+    ssize_t n = pread(fd_, buf.data(), buf.size(), offset_);
+    if (n <= 0) {
+      Finish(grpc::Status(grpc::StatusCode::INTERNAL, "cannot read artifact blob"));
+      return;
+    }
+    buf.resize(static_cast<size_t>(n));
+    chunk_.set_offset(offset_);
+    chunk_.set_total_size(total_);
+    *chunk_.mutable_data() = std::move(buf);
+    offset_ += n;
+    StartWrite(&chunk_);
+  }
+
+  static constexpr int64_t kChunk = 256 << 10;
+  int fd_ = -1;
+  int64_t total_ = 0;
+  int64_t offset_ = 0;
+  fleet::v1::ArtifactChunk chunk_;
+};
+
+grpc::ServerWriteReactor<fleet::v1::ArtifactChunk>* AgentHub::FetchArtifact(
+    grpc::CallbackServerContext* /*context*/, const fleet::v1::FetchArtifactRequest* request) {
+  if (!IsSha256Hex(request->sha256()) || !blobs_->Has(request->sha256())) {
+    class Refusal : public grpc::ServerWriteReactor<fleet::v1::ArtifactChunk> {
+     public:
+      explicit Refusal(const std::string& sha) {
+        Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                            absl::StrCat("no artifact with sha256 ", sha)));
+      }
+      void OnDone() override { delete this; }
+    };
+    return new Refusal(request->sha256());
+  }
+  return new ArtifactWriter(blobs_->PathFor(request->sha256()), request->offset());
+}
+
+}  // namespace fleet::controller

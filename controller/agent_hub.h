@@ -1,0 +1,78 @@
+// The controller's side of the agent protocol: one reactor per connected
+// agent's Connect stream, the registry of those streams, and the artifact
+// download RPC.
+#ifndef FLEET_CONTROLLER_AGENT_HUB_H_
+#define FLEET_CONTROLLER_AGENT_HUB_H_
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "controller/blob_store.h"
+#include "fleet/v1/agent.grpc.pb.h"
+
+namespace fleet::controller {
+
+// Receives what agents say. Called from gRPC threads, never with the hub's
+// lock held.
+class AgentListener {
+ public:
+  virtual ~AgentListener() = default;
+  // The agent's Hello. Returning an error ends its stream with that error.
+  virtual absl::Status OnHello(const fleet::v1::Hello& hello, const std::string& peer) = 0;
+  // The host's stream is registered: Send() reaches it from now on.
+  virtual void OnConnected(const std::string& host_id) = 0;
+  virtual void OnProgress(const std::string& host_id, const fleet::v1::CommandProgress& p) = 0;
+  virtual void OnResult(const std::string& host_id, const fleet::v1::CommandResult& result) = 0;
+  virtual void OnDisconnected(const std::string& host_id) = 0;
+};
+
+class AgentHub final : public fleet::v1::AgentService::CallbackService {
+ public:
+  AgentHub(BlobStore* blobs, absl::Time started) : blobs_(blobs), started_(started) {}
+  // Must be set before the server starts.
+  void set_listener(AgentListener* listener) { listener_ = listener; }
+
+  // Queues a command to a connected host. False when the host has no stream.
+  bool Send(const std::string& host_id, const fleet::v1::Command& command);
+  bool IsConnected(const std::string& host_id);
+  // When the host's stream ended; the controller's start for hosts that have
+  // not connected since.
+  absl::Time DisconnectedSince(const std::string& host_id);
+  // Ends every stream (at shutdown).
+  void CloseAll();
+
+  grpc::ServerBidiReactor<fleet::v1::AgentMessage, fleet::v1::ControllerMessage>* Connect(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerWriteReactor<fleet::v1::ArtifactChunk>* FetchArtifact(
+      grpc::CallbackServerContext* context,
+      const fleet::v1::FetchArtifactRequest* request) override;
+
+ private:
+  class Stream;
+  class ArtifactWriter;
+  friend class Stream;
+
+  // Registers `stream` for `host_id`, replacing (and closing) an older one.
+  void Register(const std::string& host_id, Stream* stream);
+  // Removes the stream if it is still the registered one. True if it was.
+  bool Unregister(const std::string& host_id, Stream* stream);
+
+  BlobStore* blobs_;
+  absl::Time started_;
+  AgentListener* listener_ = nullptr;
+  absl::Mutex mu_;
+  std::map<std::string, Stream*> streams_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, absl::Time> disconnected_at_ ABSL_GUARDED_BY(mu_);
+};
+
+// Server arguments: keepalive so a dead agent is noticed within seconds.
+void ConfigureServerKeepalive(grpc::ServerBuilder* builder);
+
+}  // namespace fleet::controller
+
+#endif  // FLEET_CONTROLLER_AGENT_HUB_H_

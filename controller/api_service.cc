@@ -1,0 +1,315 @@
+#include "controller/api_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/app_spec.h"
+#include "common/clock.h"
+#include "common/fs.h"
+#include "common/logging.h"
+#include "common/sha256.h"
+#include "common/status.h"
+
+namespace fleet::controller {
+namespace {
+
+// Runs `fn` (returning absl::Status) and finishes the call with its result.
+template <typename Fn>
+grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, Fn fn) {
+  auto* reactor = ctx->DefaultReactor();
+  absl::Status st = fn();
+  reactor->Finish(ToGrpcStatus(st));
+  return reactor;
+}
+
+constexpr int64_t kMaxArtifactBytes = 8ll << 30;
+
+}  // namespace
+
+grpc::ServerUnaryReactor* ApiService::ApplyApp(grpc::CallbackServerContext* ctx,
+                                               const fleet::v1::ApplyAppRequest* req,
+                                               fleet::v1::ApplyAppResponse* resp) {
+  return Unary(ctx, [&]() -> absl::Status {
+    std::string source = req->source().empty() ? "app spec" : req->source();
+    auto spec = ParseAppSpec(req->spec_yaml(), source);
+    if (!spec.ok()) return spec.status();
+    fleet::v1::App app;
+    auto existing = store_->GetApp(spec->name());
+    if (existing.ok()) app = *existing;
+    *app.mutable_spec() = *spec;
+    app.set_spec_yaml(req->spec_yaml());
+    app.set_updated_at_ms(NowMs());
+    bool created = false;
+    Store::Transaction txn(store_);
+    absl::Status st = store_->UpsertApp(app, &created);
+    if (!st.ok()) return st;
+    fleet::v1::Event e;
+    e.set_at_ms(NowMs());
+    e.set_app(spec->name());
+    e.set_kind(created ? "app.created" : "app.updated");
+    e.set_actor(req->actor());
+    e.set_message(absl::StrCat("spec applied from ", source));
+    st = store_->AddEvent(&e);
+    if (!st.ok()) return st;
+    st = txn.Commit();
+    if (!st.ok()) return st;
+    *resp->mutable_app() = app;
+    resp->set_created(created);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ApiService::ListApps(grpc::CallbackServerContext* ctx,
+                                               const fleet::v1::ListAppsRequest*,
+                                               fleet::v1::ListAppsResponse* resp) {
+  return Unary(ctx, [&]() -> absl::Status {
+    auto apps = store_->ListApps();
+    if (!apps.ok()) return apps.status();
+    for (auto& a : *apps) *resp->add_apps() = std::move(a);
+    return absl::OkStatus();
+  });
+}
+
+// Receives an upload: header first, then data into a blob; the release is
+// recorded only after the whole blob is on disk and verified.
+class ApiService::PushReader : public grpc::ServerReadReactor<fleet::v1::PushReleaseRequest> {
+ public:
+  PushReader(ApiService* service, fleet::v1::Release* resp) : service_(service), resp_(resp) {
+    StartRead(&req_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Finish(ToGrpcStatus(Complete()));
+      return;
+    }
+    absl::Status st = Handle();
+    if (!st.ok()) {
+      Finish(ToGrpcStatus(st));
+      return;
+    }
+    StartRead(&req_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  absl::Status Handle() {
+    if (!writer_) {
+      if (!req_.has_header()) {
+        return absl::InvalidArgumentError("the first PushRelease message must be the header");
+      }
+      header_ = req_.header();
+      auto app = service_->store_->GetApp(header_.app());
+      if (!app.ok()) return app.status();
+      if (!IsSafeName(header_.version())) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "invalid version '", header_.version(),
+            "': use letters, digits, '.', '_' or '-', not starting with '.'"));
+      }
+      if (header_.size() < 0 || header_.size() > kMaxArtifactBytes) {
+        return absl::InvalidArgumentError(absl::StrCat("artifact size ", header_.size(),
+                                                       " is outside 0..", kMaxArtifactBytes));
+      }
+      auto writer = service_->blobs_->NewWriter();
+      if (!writer.ok()) return writer.status();
+      writer_ = std::move(*writer);
+      return absl::OkStatus();
+    }
+    if (!req_.has_data() && req_.data().empty()) return absl::OkStatus();
+    if (static_cast<int64_t>(writer_->size() + req_.data().size()) > header_.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("upload is larger than the announced ",
+                                                     header_.size(), " bytes"));
+    }
+    return writer_->Append(req_.data());
+  }
+
+  absl::Status Complete() {
+    if (!writer_) return absl::InvalidArgumentError("no header received");
+    std::string label = absl::StrCat(header_.app(), "@", header_.version());
+    if (static_cast<int64_t>(writer_->size()) != header_.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("upload of ", label, " ended after ",
+                                                     writer_->size(), " of ", header_.size(),
+                                                     " bytes"));
+    }
+    auto sha = writer_->Commit();
+    if (!sha.ok()) return sha.status();
+    if (!header_.sha256().empty() && header_.sha256() != *sha) {
+      return absl::DataLossError(absl::StrCat("upload of ", label, " arrived with sha256 ", *sha,
+                                              ", not the announced ", header_.sha256()));
+    }
+    Store* store = service_->store_;
+    auto existing = store->GetRelease(header_.app(), header_.version());
+    if (existing.ok()) {
+      if (existing->sha256() == *sha) {
+        *resp_ = *existing;  // the same content again: nothing to do
+        return absl::OkStatus();
+      }
+      return absl::AlreadyExistsError(absl::StrCat(
+          "release ", label, " exists already with different content (sha256 ",
+          existing->sha256().substr(0, 12), "…, this upload ", sha->substr(0, 12),
+          "…); versions are immutable, push a new version"));
+    }
+    fleet::v1::Release release;
+    release.set_app(header_.app());
+    release.set_version(header_.version());
+    release.set_sha256(*sha);
+    release.set_size(header_.size());
+    release.set_created_at_ms(NowMs());
+    release.set_created_by(header_.actor());
+    *release.mutable_metadata() = header_.metadata();
+    Store::Transaction txn(store);
+    absl::Status st = store->InsertRelease(release);
+    if (!st.ok()) return st;
+    fleet::v1::Event e;
+    e.set_at_ms(release.created_at_ms());
+    e.set_app(release.app());
+    e.set_kind("release.pushed");
+    e.set_actor(header_.actor());
+    e.set_message(absl::StrCat(release.version(), " sha256 ", *sha, " ", release.size(), " bytes"));
+    st = store->AddEvent(&e);
+    if (!st.ok()) return st;
+    st = txn.Commit();
+    if (!st.ok()) return st;
+    spdlog::info("release {} pushed by {}: sha256 {}, {} bytes", label, header_.actor(), *sha,
+                 release.size());
+    *resp_ = release;
+    return absl::OkStatus();
+  }
+
+  ApiService* service_;
+  fleet::v1::Release* resp_;
+  fleet::v1::PushReleaseRequest req_;
+  fleet::v1::PushReleaseHeader header_;
+  std::unique_ptr<BlobStore::Writer> writer_;
+};
+
+grpc::ServerReadReactor<fleet::v1::PushReleaseRequest>* ApiService::PushRelease(
+    grpc::CallbackServerContext*, fleet::v1::Release* resp) {
+  return new PushReader(this, resp);
+}
+
+grpc::ServerUnaryReactor* ApiService::ListReleases(grpc::CallbackServerContext* ctx,
+                                                   const fleet::v1::ListReleasesRequest* req,
+                                                   fleet::v1::ListReleasesResponse* resp) {
+  return Unary(ctx, [&]() -> absl::Status {
+    auto app = store_->GetApp(req->app());
+    if (!app.ok()) return app.status();
+    auto releases = store_->ListReleases(req->app());
+    if (!releases.ok()) return releases.status();
+    for (auto& r : *releases) *resp->add_releases() = std::move(r);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ApiService::StartRollout(grpc::CallbackServerContext* ctx,
+                                                   const fleet::v1::StartRolloutRequest* req,
+                                                   fleet::v1::Rollout* resp) {
+  return Unary(ctx, [&]() -> absl::Status {
+    auto r = engine_->StartRollout(*req);
+    if (!r.ok()) return r.status();
+    *resp = std::move(*r);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ApiService::GetRollout(grpc::CallbackServerContext* ctx,
+                                                 const fleet::v1::GetRolloutRequest* req,
+                                                 fleet::v1::Rollout* resp) {
+  return Unary(ctx, [&]() -> absl::Status {
+    auto r = store_->GetRollout(req->id());
+    if (!r.ok()) return r.status();
+    *resp = std::move(*r);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ApiService::ListRollouts(grpc::CallbackServerContext* ctx,
+                                                   const fleet::v1::ListRolloutsRequest* req,
+                                                   fleet::v1::ListRolloutsResponse* resp) {
+  return Unary(ctx, [&]() -> absl::Status {
+    if (!req->app().empty()) {
+      auto app = store_->GetApp(req->app());
+      if (!app.ok()) return app.status();
+    }
+    auto list = store_->ListRollouts(req->app(), req->limit(), /*with_tasks=*/false);
+    if (!list.ok()) return list.status();
+    for (auto& r : *list) *resp->add_rollouts() = std::move(r);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ApiService::Rollback(grpc::CallbackServerContext* ctx,
+                                               const fleet::v1::RollbackRequest* req,
+                                               fleet::v1::Rollout* resp) {
+  return Unary(ctx, [&]() -> absl::Status {
+    auto r = engine_->Rollback(*req);
+    if (!r.ok()) return r.status();
+    *resp = std::move(*r);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ApiService::GetAppStatus(grpc::CallbackServerContext* ctx,
+                                                   const fleet::v1::GetAppStatusRequest* req,
+                                                   fleet::v1::AppStatus* resp) {
+  return Unary(ctx, [&]() -> absl::Status {
+    auto app = store_->GetApp(req->app());
+    if (!app.ok()) return app.status();
+    *resp->mutable_app() = *app;
+    auto hosts = store_->ListHosts();
+    if (!hosts.ok()) return hosts.status();
+    for (const auto& host : *hosts) {
+      for (const auto& state : host.apps()) {
+        if (state.app() != req->app()) continue;
+        auto* h = resp->add_hosts();
+        h->set_host_id(host.id());
+        h->set_connected(hub_->IsConnected(host.id()));
+        *h->mutable_state() = state;
+      }
+    }
+    auto rollouts = store_->ListRollouts(req->app(), 1, /*with_tasks=*/false);
+    if (!rollouts.ok()) return rollouts.status();
+    if (!rollouts->empty()) {
+      auto last = store_->GetRollout(rollouts->front().id());
+      if (!last.ok()) return last.status();
+      if (IsTerminal(last->state())) {
+        *resp->mutable_last_rollout() = *last;
+      } else {
+        *resp->mutable_active_rollout() = *last;
+      }
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ApiService::ListHosts(grpc::CallbackServerContext* ctx,
+                                                const fleet::v1::ListHostsRequest*,
+                                                fleet::v1::ListHostsResponse* resp) {
+  return Unary(ctx, [&]() -> absl::Status {
+    auto hosts = store_->ListHosts();
+    if (!hosts.ok()) return hosts.status();
+    for (auto& h : *hosts) {
+      h.set_connected(hub_->IsConnected(h.id()));
+      *resp->add_hosts() = std::move(h);
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ApiService::GetHistory(grpc::CallbackServerContext* ctx,
+                                                 const fleet::v1::GetHistoryRequest* req,
+                                                 fleet::v1::GetHistoryResponse* resp) {
+  return Unary(ctx, [&]() -> absl::Status {
+    auto app = store_->GetApp(req->app());
+    if (!app.ok()) return app.status();
+    int limit = req->limit() > 0 ? req->limit() : 50;
+    auto rollouts = store_->ListRollouts(req->app(), limit, /*with_tasks=*/true);
+    if (!rollouts.ok()) return rollouts.status();
+    for (auto& r : *rollouts) *resp->add_rollouts() = std::move(r);
+    auto events = store_->ListEvents(req->app(), limit * 10);
+    if (!events.ok()) return events.status();
+    for (auto& e : *events) *resp->add_events() = std::move(e);
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace fleet::controller

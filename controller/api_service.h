@@ -1,0 +1,64 @@
+// The public API (fleet.v1.FleetService) over the store and the engine.
+#ifndef FLEET_CONTROLLER_API_SERVICE_H_
+#define FLEET_CONTROLLER_API_SERVICE_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include "controller/agent_hub.h"
+#include "controller/blob_store.h"
+#include "controller/rollout_engine.h"
+#include "controller/store.h"
+#include "fleet/v1/api.grpc.pb.h"
+
+namespace fleet::controller {
+
+class ApiService final : public fleet::v1::FleetService::CallbackService {
+ public:
+  ApiService(Store* store, BlobStore* blobs, AgentHub* hub, RolloutEngine* engine)
+      : store_(store), blobs_(blobs), hub_(hub), engine_(engine) {}
+
+  grpc::ServerUnaryReactor* ApplyApp(grpc::CallbackServerContext* ctx,
+                                     const fleet::v1::ApplyAppRequest* req,
+                                     fleet::v1::ApplyAppResponse* resp) override;
+  grpc::ServerUnaryReactor* ListApps(grpc::CallbackServerContext* ctx,
+                                     const fleet::v1::ListAppsRequest* req,
+                                     fleet::v1::ListAppsResponse* resp) override;
+  grpc::ServerReadReactor<fleet::v1::PushReleaseRequest>* PushRelease(
+      grpc::CallbackServerContext* ctx, fleet::v1::Release* resp) override;
+  grpc::ServerUnaryReactor* ListReleases(grpc::CallbackServerContext* ctx,
+                                         const fleet::v1::ListReleasesRequest* req,
+                                         fleet::v1::ListReleasesResponse* resp) override;
+  grpc::ServerUnaryReactor* StartRollout(grpc::CallbackServerContext* ctx,
+                                         const fleet::v1::StartRolloutRequest* req,
+                                         fleet::v1::Rollout* resp) override;
+  grpc::ServerUnaryReactor* GetRollout(grpc::CallbackServerContext* ctx,
+                                       const fleet::v1::GetRolloutRequest* req,
+                                       fleet::v1::Rollout* resp) override;
+  grpc::ServerUnaryReactor* ListRollouts(grpc::CallbackServerContext* ctx,
+                                         const fleet::v1::ListRolloutsRequest* req,
+                                         fleet::v1::ListRolloutsResponse* resp) override;
+  grpc::ServerUnaryReactor* Rollback(grpc::CallbackServerContext* ctx,
+                                     const fleet::v1::RollbackRequest* req,
+                                     fleet::v1::Rollout* resp) override;
+  grpc::ServerUnaryReactor* GetAppStatus(grpc::CallbackServerContext* ctx,
+                                         const fleet::v1::GetAppStatusRequest* req,
+                                         fleet::v1::AppStatus* resp) override;
+  grpc::ServerUnaryReactor* ListHosts(grpc::CallbackServerContext* ctx,
+                                      const fleet::v1::ListHostsRequest* req,
+                                      fleet::v1::ListHostsResponse* resp) override;
+  grpc::ServerUnaryReactor* GetHistory(grpc::CallbackServerContext* ctx,
+                                       const fleet::v1::GetHistoryRequest* req,
+                                       fleet::v1::GetHistoryResponse* resp) override;
+
+ private:
+  class PushReader;
+
+  Store* store_;
+  BlobStore* blobs_;
+  AgentHub* hub_;
+  RolloutEngine* engine_;
+};
+
+}  // namespace fleet::controller
+
+#endif  // FLEET_CONTROLLER_API_SERVICE_H_

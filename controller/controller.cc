@@ -1,0 +1,111 @@
+#include "controller/controller.h"
+
+#include <httplib.h>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/fs.h"
+#include "common/logging.h"
+
+namespace fleet::controller {
+
+absl::Status SplitHostPort(const std::string& address, std::string* host, int* port) {
+  auto pos = address.rfind(':');
+  if (pos == std::string::npos || pos == 0 ||
+      !absl::SimpleAtoi(address.substr(pos + 1), port) || *port < 0 || *port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("'", address, "' is not HOST:PORT"));
+  }
+  *host = address.substr(0, pos);
+  if (host->size() > 2 && host->front() == '[' && host->back() == ']') {
+    *host = host->substr(1, host->size() - 2);
+  }
+  return absl::OkStatus();
+}
+
+Controller::Controller(ControllerOptions options) : options_(std::move(options)) {}
+
+Controller::~Controller() { Shutdown(); }
+
+absl::Status Controller::Start() {
+  std::string http_host;
+  int http_port = 0;
+  absl::Status st = SplitHostPort(options_.http_listen, &http_host, &http_port);
+  if (!st.ok()) return absl::InvalidArgumentError(absl::StrCat("--http-listen: ", st.message()));
+  std::string grpc_host;
+  int grpc_port = 0;
+  st = SplitHostPort(options_.listen, &grpc_host, &grpc_port);
+  if (!st.ok()) return absl::InvalidArgumentError(absl::StrCat("--listen: ", st.message()));
+
+  st = MakeDirs(options_.data_dir);
+  if (!st.ok()) return st;
+  auto store = Store::Open(options_.data_dir + "/fleet.db");
+  if (!store.ok()) return store.status();
+  store_ = std::move(*store);
+  st = store_->MarkAllHostsDisconnected();
+  if (!st.ok()) return st;
+  blobs_ = std::make_unique<BlobStore>(options_.data_dir + "/blobs");
+  st = blobs_->Init();
+  if (!st.ok()) return st;
+
+  hub_ = std::make_unique<AgentHub>(blobs_.get(), absl::Now());
+  engine_ = std::make_unique<RolloutEngine>(store_.get(), hub_.get(), DefaultClock(),
+                                            options_.engine);
+  hub_->set_listener(engine_.get());
+  api_ = std::make_unique<ApiService>(store_.get(), blobs_.get(), hub_.get(), engine_.get());
+
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &grpc_port_);
+  builder.RegisterService(hub_.get());
+  builder.RegisterService(api_.get());
+  builder.SetMaxReceiveMessageSize(16 << 20);
+  ConfigureServerKeepalive(&builder);
+  server_ = builder.BuildAndStart();
+  if (!server_ || grpc_port_ == 0) {
+    server_.reset();
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen,
+                                               " (address in use or not local?)"));
+  }
+
+  http_ = std::make_unique<httplib::Server>();
+  http_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok\n", "text/plain");
+  });
+  if (http_port == 0) {
+    http_port_ = http_->bind_to_any_port(http_host);
+  } else if (http_->bind_to_port(http_host, http_port)) {
+    http_port_ = http_port;
+  }
+  if (http_port_ <= 0) {
+    server_->Shutdown();
+    server_.reset();
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.http_listen));
+  }
+  http_thread_ = std::thread([this] { http_->listen_after_bind(); });
+
+  ticker_ = std::thread([this] {
+    // The first tick resumes the rollouts that were running before a restart.
+    do {
+      engine_->Tick();
+    } while (!stop_.WaitForNotificationWithTimeout(options_.tick));
+  });
+  spdlog::info("fleet-controller {} listening on {} (grpc port {}), http on {}:{}, data in {}",
+               FLEET_VERSION, options_.listen, grpc_port_, http_host, http_port_,
+               options_.data_dir);
+  return absl::OkStatus();
+}
+
+void Controller::Shutdown() {
+  if (stopped_ || !server_) return;
+  stopped_ = true;
+  stop_.Notify();
+  if (ticker_.joinable()) ticker_.join();
+  hub_->CloseAll();
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  http_->stop();
+  if (http_thread_.joinable()) http_thread_.join();
+}
+
+}  // namespace fleet::controller

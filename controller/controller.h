@@ -1,0 +1,70 @@
+// Wires the controller together: store, blobs, agent hub, rollout engine,
+// the gRPC server (agent protocol + public API + reflection), the HTTP
+// endpoints and the engine's ticker.
+#ifndef FLEET_CONTROLLER_CONTROLLER_H_
+#define FLEET_CONTROLLER_CONTROLLER_H_
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/notification.h"
+#include "controller/agent_hub.h"
+#include "controller/api_service.h"
+#include "controller/blob_store.h"
+#include "controller/rollout_engine.h"
+#include "controller/store.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace fleet::controller {
+
+struct ControllerOptions {
+  std::string listen = "127.0.0.1:7000";
+  std::string http_listen = "127.0.0.1:7001";
+  std::string data_dir;
+  EngineOptions engine;
+  absl::Duration tick = absl::Milliseconds(500);
+};
+
+class Controller {
+ public:
+  explicit Controller(ControllerOptions options);
+  ~Controller();
+
+  // Opens the store and starts serving. On error nothing keeps running.
+  absl::Status Start();
+  // The gRPC port actually bound (useful with port 0).
+  int grpc_port() const { return grpc_port_; }
+  int http_port() const { return http_port_; }
+  // Stops serving; Start() must have succeeded. Idempotent.
+  void Shutdown();
+
+ private:
+  ControllerOptions options_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<AgentHub> hub_;
+  std::unique_ptr<RolloutEngine> engine_;
+  std::unique_ptr<ApiService> api_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<httplib::Server> http_;
+  std::thread http_thread_;
+  std::thread ticker_;
+  absl::Notification stop_;
+  int grpc_port_ = 0;
+  int http_port_ = 0;
+  bool stopped_ = false;
+};
+
+// Splits "HOST:PORT" (HOST may be "[::1]"). InvalidArgument when malformed.
+absl::Status SplitHostPort(const std::string& address, std::string* host, int* port);
+
+}  // namespace fleet::controller
+
+#endif  // FLEET_CONTROLLER_CONTROLLER_H_

@@ -1,0 +1,797 @@
+#include "controller/rollout_engine.h"
+
+#include <set>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/logging.h"
+#include "common/fs.h"
+#include "common/vars.h"
+
+namespace fleet::controller {
+
+using fleet::v1::Command;
+using fleet::v1::CommandResult;
+using fleet::v1::HostTask;
+using fleet::v1::Rollout;
+using fleet::v1::RolloutState;
+using fleet::v1::TaskState;
+
+namespace {
+
+constexpr char kPhaseStage[] = "stage";
+constexpr char kPhaseActivate[] = "activate";
+constexpr char kPhaseRevert[] = "revert";
+
+bool RolloutTransitionAllowed(RolloutState from, RolloutState to) {
+  using fleet::v1::ROLLOUT_STATE_ACTIVATING;
+  using fleet::v1::ROLLOUT_STATE_FAILED;
+  using fleet::v1::ROLLOUT_STATE_ROLLED_BACK;
+  using fleet::v1::ROLLOUT_STATE_ROLLING_BACK;
+  using fleet::v1::ROLLOUT_STATE_STAGING;
+  using fleet::v1::ROLLOUT_STATE_SUCCEEDED;
+  switch (from) {
+    case ROLLOUT_STATE_STAGING:
+      return to == ROLLOUT_STATE_ACTIVATING || to == ROLLOUT_STATE_ROLLED_BACK;
+    case ROLLOUT_STATE_ACTIVATING:
+      return to == ROLLOUT_STATE_SUCCEEDED || to == ROLLOUT_STATE_ROLLING_BACK ||
+             to == ROLLOUT_STATE_FAILED;
+    case ROLLOUT_STATE_ROLLING_BACK:
+      return to == ROLLOUT_STATE_ROLLED_BACK || to == ROLLOUT_STATE_FAILED;
+    default:
+      return false;
+  }
+}
+
+bool TaskTransitionAllowed(TaskState from, TaskState to) {
+  using namespace fleet::v1;  // NOLINT: the enum values read better bare here
+  switch (from) {
+    case TASK_STATE_PENDING:
+      return to == TASK_STATE_STAGING || to == TASK_STATE_FAILED || to == TASK_STATE_CANCELLED;
+    case TASK_STATE_STAGING:
+      return to == TASK_STATE_STAGED || to == TASK_STATE_FAILED || to == TASK_STATE_CANCELLED;
+    case TASK_STATE_STAGED:
+      return to == TASK_STATE_ACTIVATING || to == TASK_STATE_FAILED ||
+             to == TASK_STATE_CANCELLED;
+    case TASK_STATE_ACTIVATING:
+      return to == TASK_STATE_HEALTHY || to == TASK_STATE_FAILED;
+    case TASK_STATE_HEALTHY:
+      return to == TASK_STATE_REVERTING;
+    case TASK_STATE_REVERTING:
+      return to == TASK_STATE_REVERTED || to == TASK_STATE_REVERT_FAILED;
+    default:
+      return false;
+  }
+}
+
+// What one Advance() decided: written in one transaction, then sent.
+struct Plan {
+  std::set<std::string> changed_tasks;
+  bool rollout_changed = false;
+  std::vector<std::string> to_send;  // host ids whose task needs its command
+  std::vector<fleet::v1::Event> events;
+};
+
+class Planner {
+ public:
+  Planner(Rollout* rollout, Plan* plan, int64_t now_ms) : r_(rollout), plan_(plan), now_(now_ms) {}
+
+  void SetTask(HostTask* task, TaskState to, const std::string& reason = "") {
+    if (!TaskTransitionAllowed(task->state(), to)) {
+      spdlog::critical("rollout {} host {}: illegal task transition {} -> {}", r_->id(),
+                       task->host_id(), TaskStateName(task->state()), TaskStateName(to));
+      std::abort();
+    }
+    task->set_state(to);
+    if (!reason.empty()) task->set_reason(reason);
+    task->set_updated_at_ms(now_);
+    plan_->changed_tasks.insert(task->host_id());
+  }
+
+  void SetRollout(RolloutState to, const std::string& reason = "") {
+    if (!RolloutTransitionAllowed(r_->state(), to)) {
+      spdlog::critical("rollout {}: illegal transition {} -> {}", r_->id(),
+                       RolloutStateName(r_->state()), RolloutStateName(to));
+      std::abort();
+    }
+    spdlog::info("rollout {} of {}@{}: {} -> {}{}{}", r_->id(), r_->app(), r_->version(),
+                 RolloutStateName(r_->state()), RolloutStateName(to), reason.empty() ? "" : ": ",
+                 reason);
+    r_->set_state(to);
+    if (!reason.empty()) r_->set_reason(reason);
+    if (IsTerminal(to)) r_->set_finished_at_ms(now_);
+    plan_->rollout_changed = true;
+  }
+
+  void Send(HostTask* task, const std::string& phase) {
+    task->set_command_id(absl::StrCat(r_->id(), "/", task->host_id(), "/", phase));
+    plan_->to_send.push_back(task->host_id());
+  }
+
+  void Event(const std::string& host, const std::string& kind, const std::string& message) {
+    fleet::v1::Event e;
+    e.set_at_ms(now_);
+    e.set_app(r_->app());
+    e.set_rollout_id(r_->id());
+    e.set_host_id(host);
+    e.set_kind(kind);
+    e.set_actor(host.empty() ? r_->created_by() : host);
+    e.set_message(message);
+    plan_->events.push_back(std::move(e));
+  }
+
+ private:
+  Rollout* r_;
+  Plan* plan_;
+  int64_t now_;
+};
+
+std::string FirstFailure(const Rollout& r) {
+  for (const HostTask& t : r.tasks()) {
+    if (t.state() == fleet::v1::TASK_STATE_FAILED) {
+      return absl::StrCat(t.reason(), " on ", t.host_id());
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+bool IsTaskTerminal(TaskState s) {
+  return s == fleet::v1::TASK_STATE_HEALTHY || s == fleet::v1::TASK_STATE_FAILED ||
+         s == fleet::v1::TASK_STATE_REVERTED || s == fleet::v1::TASK_STATE_REVERT_FAILED ||
+         s == fleet::v1::TASK_STATE_CANCELLED;
+}
+
+std::string RolloutStateName(RolloutState s) {
+  std::string name = fleet::v1::RolloutState_Name(s);
+  return absl::AsciiStrToLower(name.substr(std::string("ROLLOUT_STATE_").size()));
+}
+
+std::string TaskStateName(TaskState s) {
+  std::string name = fleet::v1::TaskState_Name(s);
+  return absl::AsciiStrToLower(name.substr(std::string("TASK_STATE_").size()));
+}
+
+void RolloutEngine::AddEvent(const std::string& app, const std::string& rollout_id,
+                             const std::string& host, const std::string& kind,
+                             const std::string& actor, const std::string& message) {
+  fleet::v1::Event e;
+  e.set_at_ms(absl::ToUnixMillis(clock_->Now()));
+  e.set_app(app);
+  e.set_rollout_id(rollout_id);
+  e.set_host_id(host);
+  e.set_kind(kind);
+  e.set_actor(actor);
+  e.set_message(message);
+  absl::Status st = store_->AddEvent(&e);
+  if (!st.ok()) spdlog::error("cannot record event: {}", st.message());
+}
+
+absl::Status RolloutEngine::CheckNoActiveRollout(const std::string& app) {
+  auto active = store_->ListActiveRollouts();
+  if (!active.ok()) return active.status();
+  for (const Rollout& r : *active) {
+    if (r.app() != app) continue;
+    return absl::FailedPreconditionError(absl::StrCat(
+        "rollout ", r.id(), " of ", app, " is running (", r.version(), ", started by ",
+        r.created_by(), " at ", absl::FormatTime(absl::FromUnixMillis(r.created_at_ms())),
+        "); wait for it to finish"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Rollout> RolloutEngine::StartRollout(const fleet::v1::StartRolloutRequest& req) {
+  absl::MutexLock lock(&mu_);
+  auto app = store_->GetApp(req.app());
+  if (!app.ok()) return app.status();
+  auto release = store_->GetRelease(req.app(), req.version());
+  if (absl::IsNotFound(release.status())) {
+    return absl::NotFoundError(absl::StrCat("unknown release ", req.app(), "@", req.version(),
+                                            "; push it first with fleetctl release push"));
+  }
+  if (!release.ok()) return release.status();
+  auto selector = ParseSelector(req.selector());
+  if (!selector.ok()) return selector.status();
+  auto hosts = store_->ListHosts();
+  if (!hosts.ok()) return hosts.status();
+  if (auto it = selector->find("host"); it != selector->end()) {
+    auto host = store_->GetHost(it->second);
+    if (!host.ok()) return host.status();
+  }
+  absl::Status st = CheckNoActiveRollout(req.app());
+  if (!st.ok()) return st;
+
+  Rollout r;
+  r.set_app(req.app());
+  r.set_version(req.version());
+  r.set_from_version(app->desired_version());
+  r.set_kind(fleet::v1::ROLLOUT_KIND_DEPLOY);
+  r.set_state(fleet::v1::ROLLOUT_STATE_STAGING);
+  r.set_selector(req.selector());
+  r.set_created_by(req.actor());
+  int64_t now = absl::ToUnixMillis(clock_->Now());
+  r.set_created_at_ms(now);
+  std::vector<std::string> skipped;
+  for (const auto& host : *hosts) {
+    Labels labels(host.labels().begin(), host.labels().end());
+    labels["host"] = host.id();
+    if (!SelectorMatches(*selector, labels)) continue;
+    if (!hub_->IsConnected(host.id())) {
+      skipped.push_back(host.id());
+      continue;
+    }
+    HostTask* task = r.add_tasks();
+    task->set_host_id(host.id());
+    task->set_state(fleet::v1::TASK_STATE_PENDING);
+    task->set_to_release(req.version());
+    task->set_updated_at_ms(now);
+    for (const auto& a : host.apps()) {
+      if (a.app() == req.app()) task->set_from_release(a.current_release());
+    }
+  }
+  if (r.tasks_size() == 0) {
+    std::string what = req.selector().empty() ? "" : absl::StrCat(" matches ", req.selector());
+    if (!skipped.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "no connected host", what, " (disconnected: ", absl::StrJoin(skipped, ", "), ")"));
+    }
+    return absl::FailedPreconditionError(absl::StrCat("no host", what));
+  }
+  {
+    Store::Transaction txn(store_);
+    st = store_->CreateRollout(&r);
+    if (!st.ok()) return st;
+    fleet::v1::Event e;
+    e.set_at_ms(now);
+    e.set_app(r.app());
+    e.set_rollout_id(r.id());
+    e.set_kind("rollout.started");
+    e.set_actor(r.created_by());
+    e.set_message(absl::StrCat("rollout of ", r.version(), " from ",
+                               r.from_version().empty() ? "(none)" : r.from_version(), " to ",
+                               r.tasks_size(), " hosts",
+                               skipped.empty() ? "" : absl::StrCat("; skipped disconnected: ",
+                                                                   absl::StrJoin(skipped, ", "))));
+    st = store_->AddEvent(&e);
+    if (!st.ok()) return st;
+    st = txn.Commit();
+    if (!st.ok()) return st;
+  }
+  spdlog::info("rollout {} of {}@{} created by {} for {} hosts", r.id(), r.app(), r.version(),
+               r.created_by(), r.tasks_size());
+  Advance(r.id());
+  return store_->GetRollout(r.id());
+}
+
+absl::StatusOr<std::string> RolloutEngine::DefaultRollbackTarget(const std::string& app_name) {
+  auto app = store_->GetApp(app_name);
+  if (!app.ok()) return app.status();
+  const std::string& current = app->desired_version();
+  if (current.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(app_name, " has no successful release yet; nothing to roll back from"));
+  }
+  auto rollouts = store_->ListRollouts(app_name, 0, /*with_tasks=*/false);
+  if (!rollouts.ok()) return rollouts.status();
+  // A release that a rollback moved away from is never a rollback target:
+  // rolling back twice goes further back, not forward again.
+  std::set<std::string> rolled_away;
+  for (const Rollout& r : *rollouts) {
+    if (r.kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK && r.state() == fleet::v1::ROLLOUT_STATE_SUCCEEDED) {
+      rolled_away.insert(r.from_version());
+    }
+  }
+  for (const Rollout& r : *rollouts) {
+    if (r.state() != fleet::v1::ROLLOUT_STATE_SUCCEEDED) continue;
+    if (r.version() == current || rolled_away.count(r.version())) continue;
+    return r.version();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      app_name, " has no successful release before ", current,
+      " to roll back to; name one with --to VERSION"));
+}
+
+absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest& req) {
+  absl::MutexLock lock(&mu_);
+  auto app = store_->GetApp(req.app());
+  if (!app.ok()) return app.status();
+  std::string target = req.to_version();
+  if (target.empty()) {
+    auto t = DefaultRollbackTarget(req.app());
+    if (!t.ok()) return t.status();
+    target = *t;
+  } else {
+    auto release = store_->GetRelease(req.app(), target);
+    if (!release.ok()) return release.status();
+  }
+  absl::Status st = CheckNoActiveRollout(req.app());
+  if (!st.ok()) return st;
+  auto hosts = store_->ListHosts();
+  if (!hosts.ok()) return hosts.status();
+
+  Rollout r;
+  r.set_app(req.app());
+  r.set_version(target);
+  r.set_from_version(app->desired_version());
+  r.set_kind(fleet::v1::ROLLOUT_KIND_ROLLBACK);
+  r.set_state(fleet::v1::ROLLOUT_STATE_ACTIVATING);
+  r.set_created_by(req.actor());
+  int64_t now = absl::ToUnixMillis(clock_->Now());
+  r.set_created_at_ms(now);
+  std::vector<std::string> skipped;
+  for (const auto& host : *hosts) {
+    const fleet::v1::HostAppState* state = nullptr;
+    for (const auto& a : host.apps()) {
+      if (a.app() == req.app()) state = &a;
+    }
+    if (state == nullptr || (state->current_release().empty() && state->releases().empty())) {
+      continue;
+    }
+    if (!hub_->IsConnected(host.id())) {
+      skipped.push_back(host.id());
+      continue;
+    }
+    HostTask* task = r.add_tasks();
+    task->set_host_id(host.id());
+    task->set_state(fleet::v1::TASK_STATE_STAGED);
+    task->set_from_release(state->current_release());
+    task->set_to_release(target);
+    task->set_updated_at_ms(now);
+  }
+  if (r.tasks_size() == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "no connected host runs ", req.app(),
+        skipped.empty() ? "" : absl::StrCat(" (disconnected: ", absl::StrJoin(skipped, ", "), ")")));
+  }
+  {
+    Store::Transaction txn(store_);
+    st = store_->CreateRollout(&r);
+    if (!st.ok()) return st;
+    // The intent is the target from now on: hosts that are away come back to it.
+    st = store_->SetDesiredVersion(req.app(), target);
+    if (!st.ok()) return st;
+    fleet::v1::Event e;
+    e.set_at_ms(now);
+    e.set_app(r.app());
+    e.set_rollout_id(r.id());
+    e.set_kind("rollback.started");
+    e.set_actor(r.created_by());
+    e.set_message(absl::StrCat("rollback from ", r.from_version(), " to ", target, " on ",
+                               r.tasks_size(), " hosts"));
+    st = store_->AddEvent(&e);
+    if (!st.ok()) return st;
+    st = txn.Commit();
+    if (!st.ok()) return st;
+  }
+  spdlog::info("rollback {} of {} to {} created by {} for {} hosts", r.id(), r.app(), target,
+               r.created_by(), r.tasks_size());
+  Advance(r.id());
+  return store_->GetRollout(r.id());
+}
+
+void RolloutEngine::Advance(const std::string& rollout_id) {
+  auto loaded = store_->GetRollout(rollout_id);
+  if (!loaded.ok()) {
+    spdlog::error("cannot load rollout {}: {}", rollout_id, loaded.status().message());
+    return;
+  }
+  Rollout r = std::move(*loaded);
+  if (IsTerminal(r.state())) return;
+  auto app = store_->GetApp(r.app());
+  if (!app.ok()) return;
+  absl::Time now = clock_->Now();
+  int64_t now_ms = absl::ToUnixMillis(now);
+  Plan plan;
+  Planner p(&r, &plan, now_ms);
+  const bool rollback_kind = r.kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK;
+  const absl::Duration answer_timeout =
+      options_.host_timeout + absl::Milliseconds(app->spec().bake_ms());
+
+  // Why a host that owes an answer is considered failed, or "".
+  auto overdue = [&](const HostTask& t) -> std::string {
+    if (!hub_->IsConnected(t.host_id())) {
+      if (now - hub_->DisconnectedSince(t.host_id()) > options_.host_timeout) {
+        return absl::StrCat("host disconnected for more than ",
+                            absl::FormatDuration(options_.host_timeout));
+      }
+      return "";
+    }
+    if (now - absl::FromUnixMillis(t.updated_at_ms()) > answer_timeout) {
+      return absl::StrCat("no answer from host for ", absl::FormatDuration(answer_timeout));
+    }
+    return "";
+  };
+
+  bool progressed = true;
+  while (progressed && !IsTerminal(r.state())) {
+    progressed = false;
+    switch (r.state()) {
+      case fleet::v1::ROLLOUT_STATE_STAGING: {
+        bool all_staged = true;
+        for (HostTask& t : *r.mutable_tasks()) {
+          if (t.state() == fleet::v1::TASK_STATE_PENDING && hub_->IsConnected(t.host_id())) {
+            p.SetTask(&t, fleet::v1::TASK_STATE_STAGING);
+            p.Send(&t, kPhaseStage);
+          }
+          if (t.state() == fleet::v1::TASK_STATE_PENDING ||
+              t.state() == fleet::v1::TASK_STATE_STAGING) {
+            if (std::string why = overdue(t); !why.empty()) {
+              p.SetTask(&t, fleet::v1::TASK_STATE_FAILED, why);
+              p.Event(t.host_id(), "host.failed", why);
+            }
+          }
+          if (t.state() != fleet::v1::TASK_STATE_STAGED) all_staged = false;
+        }
+        if (std::string failure = FirstFailure(r); !failure.empty()) {
+          for (HostTask& t : *r.mutable_tasks()) {
+            if (!IsTaskTerminal(t.state())) p.SetTask(&t, fleet::v1::TASK_STATE_CANCELLED);
+          }
+          std::string reason = absl::StrCat("staging failed: ", failure, "; nothing was switched");
+          p.SetRollout(fleet::v1::ROLLOUT_STATE_ROLLED_BACK, reason);
+          p.Event("", "rollout.failed", reason);
+          progressed = true;
+        } else if (all_staged) {
+          p.SetRollout(fleet::v1::ROLLOUT_STATE_ACTIVATING);
+          progressed = true;
+        }
+        break;
+      }
+      case fleet::v1::ROLLOUT_STATE_ACTIVATING: {
+        bool all_healthy = true;
+        bool any_running = false;
+        for (HostTask& t : *r.mutable_tasks()) {
+          if (t.state() == fleet::v1::TASK_STATE_STAGED) {
+            p.SetTask(&t, fleet::v1::TASK_STATE_ACTIVATING);
+            p.Send(&t, kPhaseActivate);
+          } else if (t.state() == fleet::v1::TASK_STATE_ACTIVATING) {
+            if (std::string why = overdue(t); !why.empty()) {
+              p.SetTask(&t, fleet::v1::TASK_STATE_FAILED, why);
+              p.Event(t.host_id(), "host.failed", why);
+            }
+          }
+          if (t.state() == fleet::v1::TASK_STATE_ACTIVATING) any_running = true;
+          if (t.state() != fleet::v1::TASK_STATE_HEALTHY) all_healthy = false;
+        }
+        std::string failure = FirstFailure(r);
+        if (all_healthy) {
+          p.SetRollout(fleet::v1::ROLLOUT_STATE_SUCCEEDED);
+          p.Event("", rollback_kind ? "rollback.succeeded" : "rollout.succeeded",
+                  absl::StrCat(r.version(), " is live on ", r.tasks_size(), " hosts"));
+          progressed = true;
+        } else if (!failure.empty() && rollback_kind) {
+          if (!any_running) {
+            p.SetRollout(fleet::v1::ROLLOUT_STATE_FAILED, failure);
+            p.Event("", "rollback.failed", failure);
+            progressed = true;
+          }
+        } else if (!failure.empty()) {
+          p.SetRollout(fleet::v1::ROLLOUT_STATE_ROLLING_BACK, failure);
+          p.Event("", "rollout.failed", absl::StrCat(failure, "; rolling back"));
+          progressed = true;
+        }
+        break;
+      }
+      case fleet::v1::ROLLOUT_STATE_ROLLING_BACK: {
+        bool waiting = false;
+        bool incomplete = false;
+        for (HostTask& t : *r.mutable_tasks()) {
+          switch (t.state()) {
+            case fleet::v1::TASK_STATE_PENDING:
+            case fleet::v1::TASK_STATE_STAGING:
+            case fleet::v1::TASK_STATE_STAGED:
+              p.SetTask(&t, fleet::v1::TASK_STATE_CANCELLED);
+              break;
+            case fleet::v1::TASK_STATE_HEALTHY:
+              if (t.from_release().empty()) {
+                // First release on this host: there is nothing to go back to.
+                p.SetTask(&t, fleet::v1::TASK_STATE_REVERTING);
+                p.SetTask(&t, fleet::v1::TASK_STATE_REVERT_FAILED,
+                          "no earlier release on this host to go back to");
+              } else {
+                p.SetTask(&t, fleet::v1::TASK_STATE_REVERTING);
+                p.Send(&t, kPhaseRevert);
+              }
+              break;
+            case fleet::v1::TASK_STATE_ACTIVATING:
+            case fleet::v1::TASK_STATE_REVERTING:
+              if (std::string why = overdue(t); !why.empty()) {
+                p.SetTask(&t, t.state() == fleet::v1::TASK_STATE_ACTIVATING
+                                  ? fleet::v1::TASK_STATE_FAILED
+                                  : fleet::v1::TASK_STATE_REVERT_FAILED,
+                          why);
+                p.Event(t.host_id(), "host.failed", why);
+              }
+              break;
+            default:
+              break;
+          }
+          if (t.state() == fleet::v1::TASK_STATE_ACTIVATING ||
+              t.state() == fleet::v1::TASK_STATE_REVERTING) {
+            waiting = true;
+          }
+          if (t.state() == fleet::v1::TASK_STATE_REVERT_FAILED) incomplete = true;
+        }
+        if (!waiting) {
+          if (incomplete) {
+            p.SetRollout(fleet::v1::ROLLOUT_STATE_FAILED,
+                         absl::StrCat(r.reason(), "; not every host could go back"));
+            p.Event("", "rollout.rollback_incomplete", r.reason());
+          } else {
+            p.SetRollout(fleet::v1::ROLLOUT_STATE_ROLLED_BACK);
+            p.Event("", "rollout.rolled_back",
+                    absl::StrCat("every switched host is back: ", r.reason()));
+          }
+          progressed = true;
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  if (plan.changed_tasks.empty() && !plan.rollout_changed && plan.events.empty()) return;
+  {
+    Store::Transaction txn(store_);
+    absl::Status st = txn.begin_status();
+    for (const HostTask& t : r.tasks()) {
+      if (st.ok() && plan.changed_tasks.count(t.host_id())) st = store_->UpdateTask(r.id(), t);
+    }
+    if (st.ok() && plan.rollout_changed) st = store_->UpdateRollout(r);
+    if (st.ok() && r.state() == fleet::v1::ROLLOUT_STATE_SUCCEEDED) {
+      st = store_->SetDesiredVersion(r.app(), r.version());
+    }
+    for (auto& e : plan.events) {
+      if (st.ok()) st = store_->AddEvent(&e);
+    }
+    if (st.ok()) st = txn.Commit();
+    if (!st.ok()) {
+      // Nothing is sent for a transition that is not on disk; the next Tick
+      // tries again.
+      spdlog::error("rollout {}: cannot persist transition: {}", r.id(), st.message());
+      return;
+    }
+  }
+  for (const std::string& host : plan.to_send) {
+    for (const HostTask& t : r.tasks()) {
+      if (t.host_id() == host) SendTaskCommand(r, t);
+    }
+  }
+}
+
+void RolloutEngine::SendTaskCommand(const Rollout& r, const HostTask& t) {
+  auto app = store_->GetApp(r.app());
+  if (!app.ok()) return;
+  Command cmd;
+  cmd.set_id(t.command_id());
+  cmd.set_rollout_id(r.id());
+  switch (t.state()) {
+    case fleet::v1::TASK_STATE_STAGING: {
+      auto release = store_->GetRelease(r.app(), t.to_release());
+      if (!release.ok()) return;
+      *cmd.mutable_stage()->mutable_spec() = app->spec();
+      *cmd.mutable_stage()->mutable_release() = *release;
+      break;
+    }
+    case fleet::v1::TASK_STATE_ACTIVATING:
+    case fleet::v1::TASK_STATE_REVERTING: {
+      bool revert = t.state() == fleet::v1::TASK_STATE_REVERTING;
+      auto* a = cmd.mutable_activate();
+      *a->mutable_spec() = app->spec();
+      a->set_version(revert ? t.from_release() : t.to_release());
+      a->set_mode(revert || r.kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK
+                      ? fleet::v1::ACTIVATE_MODE_ROLLBACK
+                      : fleet::v1::ACTIVATE_MODE_DEPLOY);
+      if (!t.from_release().empty()) a->add_keep(t.from_release());
+      if (!app->desired_version().empty()) a->add_keep(app->desired_version());
+      break;
+    }
+    default:
+      return;
+  }
+  if (!hub_->Send(t.host_id(), cmd)) {
+    spdlog::info("host {} is not connected; command {} waits for it", t.host_id(), cmd.id());
+  }
+}
+
+void RolloutEngine::Tick() {
+  absl::MutexLock lock(&mu_);
+  auto active = store_->ListActiveRollouts();
+  if (!active.ok()) {
+    spdlog::error("cannot list active rollouts: {}", active.status().message());
+    return;
+  }
+  for (const Rollout& r : *active) Advance(r.id());
+}
+
+absl::Status RolloutEngine::OnHello(const fleet::v1::Hello& hello, const std::string& peer) {
+  if (!IsSafeName(hello.host_id())) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid host id '", hello.host_id(), "'"));
+  }
+  absl::MutexLock lock(&mu_);
+  fleet::v1::Host host;
+  host.set_id(hello.host_id());
+  *host.mutable_labels() = hello.labels();
+  host.set_connected(true);
+  host.set_last_seen_ms(absl::ToUnixMillis(clock_->Now()));
+  host.set_agent_version(hello.agent_version());
+  host.set_peer(peer);
+  *host.mutable_apps() = hello.apps();
+  absl::Status st = store_->UpsertHost(host);
+  if (!st.ok()) return st;
+  spdlog::info("host {} connected from {} ({} apps)", hello.host_id(), peer, hello.apps_size());
+  AddEvent("", "", hello.host_id(), "host.connected", hello.host_id(),
+           absl::StrCat("connected from ", peer));
+
+  // Commands this host owes an answer to are sent again; the agent answers
+  // completed ones from its stored results.
+  auto active = store_->ListActiveRollouts();
+  if (!active.ok()) return active.status();
+  std::set<std::string> busy_apps;
+  for (const Rollout& r : *active) {
+    busy_apps.insert(r.app());
+    for (const HostTask& t : r.tasks()) {
+      if (t.host_id() != hello.host_id()) continue;
+      if (t.state() == fleet::v1::TASK_STATE_STAGING ||
+          t.state() == fleet::v1::TASK_STATE_ACTIVATING ||
+          t.state() == fleet::v1::TASK_STATE_REVERTING) {
+        // The stream registers after OnHello returns; send once it is there.
+        pending_resend_.push_back({r.id(), t.host_id()});
+      }
+    }
+  }
+  Reconcile(hello, busy_apps);
+  return absl::OkStatus();
+}
+
+void RolloutEngine::Reconcile(const fleet::v1::Hello& hello, const std::set<std::string>& busy) {
+  for (const auto& state : hello.apps()) {
+    if (busy.count(state.app())) continue;
+    auto app = store_->GetApp(state.app());
+    if (!app.ok() || app->desired_version().empty()) continue;
+    const std::string& desired = app->desired_version();
+    if (state.current_release() == desired) continue;
+    bool on_disk = false;
+    for (const auto& v : state.releases()) on_disk |= v == desired;
+    if (!on_disk) {
+      AddEvent(state.app(), "", hello.host_id(), "host.drift", hello.host_id(),
+               absl::StrCat("runs ", state.current_release(), ", fleet runs ", desired,
+                            ", which is not on this host"));
+      continue;
+    }
+    Command cmd;
+    cmd.set_id(absl::StrCat("reconcile/", hello.host_id(), "/", state.app(), "/", desired, "/",
+                            absl::ToUnixMillis(clock_->Now())));
+    auto* a = cmd.mutable_activate();
+    *a->mutable_spec() = app->spec();
+    a->set_version(desired);
+    a->set_mode(fleet::v1::ACTIVATE_MODE_ROLLBACK);
+    a->add_keep(desired);
+    spdlog::info("host {} runs {}@{} but the fleet runs {}; switching it", hello.host_id(),
+                 state.app(), state.current_release(), desired);
+    AddEvent(state.app(), "", hello.host_id(), "host.reconcile", "controller",
+             absl::StrCat("switching from ", state.current_release(), " to ", desired));
+    pending_reconcile_.push_back({hello.host_id(), cmd});
+  }
+}
+
+void RolloutEngine::OnConnected(const std::string& host_id) {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::pair<std::string, std::string>> resend;
+  for (auto it = pending_resend_.begin(); it != pending_resend_.end();) {
+    if (it->second == host_id) {
+      resend.push_back(*it);
+      it = pending_resend_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& [rollout_id, host] : resend) {
+    auto r = store_->GetRollout(rollout_id);
+    if (!r.ok()) continue;
+    for (const HostTask& t : r->tasks()) {
+      if (t.host_id() == host) SendTaskCommand(*r, t);
+    }
+  }
+  for (auto it = pending_reconcile_.begin(); it != pending_reconcile_.end();) {
+    if (it->first == host_id) {
+      hub_->Send(host_id, it->second);
+      it = pending_reconcile_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // Pending tasks of this host can start now.
+  auto active = store_->ListActiveRollouts();
+  if (!active.ok()) return;
+  for (const Rollout& r : *active) Advance(r.id());
+}
+
+void RolloutEngine::OnProgress(const std::string& host_id, const fleet::v1::CommandProgress& p) {
+  spdlog::info("host {}: {} {} {}", host_id, p.command_id(), p.step(), p.message());
+}
+
+void RolloutEngine::OnResult(const std::string& host_id, const CommandResult& result) {
+  absl::MutexLock lock(&mu_);
+  if (result.has_state() && !result.state().app().empty()) {
+    absl::Status st = store_->UpsertHostAppState(host_id, result.state());
+    if (!st.ok()) spdlog::error("cannot record state of {}: {}", host_id, st.message());
+  }
+  std::vector<std::string> parts = absl::StrSplit(result.command_id(), '/');
+  if (parts.size() >= 1 && parts[0] == "reconcile") {
+    std::string app = parts.size() > 2 ? parts[2] : "";
+    AddEvent(app, "", host_id, result.ok() ? "host.reconciled" : "host.reconcile_failed", host_id,
+             result.ok() ? absl::StrCat("now on ", result.current_release()) : result.reason());
+    return;
+  }
+  if (parts.size() != 3) {
+    spdlog::warn("host {} answered unknown command {}", host_id, result.command_id());
+    return;
+  }
+  const std::string& rollout_id = parts[0];
+  const std::string& phase = parts[2];
+  auto loaded = store_->GetRollout(rollout_id);
+  if (!loaded.ok() || IsTerminal(loaded->state())) return;
+  Rollout r = std::move(*loaded);
+  HostTask* task = nullptr;
+  for (HostTask& t : *r.mutable_tasks()) {
+    if (t.host_id() == host_id) task = &t;
+  }
+  // Only the answer to the command the task waits for counts; late answers
+  // to earlier phases are ignored.
+  if (task == nullptr || task->command_id() != result.command_id()) return;
+
+  TaskState to;
+  std::string kind;
+  if (phase == kPhaseStage && task->state() == fleet::v1::TASK_STATE_STAGING) {
+    to = result.ok() ? fleet::v1::TASK_STATE_STAGED : fleet::v1::TASK_STATE_FAILED;
+    kind = result.ok() ? "host.staged" : "host.stage_failed";
+  } else if (phase == kPhaseActivate && task->state() == fleet::v1::TASK_STATE_ACTIVATING) {
+    to = result.ok() ? fleet::v1::TASK_STATE_HEALTHY : fleet::v1::TASK_STATE_FAILED;
+    kind = result.ok() ? "host.healthy"
+                       : (result.switched_back() ? "host.switched_back" : "host.failed");
+  } else if (phase == kPhaseRevert && task->state() == fleet::v1::TASK_STATE_REVERTING) {
+    to = result.ok() ? fleet::v1::TASK_STATE_REVERTED : fleet::v1::TASK_STATE_REVERT_FAILED;
+    kind = result.ok() ? "host.reverted" : "host.revert_failed";
+  } else {
+    return;
+  }
+  if (!TaskTransitionAllowed(task->state(), to)) return;
+  task->set_state(to);
+  task->set_reason(result.ok() ? "" : result.reason());
+  task->set_updated_at_ms(absl::ToUnixMillis(clock_->Now()));
+  {
+    Store::Transaction txn(store_);
+    absl::Status st = store_->UpdateTask(r.id(), *task);
+    fleet::v1::Event e;
+    e.set_at_ms(task->updated_at_ms());
+    e.set_app(r.app());
+    e.set_rollout_id(r.id());
+    e.set_host_id(host_id);
+    e.set_kind(kind);
+    e.set_actor(host_id);
+    e.set_message(result.ok() ? absl::StrCat("on ", result.current_release(), " (switch ",
+                                             result.switch_us(), " us)")
+                              : result.reason());
+    if (st.ok()) st = store_->AddEvent(&e);
+    if (st.ok()) st = txn.Commit();
+    if (!st.ok()) {
+      spdlog::error("cannot record result of {}: {}", result.command_id(), st.message());
+      return;
+    }
+  }
+  Advance(rollout_id);
+}
+
+void RolloutEngine::OnDisconnected(const std::string& host_id) {
+  spdlog::warn("host {} disconnected", host_id);
+  absl::Status st = store_->SetHostConnected(host_id, false, absl::ToUnixMillis(clock_->Now()));
+  if (!st.ok()) spdlog::error("cannot record disconnect of {}: {}", host_id, st.message());
+  AddEvent("", "", host_id, "host.disconnected", host_id, "stream ended");
+}
+
+}  // namespace fleet::controller

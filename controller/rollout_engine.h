@@ -1,0 +1,103 @@
+// The rollout engine: turns rollouts persisted in the store into commands to
+// agents and agents' results into state transitions.
+//
+// Every decision is derived from the store, and every transition is written
+// there before its command is sent ("persist, then act"), so the engine
+// continues a rollout after a controller restart from the store alone.
+// Command ids are "<rollout>/<host>/<phase>"; agents answer a command id they
+// already completed with the stored result, so resending is always safe.
+//
+// Rollout state machine (the allowed transitions, checked in Transition()):
+//   STAGING      -> ACTIVATING | ROLLED_BACK (a host could not stage; nothing switched)
+//   ACTIVATING   -> SUCCEEDED | ROLLING_BACK | FAILED (rollback kind: a host failed)
+//   ROLLING_BACK -> ROLLED_BACK | FAILED (a host could not go back)
+// Host task state machine:
+//   PENDING -> STAGING -> STAGED -> ACTIVATING -> HEALTHY | FAILED
+//   HEALTHY -> REVERTING -> REVERTED | REVERT_FAILED   (rollout failed elsewhere)
+//   PENDING | STAGING | STAGED -> FAILED | CANCELLED
+#ifndef FLEET_CONTROLLER_ROLLOUT_ENGINE_H_
+#define FLEET_CONTROLLER_ROLLOUT_ENGINE_H_
+
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "controller/agent_hub.h"
+#include "controller/store.h"
+#include "fleet/v1/api.pb.h"
+
+namespace fleet::controller {
+
+struct EngineOptions {
+  // A host that stays disconnected this long while it has work counts as
+  // failed; a connected host gets this long (plus the bake time) to answer.
+  absl::Duration host_timeout = absl::Minutes(2);
+};
+
+class RolloutEngine : public AgentListener {
+ public:
+  RolloutEngine(Store* store, AgentHub* hub, Clock* clock, EngineOptions options)
+      : store_(store), hub_(hub), clock_(clock), options_(options) {}
+
+  // Creates a deploy rollout of app@version to the connected hosts that
+  // match the selector. Fails (and persists nothing) on an unknown app,
+  // release or host, a bad selector, no matching host, or a rollout of the
+  // app already running (FailedPrecondition naming it).
+  absl::StatusOr<fleet::v1::Rollout> StartRollout(const fleet::v1::StartRolloutRequest& req);
+
+  // Creates a rollback of the app to req.to_version or, by default, to the
+  // last successful release before the current one. Every connected host
+  // with the app switches at once to the release already on its disk.
+  absl::StatusOr<fleet::v1::Rollout> Rollback(const fleet::v1::RollbackRequest& req);
+
+  // The release a rollback goes to by default, or FailedPrecondition.
+  absl::StatusOr<std::string> DefaultRollbackTarget(const std::string& app);
+
+  // Advances every active rollout (timeouts, hosts that came back). Called
+  // periodically and at start.
+  void Tick();
+
+  // AgentListener.
+  absl::Status OnHello(const fleet::v1::Hello& hello, const std::string& peer) override;
+  void OnConnected(const std::string& host_id) override;
+  void OnProgress(const std::string& host_id, const fleet::v1::CommandProgress& p) override;
+  void OnResult(const std::string& host_id, const fleet::v1::CommandResult& result) override;
+  void OnDisconnected(const std::string& host_id) override;
+
+ private:
+  absl::Status CheckNoActiveRollout(const std::string& app) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Advance(const std::string& rollout_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sends the command that `task` is waiting on (by its state), if any.
+  void SendTaskCommand(const fleet::v1::Rollout& rollout, const fleet::v1::HostTask& task)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues a switch for every app the host runs at another release than
+  // the fleet's desired one (when that release is on its disk and no
+  // rollout of the app is running); `busy` are the apps with a rollout.
+  void Reconcile(const fleet::v1::Hello& hello, const std::set<std::string>& busy)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddEvent(const std::string& app, const std::string& rollout_id, const std::string& host,
+                const std::string& kind, const std::string& actor, const std::string& message);
+
+  Store* store_;
+  AgentHub* hub_;
+  Clock* clock_;
+  EngineOptions options_;
+  // Serializes every decision; the store has its own lock underneath.
+  absl::Mutex mu_;
+  // Work decided in OnHello for a host whose stream registers right after.
+  std::vector<std::pair<std::string, std::string>> pending_resend_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<std::string, fleet::v1::Command>> pending_reconcile_ ABSL_GUARDED_BY(mu_);
+};
+
+bool IsTaskTerminal(fleet::v1::TaskState state);
+std::string RolloutStateName(fleet::v1::RolloutState state);
+std::string TaskStateName(fleet::v1::TaskState state);
+
+}  // namespace fleet::controller
+
+#endif  // FLEET_CONTROLLER_ROLLOUT_ENGINE_H_

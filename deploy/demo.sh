@@ -1,0 +1,288 @@
+#!/usr/bin/env bash
+# Runs Fleet end to end on this machine: one controller and three agents on
+# 127.0.0.1, all in a temp dir, deploying the hello example:
+#
+#   v1 rolls out, v2 rolls out, v3 (its /healthz returns 502) fails and is
+#   undone, `fleetctl rollback` returns to v1.
+#
+#   deploy/demo.sh BUILD_DIR        (FLEET_DEMO_KEEP=1 keeps the temp dir)
+#
+# Exits non-zero, with one line saying why, as soon as an expectation is not
+# met. Only fleetctl's exit codes and what the hello instances serve are
+# checked; fleetctl's output is shown as is.
+set -euo pipefail
+
+readonly kHosts=3
+readonly kWaitTenths=100  # 10 s for the controller, the agents, the versions
+
+if (($# != 1)) || [[ "$1" == -* ]]; then
+  echo "usage: $0 BUILD_DIR" >&2
+  exit 2
+fi
+[[ -d "$1" ]] || { echo "demo: build dir $1 does not exist" >&2; exit 2; }
+build_dir="$(cd "$1" && pwd)"
+repo_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+hello_dir="$repo_dir/deploy/examples/hello"
+
+controller_bin="$build_dir/controller/fleet-controller"
+agent_bin="$build_dir/agent/fleet-agent"
+fleetctl_bin="$build_dir/cli/fleetctl"
+hello_bin="$build_dir/deploy/examples/hello/hello"
+for bin in "$controller_bin" "$agent_bin" "$fleetctl_bin" "$hello_bin"; do
+  [[ -x "$bin" ]] || { echo "demo: $bin is missing; build first (make)" >&2; exit 2; }
+done
+for tool in curl python3 setsid; do
+  command -v "$tool" >/dev/null ||
+    { echo "demo: $tool is required (deploy/install-deps.sh installs curl)" >&2; exit 2; }
+done
+
+# Everything talks to 127.0.0.1; a proxy from the environment must not be
+# used by curl, libcurl probes or gRPC channels.
+export no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}"
+export NO_PROXY="$no_proxy"
+
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/fleet-demo.XXXXXX")"
+proc_names=()  # what we started, for cleanup and for failure reports
+proc_pids=()
+
+# True while PID exists and is not a zombie.
+alive() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  [[ "${stat%% *}" != Z ]]
+}
+
+cleanup() {
+  local rc=$? i n pid pid_path argv0
+  set +e
+  trap - EXIT INT TERM
+  # Controller and agents before the hello instances, so that no agent starts
+  # one while we stop them.
+  for ((i = ${#proc_pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${proc_pids[i]}" 2>/dev/null
+  done
+  for ((i = 0; i < 50; i++)); do
+    local any=0
+    for pid in "${proc_pids[@]}"; do alive "$pid" && any=1; done
+    ((any)) || break
+    sleep 0.1
+  done
+  for ((i = 0; i < ${#proc_pids[@]}; i++)); do
+    if alive "${proc_pids[i]}"; then
+      echo "demo: ${proc_names[i]} did not stop within 5s, killing it" >&2
+      kill -KILL "${proc_pids[i]}" 2>/dev/null
+    fi
+  done
+  wait 2>/dev/null
+  for ((n = 1; n <= kHosts; n++)); do
+    if [[ -d "$tmp/hosts/demo-$n/apps/hello" ]]; then
+      "$hello_dir/stop" "$tmp/hosts/demo-$n/apps/hello" >/dev/null
+    fi
+  done
+  # A hello serving a release from our temp dir whose pid file was lost is
+  # ours too.
+  for pid_path in /proc/[0-9]*; do
+    pid="${pid_path#/proc/}"
+    argv0=""
+    IFS= read -r -d '' argv0 2>/dev/null <"$pid_path/cmdline" || continue
+    [[ "${argv0##*/}" == hello ]] || continue
+    if tr '\0' ' ' 2>/dev/null <"$pid_path/cmdline" | grep -qF -- "$tmp/"; then
+      kill -KILL "$pid" 2>/dev/null
+    fi
+  done
+  if [[ "${FLEET_DEMO_KEEP:-0}" == 1 ]]; then
+    echo "demo: kept $tmp (logs: $tmp/*.log)"
+  else
+    rm -rf "$tmp"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+step() {
+  if [[ -t 1 ]]; then
+    printf '\n\033[1m==> %s\033[0m\n' "$*"
+  else
+    printf '\n==> %s\n' "$*"
+  fi
+}
+
+# Prints the last lines of every log and which of our processes died, then
+# the one-line reason, and exits (the EXIT trap cleans up).
+fail() {
+  local i log
+  for log in "$tmp"/*.log "$tmp"/hosts/*/apps/hello/shared/log/hello.log; do
+    [[ -s "$log" ]] || continue
+    echo "--- last lines of $log" >&2
+    tail -n 15 "$log" >&2
+  done
+  for ((i = 0; i < ${#proc_pids[@]}; i++)); do
+    alive "${proc_pids[i]}" ||
+      echo "demo: ${proc_names[i]} (pid ${proc_pids[i]}) is no longer running" >&2
+  done
+  [[ "${FLEET_DEMO_KEEP:-0}" == 1 ]] ||
+    echo "demo: rerun with FLEET_DEMO_KEEP=1 to keep $tmp" >&2
+  echo "demo: FAILED: $*" >&2
+  exit 1
+}
+
+# Shows a fleetctl command, then runs it with its output as is.
+fleetctl() {
+  echo "\$ fleetctl $*"
+  "$fleetctl_bin" "$@"
+}
+
+port_in_use() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Prints N ports nothing listens on, from a random base in 20000..59999.
+free_ports() {
+  local want="$1" port=$((20000 + RANDOM % 40000)) found=0 tries=0
+  while ((found < want)); do
+    ((++tries < 1000)) || return 1
+    if ! port_in_use "$port"; then
+      echo "$port"
+      found=$((found + 1))
+    fi
+    port=$((port + 1))
+  done
+}
+
+start_process() {
+  local name="$1" log="$2"
+  shift 2
+  "$@" </dev/null >"$log" 2>&1 &
+  proc_names+=("$name")
+  proc_pids+=("$!")
+}
+
+# Whether the `fleetctl hosts` output lists every demo host as connected.
+# JSON output follows the API's Host message (id, connected); plain text is
+# accepted when all host ids appear, since a fresh controller only knows
+# hosts that have connected.
+all_hosts_connected() {
+  python3 - "$1" "$kHosts" <<'EOF'
+import json, sys
+text, count = sys.argv[1], int(sys.argv[2])
+want = {"demo-%d" % n for n in range(1, count + 1)}
+try:
+    doc = json.loads(text)
+except ValueError:
+    sys.exit(0 if all(h in text for h in want) else 1)
+seen = set()
+def walk(node):
+    if isinstance(node, dict):
+        if node.get("id") in want and node.get("connected") is True:
+            seen.add(node["id"])
+        for v in node.values():
+            walk(v)
+    elif isinstance(node, list):
+        for v in node:
+            walk(v)
+walk(doc)
+sys.exit(0 if seen == want else 1)
+EOF
+}
+
+# Waits up to 10 s until every host serves VERSION on /version.
+expect_version() {
+  local want="$1" n i got
+  for ((n = 1; n <= kHosts; n++)); do
+    for ((i = 0; ; i++)); do
+      got="$(curl -fsS --max-time 2 "http://127.0.0.1:${hello_ports[n - 1]}/version" 2>&1)" || true
+      [[ "$got" == "$want" ]] && break
+      ((i < kWaitTenths)) ||
+        fail "demo-$n (127.0.0.1:${hello_ports[n - 1]}) serves '${got}', expected '$want'"
+      sleep 0.1
+    done
+    printf '  demo-%d  127.0.0.1:%-5s  /version -> %s   / -> %s\n' "$n" \
+      "${hello_ports[n - 1]}" "$got" \
+      "$(curl -fsS --max-time 2 "http://127.0.0.1:${hello_ports[n - 1]}/" 2>&1)"
+  done
+}
+
+step "Starting a controller and $kHosts agents in $tmp"
+mapfile -t ports < <(free_ports $((2 + kHosts)))
+((${#ports[@]} == 2 + kHosts)) || fail "could not pick free ports"
+grpc_port="${ports[0]}"
+http_port="${ports[1]}"
+hello_ports=("${ports[@]:2}")
+
+mkdir -p "$tmp/controller"
+start_process "fleet-controller" "$tmp/controller.log" \
+  "$controller_bin" --listen "127.0.0.1:$grpc_port" \
+  --http-listen "127.0.0.1:$http_port" --data-dir "$tmp/controller"
+for ((i = 0; ; i++)); do
+  port_in_use "$grpc_port" && break
+  alive "${proc_pids[0]}" || fail "fleet-controller exited at startup"
+  ((i < kWaitTenths)) || fail "fleet-controller does not listen on 127.0.0.1:$grpc_port after 10s"
+  sleep 0.1
+done
+echo "controller: 127.0.0.1:$grpc_port (gRPC), 127.0.0.1:$http_port (HTTP)"
+
+for ((n = 1; n <= kHosts; n++)); do
+  host_dir="$tmp/hosts/demo-$n"
+  mkdir -p "$host_dir/apps" "$host_dir/state"
+  start_process "fleet-agent demo-$n" "$tmp/agent-demo-$n.log" \
+    "$agent_bin" --controller "127.0.0.1:$grpc_port" --host-id "demo-$n" \
+    --apps-root "$host_dir/apps" --state-dir "$host_dir/state" \
+    --label role=web --var "port=${hello_ports[n - 1]}"
+  echo "agent demo-$n: hello will serve on 127.0.0.1:${hello_ports[n - 1]}"
+done
+export FLEET_CONTROLLER="127.0.0.1:$grpc_port"
+
+step "Waiting for $kHosts agents to connect"
+for ((i = 0; ; i++)); do
+  hosts_out="$("$fleetctl_bin" --output json hosts 2>&1)" &&
+    all_hosts_connected "$hosts_out" && break
+  ((i < kWaitTenths)) || fail "not all $kHosts agents connected within 10s; last 'fleetctl hosts': ${hosts_out//$'\n'/ }"
+  sleep 0.1
+done
+fleetctl hosts || fail "fleetctl hosts failed"
+
+step "Registering the hello app"
+fleetctl app apply -f "$hello_dir/app.yaml" || fail "fleetctl app apply failed"
+
+step "Building releases v1, v2 (another greeting) and v3 (/healthz returns 502)"
+"$hello_dir/make-artifact.sh" v1 "$tmp/v1.tar.gz" --bin "$hello_bin" ||
+  fail "could not build v1"
+"$hello_dir/make-artifact.sh" v2 "$tmp/v2.tar.gz" --bin "$hello_bin" \
+  --greeting "hello again" || fail "could not build v2"
+"$hello_dir/make-artifact.sh" v3 "$tmp/v3.tar.gz" --bin "$hello_bin" \
+  --healthz-status 502 || fail "could not build v3"
+
+step "Pushing the releases to the controller"
+for v in v1 v2 v3; do
+  fleetctl release push hello "$v" "$tmp/$v.tar.gz" || fail "fleetctl release push hello $v failed"
+done
+
+step "Rolling out v1"
+fleetctl rollout hello v1 --wait || fail "rollout of v1 failed"
+expect_version v1
+
+step "Rolling out v2"
+fleetctl rollout hello v2 --wait || fail "rollout of v2 failed"
+expect_version v2
+
+step "Rolling out v3, whose health check fails: this rollout must fail"
+if fleetctl rollout hello v3 --wait; then
+  fail "rollout of v3 succeeded although its /healthz returns 502"
+fi
+echo "The v3 rollout failed, as expected."
+fleetctl status hello || fail "fleetctl status hello failed"
+
+step "Every host still serves v2"
+expect_version v2
+
+step "Rolling back (to v1)"
+fleetctl rollback hello --wait || fail "rollback failed"
+expect_version v1
+
+step "Release history"
+fleetctl history hello || fail "fleetctl history hello failed"
+
+step "Demo passed"

@@ -1,0 +1,274 @@
+// hello: the example service Fleet deploys in the demo and the e2e tests.
+//
+//   hello --port N [--release-dir DIR]
+//
+// Serves on 127.0.0.1:N only. DIR (default: the directory above the one
+// holding the binary, i.e. the release directory) provides:
+//   VERSION     the version string, served by GET /version and GET /
+//   hello.conf  optional `key=value` lines: healthz_status (default 200),
+//               greeting (default "hello"); `#` starts a comment line.
+// Endpoints: GET /healthz -> healthz_status with "ok\n" (2xx) or "unhealthy\n",
+//            GET /version -> VERSION + "\n",
+//            GET /        -> greeting + " from " + VERSION + "\n".
+// SIGTERM and SIGINT stop the server cleanly (exit 0).
+
+#include <httplib.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+
+namespace {
+
+constexpr char kBindHost[] = "127.0.0.1";
+
+struct Flags {
+  int port = 0;
+  std::string release_dir;
+};
+
+struct HelloConfig {
+  std::string version;
+  int healthz_status = 200;
+  std::string greeting = "hello";
+};
+
+void PrintUsage() {
+  std::cerr << "usage: hello --port N [--release-dir DIR]\n";
+}
+
+std::string Trim(const std::string& s) {
+  const char* kSpace = " \t\r\n";
+  const size_t begin = s.find_first_not_of(kSpace);
+  if (begin == std::string::npos) return "";
+  const size_t end = s.find_last_not_of(kSpace);
+  return s.substr(begin, end - begin + 1);
+}
+
+std::optional<int> ParseInt(const std::string& s, int min, int max) {
+  if (s.empty()) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  const long value = std::strtol(s.c_str(), &end, 10);
+  if (errno != 0 || *end != '\0' || value < min || value > max) {
+    return std::nullopt;
+  }
+  return static_cast<int>(value);
+}
+
+// The release directory is the parent of the binary's bin/ directory. Going
+// through /proc/self/exe gives the same answer as realpath(argv[0]) and also
+// works when the binary was found through PATH; it resolves the `current`
+// symlink, so the server keeps reading its own release after a switch.
+std::optional<std::string> DefaultReleaseDir() {
+  std::error_code ec;
+  const std::filesystem::path exe =
+      std::filesystem::canonical("/proc/self/exe", ec);
+  if (ec) return std::nullopt;
+  return exe.parent_path().parent_path().string();
+}
+
+// Returns false (after printing why) when the command line is unusable.
+bool ParseFlags(int argc, char** argv, Flags* flags) {
+  std::optional<std::string> port_text;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::string value;
+    bool has_inline_value = false;
+    if (const size_t eq = arg.find('=');
+        arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+      has_inline_value = true;
+    }
+    if (arg != "--port" && arg != "--release-dir") {
+      std::cerr << "hello: unknown argument " << argv[i] << "\n";
+      return false;
+    }
+    if (!has_inline_value) {
+      if (i + 1 >= argc) {
+        std::cerr << "hello: " << arg << " needs a value\n";
+        return false;
+      }
+      value = argv[++i];
+    }
+    if (arg == "--port") {
+      port_text = value;
+    } else {
+      flags->release_dir = value;
+    }
+  }
+  if (!port_text) {
+    std::cerr << "hello: --port is required\n";
+    return false;
+  }
+  const std::optional<int> port = ParseInt(*port_text, 1, 65535);
+  if (!port) {
+    std::cerr << "hello: --port must be a number in 1..65535, got '"
+              << *port_text << "'\n";
+    return false;
+  }
+  flags->port = *port;
+  if (flags->release_dir.empty()) {
+    const std::optional<std::string> dir = DefaultReleaseDir();
+    if (!dir) {
+      std::cerr << "hello: cannot locate the binary to derive the release "
+                   "directory; pass --release-dir\n";
+      return false;
+    }
+    flags->release_dir = *dir;
+  }
+  return true;
+}
+
+// Returns false (after printing why) when VERSION is missing or hello.conf
+// holds a bad value. A missing hello.conf means all defaults.
+bool LoadConfig(const std::string& release_dir, HelloConfig* config) {
+  const std::string version_path = release_dir + "/VERSION";
+  std::ifstream version_file(version_path);
+  if (!version_file) {
+    std::cerr << "hello: cannot read " << version_path << ": "
+              << std::strerror(errno) << "\n";
+    return false;
+  }
+  std::stringstream version_text;
+  version_text << version_file.rdbuf();
+  config->version = Trim(version_text.str());
+  if (config->version.empty()) {
+    std::cerr << "hello: " << version_path << " is empty\n";
+    return false;
+  }
+
+  const std::string conf_path = release_dir + "/hello.conf";
+  std::ifstream conf_file(conf_path);
+  if (!conf_file) return true;
+  std::string line;
+  for (int line_no = 1; std::getline(conf_file, line); ++line_no) {
+    line = Trim(line);
+    if (line.empty() || line[0] == '#') continue;
+    const size_t eq = line.find('=');
+    if (eq == std::string::npos) {
+      std::cerr << "hello: " << conf_path << ":" << line_no
+                << ": expected key=value\n";
+      return false;
+    }
+    const std::string key = Trim(line.substr(0, eq));
+    const std::string value = Trim(line.substr(eq + 1));
+    if (key == "healthz_status") {
+      const std::optional<int> status = ParseInt(value, 100, 599);
+      if (!status) {
+        std::cerr << "hello: " << conf_path << ":" << line_no
+                  << ": healthz_status must be an HTTP status 100..599, got '"
+                  << value << "'\n";
+        return false;
+      }
+      config->healthz_status = *status;
+    } else if (key == "greeting") {
+      config->greeting = value;
+    } else {
+      std::cerr << "hello: " << conf_path << ":" << line_no
+                << ": ignoring unknown key '" << key << "'\n";
+    }
+  }
+  return true;
+}
+
+void InstallRoutes(const HelloConfig& config, httplib::Server* server) {
+  server->Get("/healthz",
+              [config](const httplib::Request&, httplib::Response& res) {
+                const bool healthy =
+                    config.healthz_status >= 200 && config.healthz_status < 300;
+                res.status = config.healthz_status;
+                res.set_content(healthy ? "ok\n" : "unhealthy\n", "text/plain");
+              });
+  server->Get("/version",
+              [config](const httplib::Request&, httplib::Response& res) {
+                res.set_content(config.version + "\n", "text/plain");
+              });
+  server->Get("/", [config](const httplib::Request&, httplib::Response& res) {
+    res.set_content(config.greeting + " from " + config.version + "\n",
+                    "text/plain");
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags flags;
+  if (!ParseFlags(argc, argv, &flags)) {
+    PrintUsage();
+    return 2;
+  }
+  HelloConfig config;
+  if (!LoadConfig(flags.release_dir, &config)) return 1;
+
+  // Block the stop signals before any thread exists so every thread inherits
+  // the mask and only the watcher below receives them, via sigwait. That keeps
+  // Server::stop() out of a signal handler.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);  // A client that hangs up must not kill us.
+
+  httplib::Server server;
+  // stop() does not interrupt a worker waiting on an idle keep-alive
+  // connection, so these bound how long shutdown can take (restart allows
+  // 5 s before SIGKILL).
+  server.set_keep_alive_timeout(1);
+  server.set_read_timeout(2);
+  InstallRoutes(config, &server);
+  if (!server.bind_to_port(kBindHost, flags.port)) {
+    std::cerr << "hello: cannot listen on " << kBindHost << ":" << flags.port
+              << ": " << std::strerror(errno) << "\n";
+    return 1;
+  }
+
+  std::atomic<bool> listen_returned{false};
+  std::atomic<bool> stopped_by_signal{false};
+  std::thread watcher([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    if (listen_returned) return;  // Woken by main after the server ended.
+    stopped_by_signal = true;
+    std::cerr << "hello: received signal " << sig << ", stopping\n";
+    // stop() is a no-op until the accept loop runs, so a signal that lands
+    // between bind and listen must wait for it.
+    while (!listen_returned) {
+      if (server.is_running()) {
+        server.stop();
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
+
+  std::cerr << "hello " << config.version << " listening on " << kBindHost
+            << ":" << flags.port << " (release dir " << flags.release_dir
+            << ", healthz_status " << config.healthz_status << ")\n";
+  const bool listen_ok = server.listen_after_bind();
+  listen_returned = true;
+  pthread_kill(watcher.native_handle(), SIGTERM);  // Ends a pending sigwait.
+  watcher.join();
+
+  if (stopped_by_signal) {
+    std::cerr << "hello: stopped\n";
+    return 0;
+  }
+  std::cerr << "hello: server on " << kBindHost << ":" << flags.port
+            << " ended unexpectedly" << (listen_ok ? "" : " with an error")
+            << "\n";
+  return 1;
+}
