@@ -1,5 +1,7 @@
 #include "agent/deployer.h"
 
+#include <sys/stat.h>
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -215,6 +217,10 @@ absl::Status Deployer::Stage(const fleet::v1::StageCommand& cmd, const ProgressF
     std::remove(part.c_str());
     return failure;
   };
+  // mkdtemp makes 0700; a release must be readable by the service's user.
+  if (chmod(staging->c_str(), 0755) != 0) {
+    return cleanup(absl::InternalError(absl::StrCat("cannot chmod ", *staging)));
+  }
   UnpackStats stats;
   st = UnpackArchive(part, *staging, options_.unpack_limits, &stats);
   if (!st.ok()) {

@@ -26,7 +26,7 @@ namespace fleet {
 namespace {
 
 constexpr char kShell[] = "/bin/sh";
-constexpr char kBasePath[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+constexpr char kBasePath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 constexpr size_t kOutputKeep = 4096;
 constexpr size_t kDescribeLineMax = 200;
 
@@ -39,11 +39,9 @@ constexpr auto kMaxPoll = std::chrono::milliseconds(10);
 // What the child reports through the exec-error pipe when it fails before
 // exec; the pipe is close-on-exec, so a successful exec reports nothing.
 struct ChildFailure {
-  int stage;  // index into kStageNames
-  int error;  // errno
+  bool in_chdir;  // else in dup2 or exec
+  int error;      // errno
 };
-constexpr const char* kStageNames[] = {"chdir to", "exec"};
-enum ChildStage { kStageChdir = 0, kStageExec = 1 };
 
 // Closes a descriptor when it goes out of scope.
 class ScopedFd {
@@ -83,7 +81,7 @@ int OpenOutputFile() {
 
 std::vector<std::string> BuildEnvironment(const std::map<std::string, std::string>& extra) {
   std::map<std::string, std::string> env;
-  env["PATH"] = std::string(kBasePath).substr(5);
+  env["PATH"] = kBasePath;
   const char* home = getenv("HOME");
   env["HOME"] = (home != nullptr && *home != '\0') ? home : "/";
   env["LANG"] = "C.UTF-8";
@@ -133,10 +131,10 @@ int AboveStdio(int fd) {
 
   ChildFailure failure{};
   if (cwd != nullptr && chdir(cwd) != 0) {
-    failure = {kStageChdir, errno};
+    failure = {true, errno};
   } else if (dup2(null_fd, STDIN_FILENO) < 0 || dup2(output_fd, STDOUT_FILENO) < 0 ||
              dup2(output_fd, STDERR_FILENO) < 0) {
-    failure = {kStageExec, errno};
+    failure = {false, errno};
   } else {
     // Keep only 0-2 and the report pipe (close-on-exec) across exec.
     // Descriptors other threads opened without O_CLOEXEC must not leak
@@ -144,7 +142,7 @@ int AboveStdio(int fd) {
     CloseRange(STDERR_FILENO + 1, report_fd - 1, max_fd);
     CloseRange(report_fd + 1, -1, max_fd);
     execve(kShell, argv, envp);
-    failure = {kStageExec, errno};
+    failure = {false, errno};
   }
   ssize_t ignored = write(report_fd, &failure, sizeof(failure));
   (void)ignored;
@@ -222,9 +220,8 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec) {
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    std::string what = failure.stage == kStageChdir
-                           ? absl::StrCat(kStageNames[kStageChdir], " ", spec.cwd)
-                           : absl::StrCat(kStageNames[kStageExec], " ", kShell);
+    std::string what =
+        failure.in_chdir ? absl::StrCat("chdir to ", spec.cwd) : absl::StrCat("exec ", kShell);
     return ErrnoError(failure.error, what, spec.command);
   }
 

@@ -1,0 +1,45 @@
+# Fleet: `make demo` and `make test` on a fresh Debian 12 machine.
+BUILD_DIR ?= build
+CMAKE_FLAGS ?=
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps configure build test unit e2e demo bench sanitize format clean
+
+all: build
+
+deps:
+	@bash deploy/install-deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD_DIR) -G Ninja $(CMAKE_FLAGS) > /dev/null
+
+build: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# Every test: unit tests in parallel, end-to-end tests one at a time
+# (they share the CPU with real controllers, agents and services).
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+unit: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) -E '^E2E'
+
+e2e: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -R '^E2E'
+
+demo: build
+	bash deploy/demo.sh $(BUILD_DIR)
+
+# Benchmarks print figures; they are not tests.
+bench: build
+	bash tests/bench/run.sh $(BUILD_DIR)
+
+# ASan + UBSan build of everything, with every test.
+sanitize:
+	$(MAKE) test BUILD_DIR=build-asan CMAKE_FLAGS="-DFLEET_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
+
+format:
+	git ls-files '*.cc' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf build build-asan

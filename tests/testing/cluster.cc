@@ -1,0 +1,152 @@
+#include "tests/testing/cluster.h"
+
+#include <httplib.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+
+namespace fleet::testing {
+
+std::string Cluster::Binary(const std::string& name) {
+  if (name == "fleet-controller") return absl::StrCat(FLEET_BINARY_DIR, "/controller/", name);
+  if (name == "fleet-agent") return absl::StrCat(FLEET_BINARY_DIR, "/agent/", name);
+  if (name == "fleetctl") return absl::StrCat(FLEET_BINARY_DIR, "/cli/", name);
+  return absl::StrCat(FLEET_BINARY_DIR, "/deploy/examples/hello/", name);
+}
+
+Cluster::Cluster(ClusterOptions options) : options_(options) {
+  grpc_port_ = FreePort();
+  http_port_ = FreePort();
+  for (int i = 0; i < options_.agents; ++i) service_ports_.push_back(FreePort());
+  agents_.resize(options_.agents);
+  StartController();
+  for (int i = 0; i < options_.agents; ++i) StartAgent(i);
+}
+
+Cluster::~Cluster() {
+  for (auto& agent : agents_) agent.reset();
+  controller_.reset();
+  // The agents started hello instances in their own sessions; stop them.
+  std::string stop = absl::StrCat(FLEET_SOURCE_DIR, "/deploy/examples/hello/stop");
+  for (int i = 0; i < options_.agents; ++i) {
+    std::string app_dir = AppsRoot(i) + "/hello";
+    if (std::filesystem::exists(app_dir + "/shared/run")) {
+      RunCommand({"/bin/bash", stop, app_dir}, absl::Seconds(15));
+    }
+  }
+}
+
+std::string Cluster::address() const { return absl::StrCat("127.0.0.1:", grpc_port_); }
+std::string Cluster::HostId(int i) const {
+  return absl::StrCat(options_.host_prefix, "-", i + 1 < 10 ? "0" : "", i + 1);
+}
+std::string Cluster::AppsRoot(int i) const { return dir_.Sub(HostId(i) + "/apps"); }
+std::string Cluster::StateDir(int i) const { return dir_.Sub(HostId(i) + "/state"); }
+
+void Cluster::StartController() {
+  controller_ = std::make_unique<Subprocess>(
+      std::vector<std::string>{Binary("fleet-controller"), "--listen", address(), "--http-listen",
+                               absl::StrCat("127.0.0.1:", http_port_), "--data-dir", DataDir(),
+                               "--host-timeout", options_.host_timeout},
+      dir_.Sub("controller.log"));
+}
+
+void Cluster::KillController() {
+  if (controller_) controller_->Kill();
+  controller_.reset();
+}
+
+void Cluster::StartAgent(int i) {
+  agents_[i] = std::make_unique<Subprocess>(
+      std::vector<std::string>{Binary("fleet-agent"), "--controller", address(), "--host-id",
+                               HostId(i), "--apps-root", AppsRoot(i), "--state-dir", StateDir(i),
+                               "--label", "role=web", "--label",
+                               absl::StrCat("zone=", i % 2 == 0 ? "a" : "b"), "--var",
+                               absl::StrCat("port=", service_ports_[i])},
+      dir_.Sub(HostId(i) + ".log"));
+}
+
+void Cluster::KillAgent(int i) {
+  if (agents_[i]) agents_[i]->Kill();
+  agents_[i].reset();
+}
+
+bool Cluster::AgentRunning(int i) { return agents_[i] && agents_[i]->running(); }
+
+bool Cluster::WaitForConnectedHosts(int n, absl::Duration timeout) {
+  return WaitFor(
+      [&] {
+        CommandOutput out = Fleetctl({"hosts"}, absl::Seconds(10));
+        if (out.exit_code != 0) return false;
+        int connected = 0;
+        for (absl::string_view line : absl::StrSplit(out.out, '\n')) {
+          std::vector<absl::string_view> cols = absl::StrSplit(line, ' ', absl::SkipEmpty());
+          if (cols.size() >= 2 && cols[1] == "yes") ++connected;
+        }
+        return connected >= n;
+      },
+      timeout);
+}
+
+CommandOutput Cluster::Fleetctl(const std::vector<std::string>& args, absl::Duration timeout) {
+  std::vector<std::string> argv = {Binary("fleetctl"), "--controller", address()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv, timeout, {{"FLEET_ACTOR", "tester@ci"}});
+}
+
+std::string Cluster::MakeHelloArtifact(const std::string& version, int healthz_status) {
+  std::string out = dir_.Sub(absl::StrCat("artifacts/", version, ".tar.gz"));
+  std::filesystem::create_directories(dir_.Sub("artifacts"));
+  CommandOutput made = RunCommand(
+      {"/bin/bash", absl::StrCat(FLEET_SOURCE_DIR, "/deploy/examples/hello/make-artifact.sh"),
+       version, out, "--bin", Binary("hello"), "--healthz-status", std::to_string(healthz_status),
+       "--greeting", absl::StrCat("hi from ", version)});
+  EXPECT_EQ(made.exit_code, 0) << made.err;
+  return out;
+}
+
+void Cluster::ApplyHelloSpec(const std::string& bake) {
+  std::string spec = absl::StrCat(R"(name: hello
+keep_releases: 3
+shared_dirs: [log, run]
+reload: "${FLEET_RELEASE_DIR}/bin/restart"
+health:
+  - http: "http://127.0.0.1:${port}/healthz"
+    timeout: 2s
+    retries: 1
+    interval: 200ms
+  - tcp: "127.0.0.1:${port}"
+bake: )",
+                                  bake, "\n");
+  std::string path = dir_.Sub("hello.yaml");
+  WriteTextFile(path, spec);
+  CommandOutput out = Fleetctl({"app", "apply", "-f", path});
+  ASSERT_EQ(out.exit_code, 0) << out.err;
+}
+
+std::string Cluster::Current(int i, const std::string& app) const {
+  std::error_code ec;
+  auto target = std::filesystem::read_symlink(AppsRoot(i) + "/" + app + "/current", ec);
+  if (ec) return "";
+  std::string t = target.string();
+  return absl::StartsWith(t, "releases/") ? t.substr(9) : t;
+}
+
+std::string Cluster::HttpGet(int i, const std::string& path) const {
+  httplib::Client client("127.0.0.1", service_ports_[i]);
+  client.set_connection_timeout(2);
+  client.set_read_timeout(2);
+  auto res = client.Get(path);
+  if (!res) return "";
+  return res->body;
+}
+
+std::string Cluster::AgentLog(int i) const { return ReadTextFile(dir_.Sub(HostId(i) + ".log")); }
+std::string Cluster::ControllerLog() const { return ReadTextFile(dir_.Sub("controller.log")); }
+
+}  // namespace fleet::testing
