@@ -32,7 +32,7 @@ demo: build
 
 # Benchmarks print figures; they are not tests.
 bench: build
-	bash tests/bench/run.sh $(BUILD_DIR)
+	$(BUILD_DIR)/tests/bench/rollback_bench 5
 
 # ASan + UBSan build of everything, with every test.
 sanitize:

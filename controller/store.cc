@@ -251,8 +251,8 @@ class Statement {
   Statement& Bind(absl::string_view text) {
     // A null pointer would bind NULL; "" is not NULL.
     const char* data = text.data() != nullptr ? text.data() : "";
-    return Check(sqlite3_bind_text64(stmt_, ++next_, data, text.size(), SQLITE_TRANSIENT,
-                                     SQLITE_UTF8));
+    return Check(
+        sqlite3_bind_text64(stmt_, ++next_, data, text.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
   }
   Statement& Bind(const std::string& text) { return Bind(absl::string_view(text)); }
   Statement& Bind(const char* text) { return Bind(absl::string_view(text)); }
@@ -261,8 +261,7 @@ class Statement {
   Statement& Bind(bool value) { return Bind(static_cast<int64_t>(value ? 1 : 0)); }
   Statement& BindBlob(absl::string_view bytes) {
     if (bytes.empty()) return Check(sqlite3_bind_zeroblob(stmt_, ++next_, 0));
-    return Check(sqlite3_bind_blob64(stmt_, ++next_, bytes.data(), bytes.size(),
-                                     SQLITE_TRANSIENT));
+    return Check(sqlite3_bind_blob64(stmt_, ++next_, bytes.data(), bytes.size(), SQLITE_TRANSIENT));
   }
 
   // True when a row is ready, false when the statement is done.
@@ -445,9 +444,8 @@ constexpr char kReleaseColumns[] =
 absl::StatusOr<Release> ReadRelease(const Statement& stmt) {
   Release release;
   if (!release.ParseFromString(stmt.Blob(6))) {
-    return absl::DataLossError(absl::StrCat("metadata of release ",
-                                            ReleaseName(stmt.Text(0), stmt.Text(1)),
-                                            " does not parse"));
+    return absl::DataLossError(absl::StrCat(
+        "metadata of release ", ReleaseName(stmt.Text(0), stmt.Text(1)), " does not parse"));
   }
   release.set_app(stmt.Text(0));
   release.set_version(stmt.Text(1));
@@ -481,8 +479,8 @@ absl::StatusOr<HostAppState> ReadHostAppState(const Statement& stmt) {
   state.set_current_release(stmt.Text(2));
   absl::Status st = DecodeStringList(stmt.Text(3), state.mutable_releases());
   if (!st.ok()) {
-    return Annotate(st, absl::StrCat("releases of app '", state.app(), "' on host '",
-                                     stmt.Text(0), "'"));
+    return Annotate(
+        st, absl::StrCat("releases of app '", state.app(), "' on host '", stmt.Text(0), "'"));
   }
   state.set_last_known_good(stmt.Text(4));
   state.set_previous_release(stmt.Text(5));
@@ -581,20 +579,18 @@ int64_t SqlLimit(int limit) { return limit > 0 ? limit : -1; }
 
 bool IsTerminal(fleet::v1::RolloutState state) {
   return state == fleet::v1::ROLLOUT_STATE_SUCCEEDED ||
-         state == fleet::v1::ROLLOUT_STATE_ROLLED_BACK ||
-         state == fleet::v1::ROLLOUT_STATE_FAILED;
+         state == fleet::v1::ROLLOUT_STATE_ROLLED_BACK || state == fleet::v1::ROLLOUT_STATE_FAILED;
 }
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   sqlite3* db = nullptr;
   // No SQLITE_OPEN_FULLMUTEX: every use of the connection holds mu_.
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
-    absl::Status st(CodeFor(rc), absl::StrCat("cannot open database ", path, ": ",
-                                              db != nullptr ? sqlite3_errmsg(db)
-                                                            : sqlite3_errstr(rc)));
+    absl::Status st(CodeFor(rc),
+                    absl::StrCat("cannot open database ", path, ": ",
+                                 db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
     sqlite3_close(db);
     return st;
   }
@@ -617,16 +613,16 @@ absl::Status Store::Migrate() {
     return stmt.Int(0);
   };
   auto newer = [this](int64_t version) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("database ", path_, " has schema version ", version,
-                     ", newer than this fleet-controller (", kSchemaVersion,
-                     "); upgrade fleet-controller"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "database ", path_, " has schema version ", version, ", newer than this fleet-controller (",
+        kSchemaVersion, "); upgrade fleet-controller"));
   };
 
   sqlite3_busy_timeout(db_, 5000);
   // Checked before the pragmas below, which would change the file.
   absl::StatusOr<int64_t> version = read_version();
-  if (!version.ok()) return Annotate(version.status(), absl::StrCat("cannot open database ", path_));
+  if (!version.ok())
+    return Annotate(version.status(), absl::StrCat("cannot open database ", path_));
   if (*version > kSchemaVersion) return newer(*version);
 
   {
@@ -649,8 +645,8 @@ absl::Status Store::Migrate() {
   for (int step = 0; step < kSchemaVersion; ++step) {
     const int target = step + 1;
     auto fail = [&](const absl::Status& s) {
-      return Annotate(s, absl::StrCat("cannot migrate database ", path_, " to schema version ",
-                                      target));
+      return Annotate(
+          s, absl::StrCat("cannot migrate database ", path_, " to schema version ", target));
     };
     WriteScope scope(db_);
     if (!scope.status().ok()) return fail(scope.status());
@@ -680,9 +676,9 @@ absl::Status Store::CheckTransaction() {
       return Annotate(transaction_begin_status_, "store transaction did not begin");
     case TransactionState::kOpen:
       if (sqlite3_get_autocommit(db_) != 0) {
-        return absl::AbortedError(absl::StrCat(
-            "store transaction on ", path_,
-            " was rolled back by SQLite after an earlier error; start a new one"));
+        return absl::AbortedError(
+            absl::StrCat("store transaction on ", path_,
+                         " was rolled back by SQLite after an earlier error; start a new one"));
       }
       return absl::OkStatus();
   }
@@ -800,10 +796,10 @@ absl::Status Store::SetDesiredVersion(const std::string& app, const std::string&
   FLEET_RETURN_IF_ERROR(CheckTransaction());
   Statement stmt(db_, "UPDATE apps SET desired_version = ? WHERE name = ?");
   stmt.Bind(version).Bind(app);
-  FLEET_RETURN_IF_ERROR(Annotate(
-      stmt.Run(),
-      absl::StrCat("cannot set desired version of app '", app, "' to '", version, "'")));
-  if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("unknown app '", app, "'"));
+  FLEET_RETURN_IF_ERROR(Annotate(stmt.Run(), absl::StrCat("cannot set desired version of app '",
+                                                          app, "' to '", version, "'")));
+  if (sqlite3_changes(db_) == 0)
+    return absl::NotFoundError(absl::StrCat("unknown app '", app, "'"));
   return absl::OkStatus();
 }
 
@@ -821,9 +817,9 @@ absl::Status Store::InsertRelease(const Release& release) {
   if (!metadata.SerializeToString(&metadata_bytes)) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": metadata does not serialize"));
   }
-  Statement stmt(db_, absl::StrCat("INSERT INTO releases (", kReleaseColumns,
-                                   ") VALUES (?, ?, ?, ?, ?, ?, ?)")
-                          .c_str());
+  Statement stmt(
+      db_, absl::StrCat("INSERT INTO releases (", kReleaseColumns, ") VALUES (?, ?, ?, ?, ?, ?, ?)")
+               .c_str());
   stmt.Bind(release.app())
       .Bind(release.version())
       .Bind(release.sha256())
@@ -846,9 +842,9 @@ absl::StatusOr<Release> Store::GetRelease(const std::string& app, const std::str
   FLEET_RETURN_IF_ERROR(CheckTransaction());
   const std::string name = ReleaseName(app, version);
   const std::string what = absl::StrCat("cannot read release ", name);
-  Statement stmt(db_, absl::StrCat("SELECT ", kReleaseColumns,
-                                   " FROM releases WHERE app = ? AND version = ?")
-                          .c_str());
+  Statement stmt(
+      db_, absl::StrCat("SELECT ", kReleaseColumns, " FROM releases WHERE app = ? AND version = ?")
+               .c_str());
   stmt.Bind(app).Bind(version);
   absl::StatusOr<bool> row = stmt.Step();
   if (!row.ok()) return Annotate(row.status(), what);
@@ -864,9 +860,9 @@ absl::StatusOr<std::vector<Release>> Store::ListReleases(const std::string& app)
   const std::string what = absl::StrCat("cannot list releases of app '", app, "'");
   // rowid order is insertion order: rowids only grow while the newest row
   // stays, and a clock step backwards cannot reorder pushes.
-  Statement stmt(db_, absl::StrCat("SELECT ", kReleaseColumns,
-                                   " FROM releases WHERE app = ? ORDER BY rowid")
-                          .c_str());
+  Statement stmt(
+      db_, absl::StrCat("SELECT ", kReleaseColumns, " FROM releases WHERE app = ? ORDER BY rowid")
+               .c_str());
   stmt.Bind(app);
   std::vector<Release> releases;
   while (true) {
@@ -924,9 +920,9 @@ absl::Status Store::SetHostConnected(const std::string& host_id, bool connected,
   FLEET_RETURN_IF_ERROR(CheckTransaction());
   Statement stmt(db_, "UPDATE hosts SET connected = ?, last_seen_ms = ? WHERE id = ?");
   stmt.Bind(connected).Bind(at_ms).Bind(host_id);
-  FLEET_RETURN_IF_ERROR(
-      Annotate(stmt.Run(), absl::StrCat("cannot mark host '", host_id, "' ",
-                                        connected ? "connected" : "disconnected")));
+  FLEET_RETURN_IF_ERROR(Annotate(
+      stmt.Run(),
+      absl::StrCat("cannot mark host '", host_id, "' ", connected ? "connected" : "disconnected")));
   if (sqlite3_changes(db_) == 0) {
     return absl::NotFoundError(absl::StrCat("unknown host '", host_id, "'"));
   }
@@ -938,8 +934,8 @@ absl::Status Store::UpsertHostAppState(const std::string& host_id, const HostApp
   FLEET_RETURN_IF_ERROR(CheckTransaction());
   absl::Status st = InsertHostAppState(db_, host_id, state);
   if (st.code() == absl::StatusCode::kNotFound) return st;
-  return Annotate(st, absl::StrCat("cannot write state of app '", state.app(), "' on host '",
-                                   host_id, "'"));
+  return Annotate(
+      st, absl::StrCat("cannot write state of app '", state.app(), "' on host '", host_id, "'"));
 }
 
 absl::StatusOr<Host> Store::GetHost(const std::string& host_id) {
@@ -985,9 +981,9 @@ absl::StatusOr<std::vector<Host>> Store::ListHosts() {
     index[host->id()] = hosts.size();
     hosts.push_back(*std::move(host));
   }
-  Statement apps(db_, absl::StrCat("SELECT ", kHostAppColumns,
-                                   " FROM host_apps ORDER BY host_id, app")
-                          .c_str());
+  Statement apps(
+      db_,
+      absl::StrCat("SELECT ", kHostAppColumns, " FROM host_apps ORDER BY host_id, app").c_str());
   while (true) {
     absl::StatusOr<bool> row = apps.Step();
     if (!row.ok()) return Annotate(row.status(), kWhat);
@@ -1011,8 +1007,8 @@ absl::Status Store::MarkAllHostsDisconnected() {
 absl::Status Store::CreateRollout(Rollout* rollout) {
   std::lock_guard<std::recursive_mutex> lock(mu_);
   FLEET_RETURN_IF_ERROR(CheckTransaction());
-  const std::string what = absl::StrCat("cannot create rollout of ",
-                                        ReleaseName(rollout->app(), rollout->version()));
+  const std::string what =
+      absl::StrCat("cannot create rollout of ", ReleaseName(rollout->app(), rollout->version()));
   WriteScope scope(db_);
   if (!scope.status().ok()) return Annotate(scope.status(), what);
   Statement insert(db_,
@@ -1056,7 +1052,8 @@ absl::Status Store::CreateRollout(Rollout* rollout) {
       return absl::InvalidArgumentError(
           absl::StrCat(what, ": host '", task.host_id(), "' has two tasks"));
     }
-    FLEET_RETURN_IF_ERROR(Annotate(st, absl::StrCat(what, ": task of host '", task.host_id(), "'")));
+    FLEET_RETURN_IF_ERROR(
+        Annotate(st, absl::StrCat(what, ": task of host '", task.host_id(), "'")));
   }
   FLEET_RETURN_IF_ERROR(Annotate(scope.Commit(), what));
   rollout->set_id(absl::StrCat(id));
@@ -1087,8 +1084,8 @@ absl::Status Store::UpdateRollout(const Rollout& rollout) {
 absl::Status Store::UpdateTask(const std::string& rollout_id, const HostTask& task) {
   std::lock_guard<std::recursive_mutex> lock(mu_);
   FLEET_RETURN_IF_ERROR(CheckTransaction());
-  const absl::Status unknown = absl::NotFoundError(absl::StrCat(
-      "unknown task of host '", task.host_id(), "' in rollout '", rollout_id, "'"));
+  const absl::Status unknown = absl::NotFoundError(
+      absl::StrCat("unknown task of host '", task.host_id(), "' in rollout '", rollout_id, "'"));
   int64_t id = 0;
   if (!ParseRolloutId(rollout_id, &id)) return unknown;
   Statement stmt(db_,
@@ -1104,9 +1101,9 @@ absl::Status Store::UpdateTask(const std::string& rollout_id, const HostTask& ta
       .Bind(task.updated_at_ms())
       .Bind(id)
       .Bind(task.host_id());
-  FLEET_RETURN_IF_ERROR(Annotate(stmt.Run(), absl::StrCat("cannot update task of host '",
-                                                          task.host_id(), "' in rollout '",
-                                                          rollout_id, "'")));
+  FLEET_RETURN_IF_ERROR(
+      Annotate(stmt.Run(), absl::StrCat("cannot update task of host '", task.host_id(),
+                                        "' in rollout '", rollout_id, "'")));
   if (sqlite3_changes(db_) == 0) return unknown;
   return absl::OkStatus();
 }
@@ -1132,8 +1129,8 @@ absl::StatusOr<std::vector<Rollout>> Store::ListRollouts(const std::string& app,
                                                          bool with_tasks) {
   std::lock_guard<std::recursive_mutex> lock(mu_);
   FLEET_RETURN_IF_ERROR(CheckTransaction());
-  const std::string what =
-      app.empty() ? "cannot list rollouts" : absl::StrCat("cannot list rollouts of app '", app, "'");
+  const std::string what = app.empty() ? "cannot list rollouts"
+                                       : absl::StrCat("cannot list rollouts of app '", app, "'");
   // Two statements rather than "(? = '' OR app = ?)", which would keep
   // SQLite from using rollouts_by_app.
   const std::string sql =
@@ -1193,10 +1190,9 @@ absl::StatusOr<std::vector<Event>> Store::ListEvents(const std::string& app, int
       app.empty() ? "cannot list events" : absl::StrCat("cannot list events of app '", app, "'");
   constexpr char kColumns[] = "id, at_ms, app, rollout_id, host_id, kind, actor, message";
   const std::string sql =
-      app.empty()
-          ? absl::StrCat("SELECT ", kColumns, " FROM events ORDER BY id DESC LIMIT ?")
-          : absl::StrCat("SELECT ", kColumns,
-                         " FROM events WHERE app = ? ORDER BY id DESC LIMIT ?");
+      app.empty() ? absl::StrCat("SELECT ", kColumns, " FROM events ORDER BY id DESC LIMIT ?")
+                  : absl::StrCat("SELECT ", kColumns,
+                                 " FROM events WHERE app = ? ORDER BY id DESC LIMIT ?");
   Statement stmt(db_, sql.c_str());
   if (!app.empty()) stmt.Bind(app);
   stmt.Bind(SqlLimit(limit));

@@ -33,6 +33,8 @@ class Cluster {
   void StartAgent(int i);
   void KillAgent(int i);  // SIGKILL
   bool AgentRunning(int i);
+  pid_t AgentPid(int i) const { return agents_[i] ? agents_[i]->pid() : -1; }
+  pid_t ControllerPid() const { return controller_ ? controller_->pid() : -1; }
 
   // Waits until `n` hosts are listed as connected.
   bool WaitForConnectedHosts(int n, absl::Duration timeout = absl::Seconds(15));

@@ -1,0 +1,111 @@
+// Rollback speed with a real controller and three real agents on loopback:
+// median of N `fleetctl rollback --wait` runs (all hosts switched, reloaded,
+// probed and reported), the agent-side switch alone (symlink + rename +
+// fsync, as each agent measured it), and the agents' idle RSS.
+//
+//   build/tests/bench/rollback_bench [RUNS]     (make bench)
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "tests/testing/cluster.h"
+
+namespace {
+
+using fleet::testing::Cluster;
+using fleet::testing::CommandOutput;
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  if (v.empty()) return 0;
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+long RssKiB(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      long kib = 0;
+      std::vector<std::string> parts = absl::StrSplit(line, ' ', absl::SkipEmpty());
+      if (parts.size() >= 2 && absl::SimpleAtoi(parts[1], &kib)) return kib;
+    }
+  }
+  return -1;
+}
+
+bool Check(const CommandOutput& out, const std::string& what) {
+  if (out.exit_code == 0) return true;
+  std::fprintf(stderr, "bench: %s failed (%d): %s%s\n", what.c_str(), out.exit_code,
+               out.out.c_str(), out.err.c_str());
+  return false;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int runs = 5;
+  if (argc > 1 && (!absl::SimpleAtoi(argv[1], &runs) || runs < 1)) {
+    std::fprintf(stderr, "usage: %s [RUNS]\n", argv[0]);
+    return 2;
+  }
+  Cluster cluster;
+  if (!cluster.WaitForConnectedHosts(3)) {
+    std::fprintf(stderr, "bench: agents did not connect\n");
+    return 1;
+  }
+  cluster.ApplyHelloSpec("0s");
+  for (const char* v : {"v1", "v2"}) {
+    std::string artifact = cluster.MakeHelloArtifact(v);
+    if (!Check(cluster.Fleetctl({"release", "push", "hello", v, artifact}), "push")) return 1;
+    if (!Check(cluster.Fleetctl({"rollout", "hello", v, "--wait"}), "rollout")) return 1;
+  }
+
+  absl::SleepFor(absl::Seconds(3));
+  std::vector<long> idle_rss;
+  for (int i = 0; i < cluster.agents(); ++i) idle_rss.push_back(RssKiB(cluster.AgentPid(i)));
+  long controller_rss = RssKiB(cluster.ControllerPid());
+
+  std::vector<double> rollback_ms;
+  for (int run = 0; run < runs; ++run) {
+    const char* to = run % 2 == 0 ? "v1" : "v2";
+    absl::Time start = absl::Now();
+    if (!Check(cluster.Fleetctl({"rollback", "hello", "--to", to, "--wait"}), "rollback")) {
+      return 1;
+    }
+    rollback_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
+  }
+
+  // Each agent reports its switch time in the host.healthy event: "(switch N us)".
+  std::vector<double> switch_us;
+  CommandOutput history = cluster.Fleetctl({"--output", "json", "history", "hello"});
+  for (absl::string_view line : absl::StrSplit(history.out, '\n')) {
+    auto pos = line.find("(switch ");
+    if (pos == absl::string_view::npos) continue;
+    absl::string_view rest = line.substr(pos + 8);
+    double us = 0;
+    if (absl::SimpleAtod(rest.substr(0, rest.find(' ')), &us)) switch_us.push_back(us);
+  }
+
+  std::printf("Fleet rollback benchmark: 3 agents on loopback, hello example, %d runs\n", runs);
+  std::printf("%-52s %10s\n", "figure", "median");
+  std::printf("%-52s %8.1f ms\n", "fleetctl rollback --wait (3 hosts switched+reported)",
+              Median(rollback_ms));
+  std::printf("%-52s %8.1f us\n", "one host's switch (symlink+rename+fsync)", Median(switch_us));
+  std::printf("%-52s %7ld KiB\n", "agent idle RSS (median of 3)",
+              static_cast<long>(Median({static_cast<double>(idle_rss[0]),
+                                        static_cast<double>(idle_rss[1]),
+                                        static_cast<double>(idle_rss[2])})));
+  std::printf("%-52s %7ld KiB\n", "controller RSS after 2 rollouts", controller_rss);
+  std::printf("rollback runs (ms):");
+  for (double ms : rollback_ms) std::printf(" %.1f", ms);
+  std::printf("\nswitch samples: %zu\n", switch_us.size());
+  return 0;
+}
