@@ -2,6 +2,9 @@
 
 #include <sys/stat.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <fstream>
 
 #include <grpcpp/client_context.h>
@@ -24,40 +27,54 @@ int64_t FileSize(const std::string& path) {
   return st.st_size;
 }
 
+// Compares what arrived with the release; on a mismatch removes the file.
+absl::Status CheckArtifact(const fleet::v1::Release& release, int64_t size,
+                           const std::string& sha, const std::string& path) {
+  std::string label = absl::StrCat(release.app(), "@", release.version());
+  absl::Status st;
+  if (size != release.size()) {
+    st = absl::DataLossError(absl::StrCat("artifact size mismatch for ", label, ": expected ",
+                                          release.size(), " bytes, got ", size));
+  } else if (sha != release.sha256()) {
+    st = absl::DataLossError(absl::StrCat("artifact sha256 mismatch for ", label, ": expected ",
+                                          Short(release.sha256()), ", got ", Short(sha)));
+  }
+  if (!st.ok()) std::remove(path.c_str());
+  return st;
+}
+
 }  // namespace
 
 absl::Status VerifyArtifact(const fleet::v1::Release& release, const std::string& path) {
-  std::string label = absl::StrCat(release.app(), "@", release.version());
-  int64_t size = FileSize(path);
-  if (size != release.size()) {
-    std::remove(path.c_str());
-    return absl::DataLossError(absl::StrCat("artifact size mismatch for ", label, ": expected ",
-                                            release.size(), " bytes, got ", size));
-  }
   auto sha = Sha256File(path);
   if (!sha.ok()) return sha.status();
-  if (*sha != release.sha256()) {
-    std::remove(path.c_str());
-    return absl::DataLossError(absl::StrCat("artifact sha256 mismatch for ", label, ": expected ",
-                                            Short(release.sha256()), ", got ", Short(*sha)));
-  }
-  return absl::OkStatus();
+  return CheckArtifact(release, FileSize(path), *sha, path);
 }
 
 absl::Status GrpcArtifactSource::Fetch(const fleet::v1::Release& release,
                                        const std::string& part_path) {
   std::string label = absl::StrCat(release.app(), "@", release.version());
-  absl::Status last;
-  for (int attempt = 1; attempt <= kMaxAttempts; ++attempt) {
-    int64_t offset = FileSize(part_path);
-    if (offset > release.size()) {
-      std::remove(part_path.c_str());
-      offset = 0;
+  // The hash covers what is already in the part file (an earlier attempt's
+  // bytes) and then every chunk as it is written.
+  Sha256 hash;
+  int64_t offset = 0;
+  {
+    std::ifstream existing(part_path, std::ios::binary);
+    std::string buf(1 << 16, '\0');
+    while (existing && offset < release.size()) {
+      existing.read(buf.data(), static_cast<std::streamsize>(
+                                    std::min<int64_t>(buf.size(), release.size() - offset)));
+      hash.Update(absl::string_view(buf.data(), static_cast<size_t>(existing.gcount())));
+      offset += existing.gcount();
     }
-    if (offset == release.size()) break;
+  }
+  if (FileSize(part_path) > offset && truncate(part_path.c_str(), offset) != 0) {
+    return absl::InternalError(absl::StrCat("cannot truncate ", part_path));
+  }
+  absl::Status last;
+  for (int attempt = 1; attempt <= kMaxAttempts && offset < release.size(); ++attempt) {
     std::ofstream out(part_path, std::ios::binary | std::ios::app);
     if (!out) return absl::InternalError(absl::StrCat("cannot write ", part_path));
-
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(30));
     fleet::v1::FetchArtifactRequest req;
@@ -67,22 +84,28 @@ absl::Status GrpcArtifactSource::Fetch(const fleet::v1::Release& release,
     auto reader = stub_->FetchArtifact(&ctx, req);
     fleet::v1::ArtifactChunk chunk;
     while (reader->Read(&chunk)) {
+      if (offset + static_cast<int64_t>(chunk.data().size()) > release.size()) {
+        ctx.TryCancel();
+        break;
+      }
       out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
       if (!out) return absl::InternalError(absl::StrCat("cannot write ", part_path));
+      hash.Update(chunk.data());
+      offset += static_cast<int64_t>(chunk.data().size());
     }
-    out.flush();
     out.close();
     grpc::Status status = reader->Finish();
-    if (status.ok()) break;
+    if (status.ok() || offset >= release.size()) break;
     last = Annotate(FromGrpcStatus(status), absl::StrCat("cannot download ", label));
     if (status.error_code() == grpc::StatusCode::NOT_FOUND ||
         status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
       return last;
     }
-    spdlog::warn("{} (attempt {}/{}), resuming", last.message(), attempt, kMaxAttempts);
+    spdlog::warn("{} (attempt {}/{}), resuming at byte {}", last.message(), attempt,
+                 kMaxAttempts, offset);
     if (attempt == kMaxAttempts) return last;
   }
-  return VerifyArtifact(release, part_path);
+  return CheckArtifact(release, offset, hash.HexDigest(), part_path);
 }
 
 }  // namespace fleet::agent

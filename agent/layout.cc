@@ -36,11 +36,16 @@ absl::StatusOr<std::string> AppLayout::CurrentRelease() const {
   absl::StatusOr<std::string> target = ReadLink(current_link());
   if (absl::IsNotFound(target.status())) return std::string();
   if (!target.ok()) return target.status();
-  if (!absl::StartsWith(*target, kReleasesPrefix)) {
+  // The rest must be one release name: "releases/../x" or "releases/v1/bin"
+  // is not a release either.
+  std::string version = absl::StartsWith(*target, kReleasesPrefix)
+                            ? target->substr(sizeof(kReleasesPrefix) - 1)
+                            : std::string();
+  if (!IsSafeName(version)) {
     return absl::DataLossError(absl::StrCat(current_link(), " points to '", *target,
                                             "', not into releases/"));
   }
-  return target->substr(sizeof(kReleasesPrefix) - 1);
+  return version;
 }
 
 std::vector<std::string> AppLayout::ListReleases() const {
