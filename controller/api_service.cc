@@ -31,6 +31,7 @@ grpc::ServerUnaryReactor* ApiService::ApplyApp(grpc::CallbackServerContext* ctx,
     std::string source = req->source().empty() ? "app spec" : req->source();
     auto spec = ParseAppSpec(req->spec_yaml(), source);
     if (!spec.ok()) return spec.status();
+    Store::Transaction txn(store_);
     fleet::v1::App app;
     auto existing = store_->GetApp(spec->name());
     if (existing.ok()) app = *existing;
@@ -38,7 +39,6 @@ grpc::ServerUnaryReactor* ApiService::ApplyApp(grpc::CallbackServerContext* ctx,
     app.set_spec_yaml(req->spec_yaml());
     app.set_updated_at_ms(NowMs());
     bool created = false;
-    Store::Transaction txn(store_);
     absl::Status st = store_->UpsertApp(app, &created);
     if (!st.ok()) return st;
     fleet::v1::Event e;
