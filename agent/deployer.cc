@@ -32,6 +32,23 @@ void RemoveVersion(google::protobuf::RepeatedPtrField<std::string>* list,
   }
 }
 
+// Releases on disk, oldest first: those the record does not know (staged
+// before the state dir existed) by name, then in the order they were staged.
+std::vector<std::string> ReleasesOldestFirst(const AppLayout& layout,
+                                             const AgentAppRecord& record) {
+  std::vector<std::string> on_disk = layout.ListReleases();
+  std::set<std::string> known(record.staged().begin(), record.staged().end());
+  std::vector<std::string> order;
+  for (const std::string& v : on_disk) {
+    if (known.count(v) == 0) order.push_back(v);
+  }
+  std::set<std::string> present(on_disk.begin(), on_disk.end());
+  for (const std::string& v : record.staged()) {
+    if (present.count(v)) order.push_back(v);
+  }
+  return order;
+}
+
 }  // namespace
 
 Deployer::Deployer(AgentOptions options, ProcessRunner* runner, ProbeTransport* probes,
@@ -140,7 +157,7 @@ HostAppState Deployer::AppState(const std::string& app) {
   HostAppState state;
   state.set_app(app);
   state.set_current_release(layout.CurrentRelease().value_or(""));
-  for (const std::string& v : layout.ListReleases()) state.add_releases(v);
+  for (const std::string& v : ReleasesOldestFirst(layout, record)) state.add_releases(v);
   state.set_last_known_good(record.last_known_good());
   state.set_previous_release(record.previous_release());
   return state;
@@ -240,6 +257,13 @@ absl::Status Deployer::Stage(const fleet::v1::StageCommand& cmd, const ProgressF
                                                       ec.message())));
     }
   }
+  // after_unpack runs in the staging dir, before the rename: a release in
+  // releases/ has always passed it, even after a crash in between.
+  Env env = MakeEnv(layout, version);
+  env.release_dir = *staging;
+  env.vars["FLEET_RELEASE_DIR"] = *staging;
+  st = RunCommand("after_unpack hook", spec.hooks().after_unpack(), env, spec.hooks().timeout_ms());
+  if (!st.ok()) return cleanup(st);
   st = FsyncTree(*staging);
   if (!st.ok()) return cleanup(st);
   std::string final_dir = layout.release_dir(version);
@@ -249,13 +273,6 @@ absl::Status Deployer::Stage(const fleet::v1::StageCommand& cmd, const ProgressF
   std::remove(part.c_str());
   st = FsyncDir(layout.releases_dir());
   if (!st.ok()) return st;
-
-  Env env = MakeEnv(layout, version);
-  st = RunCommand("after_unpack hook", spec.hooks().after_unpack(), env, spec.hooks().timeout_ms());
-  if (!st.ok()) {
-    RemoveAll(final_dir).IgnoreError();
-    return st;
-  }
   AgentAppRecord record = state_.LoadApp(spec.name());
   RemoveVersion(record.mutable_staged(), version);
   record.add_staged(version);
@@ -322,6 +339,17 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress,
     if (!expanded.ok()) {
       result->set_reason(std::string(expanded.status().message()));
       return;
+    }
+  }
+  // Probe targets too: found only after the switch, the missing var would
+  // restart the new release and then switch back.
+  for (const fleet::v1::HealthCheck& check : spec.health()) {
+    for (const std::string* text : {&check.http(), &check.tcp(), &check.exec()}) {
+      auto expanded = ExpandVars(*text, env.vars);
+      if (!expanded.ok()) {
+        result->set_reason(std::string(Annotate(expanded.status(), "health check").message()));
+        return;
+      }
     }
   }
   if (!rollback) {
@@ -415,17 +443,7 @@ void Deployer::ApplyRetention(const AppLayout& layout, const AppSpec& spec,
   protect.insert(layout.CurrentRelease().value_or(""));
   protect.insert(record.last_known_good());
   protect.insert(record.previous_release());
-  // Oldest first: releases the record does not know (staged by an older
-  // agent) by name, then the staging order.
-  std::vector<std::string> order;
-  std::set<std::string> known(record.staged().begin(), record.staged().end());
-  for (const std::string& v : on_disk) {
-    if (known.count(v) == 0) order.push_back(v);
-  }
-  std::set<std::string> present(on_disk.begin(), on_disk.end());
-  for (const std::string& v : record.staged()) {
-    if (present.count(v)) order.push_back(v);
-  }
+  std::vector<std::string> order = ReleasesOldestFirst(layout, record);
   size_t count = on_disk.size();
   AgentAppRecord updated = record;
   for (const std::string& v : order) {

@@ -63,7 +63,9 @@ std::vector<std::string> AppLayout::ListReleases() const {
 
 bool AppLayout::HasRelease(const std::string& version) const {
   std::error_code ec;
-  return IsSafeName(version) && std::filesystem::is_directory(release_dir(version), ec);
+  // symlink_status: a link placed by hand under releases/ is not a release.
+  return IsSafeName(version) &&
+         std::filesystem::is_directory(std::filesystem::symlink_status(release_dir(version), ec));
 }
 
 absl::Status AppLayout::SwitchCurrent(const std::string& version) const {

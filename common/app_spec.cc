@@ -32,12 +32,17 @@ class SpecParser {
   absl::Status CheckKeys(const YAML::Node& map, const std::string& field,
                          const std::set<std::string>& allowed) const {
     if (!map.IsMap()) return Error(map, field, "must be a mapping");
+    // yaml-cpp keeps duplicate keys and lookups see only one of them, so a
+    // second `health:` would silently drop checks, like a typo would.
+    std::set<std::string> seen;
     for (const auto& kv : map) {
       std::string key = kv.first.as<std::string>();
+      std::string name = field.empty() ? key : absl::StrCat(field, ".", key);
       if (allowed.count(key) == 0) {
-        return Error(kv.first, field.empty() ? key : absl::StrCat(field, ".", key),
+        return Error(kv.first, name,
                      absl::StrCat("unknown field (known: ", absl::StrJoin(allowed, ", "), ")"));
       }
+      if (!seen.insert(key).second) return Error(kv.first, name, "given twice");
     }
     return absl::OkStatus();
   }

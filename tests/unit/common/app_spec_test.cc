@@ -1,0 +1,277 @@
+#include "common/app_spec.h"
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace fleet {
+namespace {
+
+using ::fleet::v1::AppSpec;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+MATCHER_P2(StatusIs, code, message_matcher,
+           absl::StrCat("has code ", absl::StatusCodeToString(code), " and a message that ",
+                        ::testing::DescribeMatcher<std::string>(message_matcher))) {
+  if (arg.code() != code) {
+    *result_listener << "has code " << absl::StatusCodeToString(arg.code()) << ": "
+                     << arg.message();
+    return false;
+  }
+  return ::testing::ExplainMatchResult(message_matcher, std::string(arg.message()),
+                                       result_listener);
+}
+
+// The example of DESIGN.md "App spec", verbatim.
+constexpr char kDesignExample[] = R"yaml(name: web
+keep_releases: 5
+shared_dirs: [log, tmp]
+reload: "${FLEET_RELEASE_DIR}/bin/restart"     # run after every switch
+health:
+  - http: "http://127.0.0.1:${port}/healthz"   # ${port} comes from the agent's --var port=...
+    expect_status: 200
+    timeout: 2s
+    retries: 2
+  - tcp: "127.0.0.1:${port}"
+  - exec: "bin/check-db"
+bake: 10s                                      # keep probing this long after a switch
+hooks:                                         # optional; same environment as reload
+  before_switch: "bin/migrate --check"         # fails the host before anything switches
+  after_switch: "bin/warm-cache"               # a failure here counts as a failed probe
+rollout: { waves: ["1", "100%"], max_failures: 0 }
+)yaml";
+
+absl::Status ParseError(const std::string& yaml) { return ParseAppSpec(yaml, "app.yaml").status(); }
+
+TEST(ParseAppSpecTest, ParsesTheDesignExample) {
+  absl::StatusOr<AppSpec> spec = ParseAppSpec(kDesignExample, "app.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+
+  EXPECT_EQ(spec->name(), "web");
+  EXPECT_EQ(spec->keep_releases(), 5);
+  EXPECT_THAT(spec->shared_dirs(), ElementsAre("log", "tmp"));
+  EXPECT_EQ(spec->reload(), "${FLEET_RELEASE_DIR}/bin/restart");
+  EXPECT_EQ(spec->reload_timeout_ms(), 60000);
+  EXPECT_EQ(spec->bake_ms(), 10000);
+  ASSERT_EQ(spec->health_size(), 3);
+
+  const auto& http = spec->health(0);
+  EXPECT_EQ(http.http(), "http://127.0.0.1:${port}/healthz") << "expansion happens on the host";
+  EXPECT_EQ(http.expect_status(), 200);
+  EXPECT_EQ(http.timeout_ms(), 2000);
+  EXPECT_EQ(http.retries(), 2);
+  EXPECT_EQ(http.interval_ms(), 1000);
+
+  const auto& tcp = spec->health(1);
+  EXPECT_EQ(tcp.tcp(), "127.0.0.1:${port}");
+  EXPECT_EQ(tcp.http(), "");
+  EXPECT_EQ(tcp.timeout_ms(), 10000);
+  EXPECT_EQ(tcp.retries(), 2);
+  EXPECT_EQ(tcp.interval_ms(), 1000);
+
+  const auto& exec = spec->health(2);
+  EXPECT_EQ(exec.exec(), "bin/check-db");
+  EXPECT_EQ(exec.timeout_ms(), 10000);
+
+  EXPECT_EQ(spec->hooks().before_switch(), "bin/migrate --check");
+  EXPECT_EQ(spec->hooks().after_switch(), "bin/warm-cache");
+  EXPECT_EQ(spec->hooks().after_unpack(), "");
+  EXPECT_EQ(spec->hooks().after_rollback(), "");
+  EXPECT_EQ(spec->hooks().timeout_ms(), 60000);
+
+  EXPECT_THAT(spec->rollout().waves(), ElementsAre("1", "100%"));
+  EXPECT_EQ(spec->rollout().max_failures(), "0");
+}
+
+TEST(ParseAppSpecTest, FillsDefaultsForAMinimalSpec) {
+  absl::StatusOr<AppSpec> spec =
+      ParseAppSpec("name: web\nhealth:\n  - tcp: 127.0.0.1:80\n", "app.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+
+  EXPECT_EQ(spec->keep_releases(), 5);
+  EXPECT_EQ(spec->reload_timeout_ms(), 60000);
+  EXPECT_EQ(spec->bake_ms(), 0);
+  EXPECT_EQ(spec->hooks().timeout_ms(), 60000);
+  ASSERT_EQ(spec->health_size(), 1);
+  EXPECT_EQ(spec->health(0).timeout_ms(), 10000);
+  EXPECT_EQ(spec->health(0).retries(), 2);
+  EXPECT_EQ(spec->health(0).interval_ms(), 1000);
+  EXPECT_EQ(spec->health(0).expect_status(), 200);
+}
+
+TEST(ParseAppSpecTest, ParsesEveryHookAndTimeouts) {
+  absl::StatusOr<AppSpec> spec = ParseAppSpec(R"yaml(name: api
+keep_releases: 3
+reload_timeout: 90s
+hooks:
+  after_unpack: "bin/prepare"
+  after_rollback: "bin/notify"
+  timeout: 2m
+health:
+  - http: "http://h/x"
+    expect_status: 204
+    retries: 0
+    interval: 250ms
+)yaml",
+                                              "api.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->keep_releases(), 3);
+  EXPECT_EQ(spec->reload_timeout_ms(), 90000);
+  EXPECT_EQ(spec->hooks().after_unpack(), "bin/prepare");
+  EXPECT_EQ(spec->hooks().after_rollback(), "bin/notify");
+  EXPECT_EQ(spec->hooks().timeout_ms(), 120000);
+  EXPECT_EQ(spec->health(0).expect_status(), 204);
+  EXPECT_EQ(spec->health(0).retries(), 0);
+  EXPECT_EQ(spec->health(0).interval_ms(), 250);
+}
+
+TEST(ParseAppSpecTest, UnknownTopLevelFieldNamesFileLineAndField) {
+  EXPECT_THAT(ParseError("name: web\nreplicas: 3\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       StartsWith("app.yaml:2: replicas: unknown field (known: ")));
+}
+
+TEST(ParseAppSpecTest, UnknownFieldInACheckNamesTheCheck) {
+  EXPECT_THAT(ParseError("name: web\nhealth:\n  - http: http://h/\n    expect: 200\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       StartsWith("app.yaml:4: health[0].expect: unknown field")));
+}
+
+TEST(ParseAppSpecTest, UnknownHookIsAnError) {
+  EXPECT_THAT(ParseError("name: web\nhooks:\n  before_swtich: bin/x\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       StartsWith("app.yaml:3: hooks.before_swtich: unknown field")));
+}
+
+TEST(ParseAppSpecTest, MissingNameIsAnError) {
+  EXPECT_THAT(ParseError("keep_releases: 5\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument, "app.yaml:1: name: is required"));
+}
+
+TEST(ParseAppSpecTest, NameThatIsNotASafePathComponentIsAnError) {
+  EXPECT_THAT(ParseError("keep_releases: 5\nname: ../web\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "app.yaml:2: name: '../web' must be letters, digits, '.', '_' or '-'"));
+  EXPECT_THAT(ParseError("name: my web\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("name: 'my web' must be")));
+}
+
+TEST(ParseAppSpecTest, KeepReleasesBelowThreeIsAnError) {
+  EXPECT_THAT(ParseError("name: web\nkeep_releases: 2\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "app.yaml:2: keep_releases: 2 is outside 3..1000"));
+}
+
+TEST(ParseAppSpecTest, ProbeTimeoutAboveTenSecondsIsAnError) {
+  EXPECT_THAT(ParseError("name: web\nhealth:\n  - tcp: h:1\n    timeout: 20s\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "app.yaml:4: health[0].timeout: 20s is more than the 10s maximum"));
+}
+
+TEST(ParseAppSpecTest, ProbeTimeoutOfZeroIsAnError) {
+  EXPECT_THAT(ParseError("name: web\nhealth:\n  - tcp: h:1\n    timeout: 0s\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "app.yaml:4: health[0].timeout: must be positive"));
+}
+
+TEST(ParseAppSpecTest, CheckWithTwoKindsIsAnError) {
+  EXPECT_THAT(ParseError("name: web\nhealth:\n  - tcp: h:1\n  - http: http://h/\n    exec: x\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "app.yaml:4: health[1]: needs exactly one of http, tcp or exec"));
+}
+
+TEST(ParseAppSpecTest, CheckWithNoKindIsAnError) {
+  EXPECT_THAT(ParseError("name: web\nhealth:\n  - timeout: 2s\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "app.yaml:3: health[0]: needs exactly one of http, tcp or exec"));
+}
+
+TEST(ParseAppSpecTest, EmptyCheckTargetIsAnError) {
+  EXPECT_THAT(ParseError("name: web\nhealth:\n  - exec: \"\"\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument, "app.yaml:3: health[0].exec: is empty"));
+}
+
+TEST(ParseAppSpecTest, ExpectStatusOnATcpCheckIsAnError) {
+  EXPECT_THAT(ParseError("name: web\nhealth:\n  - tcp: h:1\n    expect_status: 200\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "app.yaml:4: health[0].expect_status: only applies to http checks"));
+}
+
+TEST(ParseAppSpecTest, ExpectStatusOutsideHttpRangeIsAnError) {
+  EXPECT_THAT(ParseError("name: web\nhealth:\n  - http: http://h/\n    expect_status: 42\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "app.yaml:4: health[0].expect_status: 42 is outside 100..599"));
+}
+
+TEST(ParseAppSpecTest, DurationWithoutUnitIsAnError) {
+  EXPECT_THAT(ParseError("name: web\nbake: 10\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "app.yaml:2: bake: must be a duration such as 500ms, 10s or 2m"));
+}
+
+TEST(ParseAppSpecTest, MalformedDurationInAHookTimeoutIsAnError) {
+  EXPECT_THAT(ParseError("name: web\nhooks:\n  timeout: ten seconds\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "app.yaml:3: hooks.timeout: must be a duration such as 500ms, 10s or 2m"));
+}
+
+TEST(ParseAppSpecTest, NegativeDurationIsAnError) {
+  EXPECT_THAT(
+      ParseError("name: web\nbake: -1s\n"),
+      StatusIs(absl::StatusCode::kInvalidArgument, "app.yaml:2: bake: must not be negative"));
+}
+
+TEST(ParseAppSpecTest, RetriesThatAreNotANumberAreAnError) {
+  EXPECT_THAT(ParseError("name: web\nhealth:\n  - tcp: h:1\n    retries: many\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "app.yaml:4: health[0].retries: must be a whole number"));
+}
+
+TEST(ParseAppSpecTest, SharedDirThatIsAPathIsAnError) {
+  EXPECT_THAT(ParseError("name: web\nshared_dirs:\n  - log\n  - ../etc\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "app.yaml:4: shared_dirs[1]: '../etc' must be one plain directory name"));
+}
+
+TEST(ParseAppSpecTest, HealthThatIsNotAListIsAnError) {
+  EXPECT_THAT(
+      ParseError("name: web\nhealth:\n  tcp: h:1\n"),
+      StatusIs(absl::StatusCode::kInvalidArgument, "app.yaml:3: health: must be a list of checks"));
+}
+
+TEST(ParseAppSpecTest, InvalidYamlNamesTheLine) {
+  EXPECT_THAT(
+      ParseError("name: web\nkeep_releases: 5\n  bad: indent\n"),
+      StatusIs(absl::StatusCode::kInvalidArgument, "app.yaml:3: invalid YAML: illegal map value"));
+}
+
+TEST(ParseAppSpecTest, UnclosedFlowListNamesTheLineWhereParsingStopped) {
+  EXPECT_THAT(
+      ParseError("name: web\nkeep_releases: 5\nhealth: [tcp: h:1\nbake: 1s\n"),
+      StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("app.yaml:4: invalid YAML: ")));
+}
+
+// A second `health:` would otherwise silently replace (or be replaced by)
+// the first, which disables checks as surely as a typo does.
+TEST(ParseAppSpecTest, FieldGivenTwiceIsAnError) {
+  EXPECT_THAT(ParseError("name: web\nhealth:\n  - tcp: h:1\nbake: 1s\nhealth:\n  - tcp: h:2\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument, "app.yaml:5: health: given twice"));
+  EXPECT_THAT(
+      ParseError("name: web\nhealth:\n  - tcp: h:1\n    timeout: 1s\n    timeout: 2s\n"),
+      StatusIs(absl::StatusCode::kInvalidArgument, "app.yaml:5: health[0].timeout: given twice"));
+}
+
+TEST(ParseAppSpecTest, DocumentThatIsNotAMappingIsAnError) {
+  EXPECT_THAT(ParseError("- name: web\n"), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                    "app.yaml: an app spec must be a mapping"));
+  EXPECT_THAT(ParseError(""), StatusIs(absl::StatusCode::kInvalidArgument,
+                                       "app.yaml: an app spec must be a mapping"));
+}
+
+}  // namespace
+}  // namespace fleet
