@@ -283,7 +283,17 @@ absl::Status Deployer::Stage(const fleet::v1::StageCommand& cmd, const ProgressF
   return absl::OkStatus();
 }
 
-absl::Status Deployer::ProbeRelease(const AppSpec& spec, const Env& env, absl::Duration bake) {
+std::atomic<bool>* Deployer::CancelFlag(const std::string& app) {
+  absl::MutexLock lock(&mu_);
+  auto& slot = cancel_[app];
+  if (!slot) slot = std::make_unique<std::atomic<bool>>(false);
+  return slot.get();
+}
+
+void Deployer::CancelActivation(const std::string& app) { CancelFlag(app)->store(true); }
+
+absl::Status Deployer::ProbeRelease(const AppSpec& spec, const Env& env, absl::Duration bake,
+                                    const std::atomic<bool>* cancelled) {
   std::vector<fleet::v1::HealthCheck> checks;
   for (const auto& check : spec.health()) {
     fleet::v1::HealthCheck expanded = check;
@@ -299,7 +309,7 @@ absl::Status Deployer::ProbeRelease(const AppSpec& spec, const Env& env, absl::D
   ProbeContext ctx;
   ctx.cwd = env.release_dir;
   ctx.env = env.vars;
-  return probe_runner_.RunChecks(checks, ctx, bake);
+  return probe_runner_.RunChecks(checks, ctx, bake, cancelled);
 }
 
 absl::Status Deployer::SwitchBack(const AppLayout& layout, const AppSpec& spec,
@@ -321,6 +331,8 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress,
   const std::string& version = cmd.version();
   const bool rollback = cmd.mode() == fleet::v1::ACTIVATE_MODE_ROLLBACK;
   AppLayout layout(options_.apps_root, spec.name());
+  // A cancel aimed at an earlier activation must not end this one.
+  CancelFlag(spec.name())->store(false);
 
   if (!layout.HasRelease(version)) {
     result->set_reason(absl::StrCat("release ", version, " of ", spec.name(),
@@ -399,11 +411,18 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress,
   }
   if (st.ok()) {
     progress("probing", version);
-    absl::Duration bake = rollback ? absl::ZeroDuration() : absl::Milliseconds(spec.bake_ms());
-    st = ProbeRelease(spec, env, bake);
+    int64_t bake_ms = cmd.has_bake() ? cmd.bake_ms() : spec.bake_ms();
+    absl::Duration bake = rollback ? absl::ZeroDuration() : absl::Milliseconds(bake_ms);
+    st = ProbeRelease(spec, env, bake, CancelFlag(spec.name()));
   }
 
   AgentAppRecord record = state_.LoadApp(spec.name());
+  if (absl::IsCancelled(st)) {
+    // A newer activation (a rollback taking over) is waiting: it decides
+    // where current goes, so this one stops here without switching back.
+    result->set_reason(absl::StrCat("activation of ", version, " superseded by a newer command"));
+    return;
+  }
   if (!st.ok()) {
     result->set_reason(std::string(st.message()));
     if (!rollback) {

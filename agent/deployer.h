@@ -4,6 +4,7 @@
 #ifndef FLEET_AGENT_DEPLOYER_H_
 #define FLEET_AGENT_DEPLOYER_H_
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -57,6 +58,12 @@ class Deployer {
   std::vector<fleet::v1::HostAppState> AppStates();
   fleet::v1::HostAppState AppState(const std::string& app);
 
+  // Ends the bake of the app's running activation early: it reports
+  // "superseded" without switching back, so the activation queued behind it
+  // (a rollback taking over) starts at once. Thread-safe; no effect when
+  // nothing is baking.
+  void CancelActivation(const std::string& app);
+
   const AgentOptions& options() const { return options_; }
 
  private:
@@ -77,7 +84,9 @@ class Deployer {
   // and runs after_rollback. Returns what failed, if anything.
   absl::Status SwitchBack(const AppLayout& layout, const fleet::v1::AppSpec& spec,
                           const std::string& from);
-  absl::Status ProbeRelease(const fleet::v1::AppSpec& spec, const Env& env, absl::Duration bake);
+  absl::Status ProbeRelease(const fleet::v1::AppSpec& spec, const Env& env, absl::Duration bake,
+                            const std::atomic<bool>* cancelled);
+  std::atomic<bool>* CancelFlag(const std::string& app);
   void ApplyRetention(const AppLayout& layout, const fleet::v1::AppSpec& spec,
                       const fleet::v1::AgentAppRecord& record,
                       const std::vector<std::string>& keep);
@@ -91,6 +100,7 @@ class Deployer {
 
   absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<absl::Mutex>> app_mu_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::unique_ptr<std::atomic<bool>>> cancel_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace fleet::agent

@@ -10,6 +10,7 @@
 #include "agent/fetch.h"
 #include "agent/probe.h"
 #include "agent/session.h"
+#include "agent/simulator.h"
 #include "common/fs.h"
 #include "common/logging.h"
 #include "common/vars.h"
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
   std::string controller, host_id, apps_root = "/opt", state_dir = "/var/lib/fleet-agent";
   std::string log_level = "info";
   std::vector<std::string> labels, vars;
+  int simulate = 0;
   app.add_option("--controller", controller, "controller address HOST:PORT")->required();
   app.add_option("--host-id", host_id, "this host's id")->required();
   app.add_option("--apps-root", apps_root, "where apps live")->capture_default_str();
@@ -35,6 +37,9 @@ int main(int argc, char** argv) {
   app.add_option("--label", labels, "KEY=VALUE label for selectors (repeatable)");
   app.add_option("--var", vars, "KEY=VALUE for ${KEY} in specs and commands' env (repeatable)");
   app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
+  app.add_option("--simulate", simulate,
+                 "run N simulated hosts <host-id>-0001... in this process, each with its own "
+                 "apps-root and state-dir subdirectory (for tests and benchmarks)");
   app.set_version_flag("--version", FLEET_VERSION);
   CLI11_PARSE(app, argc, argv);
 
@@ -43,6 +48,10 @@ int main(int argc, char** argv) {
   }
   if (!fleet::IsSafeName(host_id)) {
     return Fail("--host-id '" + host_id + "' must be letters, digits, '.', '_' or '-'");
+  }
+  if (simulate < 0 || simulate > fleet::agent::Simulator::kMaxHosts) {
+    return Fail("--simulate " + std::to_string(simulate) + " must be between 1 and " +
+                std::to_string(fleet::agent::Simulator::kMaxHosts) + " (0 = one real agent)");
   }
   fleet::agent::AgentOptions options;
   options.host_id = host_id;
@@ -67,6 +76,22 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+
+  if (simulate > 0) {
+    fleet::agent::RealProbeTransport probes(fleet::DefaultProcessRunner());
+    fleet::agent::Simulator simulator(options, simulate, controller, fleet::DefaultProcessRunner(),
+                                      &probes, fleet::DefaultClock());
+    if (auto st = simulator.Start(); !st.ok()) return Fail(std::string(st.message()));
+    std::thread signal_thread([&] {
+      int sig = 0;
+      sigwait(&signals, &sig);
+      spdlog::info("signal {}: shutting down {} simulated hosts", sig, simulate);
+      simulator.Shutdown();
+    });
+    simulator.Run();
+    signal_thread.join();
+    return 0;
+  }
 
   auto channel = grpc::CreateCustomChannel(controller, grpc::InsecureChannelCredentials(),
                                            fleet::agent::AgentChannelArguments());

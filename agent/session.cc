@@ -203,6 +203,9 @@ void AgentSession::OnCommand(const Command& command) {
     return;
   }
   Worker& worker = workers_[app];
+  // A new activation while one is baking means the controller changed its
+  // mind (a rollback took over): stop baking the old one.
+  if (command.has_activate() && running_.count(app)) deployer_->CancelActivation(app);
   worker.queue.push_back(command);
   if (!worker.thread.joinable()) {
     worker.thread = std::thread([this, app] { WorkerLoop(app); });
@@ -221,6 +224,7 @@ void AgentSession::WorkerLoop(const std::string& app) {
       if (shutdown_) return;
       command = std::move(workers_[app].queue.front());
       workers_[app].queue.pop_front();
+      running_.insert(app);
     }
     spdlog::info("running command {}", command.id());
     auto progress = [this, &command](const std::string& step, const std::string& message) {
@@ -243,6 +247,7 @@ void AgentSession::WorkerLoop(const std::string& app) {
     Send(msg);
     absl::MutexLock lock(&mu_);
     in_flight_.erase(command.id());
+    running_.erase(app);
   }
 }
 

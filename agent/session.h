@@ -67,6 +67,7 @@ class AgentSession {
   bool stream_done_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> in_flight_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> running_ ABSL_GUARDED_BY(mu_);  // apps with a command running
 };
 
 }  // namespace fleet::agent

@@ -15,6 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "cli/actor.h"
@@ -147,24 +149,81 @@ void PrintTable(const std::vector<std::vector<std::string>>& rows) {
   }
 }
 
+std::string WaveLine(const Rollout& r, int w);
+
 void PrintRollout(const Rollout& r) {
   std::cout << KindName(r.kind()) << " " << r.id() << " of " << r.app() << ": "
             << OrDash(r.from_version()) << " -> " << r.version() << "  " << StateName(r.state())
             << "\n";
   if (!r.reason().empty()) std::cout << "reason: " << r.reason() << "\n";
-  std::vector<std::vector<std::string>> rows = {{"HOST", "STATE", "FROM", "TO", "REASON"}};
+  if (r.plan().waves_size() > 1 || r.awaiting_promote()) {
+    for (int w = 0; w < r.plan().waves_size(); ++w) std::cout << WaveLine(r, w) << "\n";
+  }
+  std::vector<std::vector<std::string>> rows = {{"HOST", "WAVE", "STATE", "FROM", "TO", "REASON"}};
   for (const auto& t : r.tasks()) {
-    rows.push_back({t.host_id(), TaskName(t.state()), OrDash(t.from_release()),
-                    OrDash(t.to_release()), t.reason()});
+    rows.push_back({t.host_id(), std::to_string(t.wave() + 1), TaskName(t.state()),
+                    OrDash(t.from_release()), OrDash(t.to_release()), t.reason()});
   }
   if (r.tasks_size() > 0) PrintTable(rows);
 }
 
-// Follows a rollout until it ends, printing each host's changes (text), and
-// returns the final rollout.
+// The plan of a rollout: waves with their hosts, threshold, bake.
+void PrintPlan(const Rollout& r) {
+  const auto& plan = r.plan();
+  std::cout << "plan for " << r.app() << " " << OrDash(r.from_version()) << " -> " << r.version()
+            << " on " << r.tasks_size() << " hosts: max failures " << plan.max_failures() << " ("
+            << plan.max_failures_spec() << "), bake "
+            << absl::FormatDuration(absl::Milliseconds(plan.bake_ms())) << ", max parallel "
+            << (plan.max_parallel() > 0 ? std::to_string(plan.max_parallel()) : "all")
+            << (plan.manual_promote() ? ", manual promote" : "") << "\n";
+  for (const auto& wave : plan.waves()) {
+    std::vector<std::string> hosts;
+    for (const auto& t : r.tasks()) {
+      if (t.wave() == wave.index()) hosts.push_back(t.host_id());
+    }
+    std::cout << "wave " << wave.index() + 1 << " (" << wave.target() << ", " << wave.hosts()
+              << " hosts in all): " << absl::StrJoin(hosts, " ") << "\n";
+  }
+}
+
+// Per wave: how many hosts are done, failed, switching and pending.
+std::string WaveLine(const Rollout& r, int w) {
+  int done = 0, failed = 0, running = 0, pending = 0;
+  for (const auto& t : r.tasks()) {
+    if (t.wave() != w) continue;
+    switch (t.state()) {
+      case fleet::v1::TASK_STATE_HEALTHY:
+      case fleet::v1::TASK_STATE_REVERTED:
+        ++done;
+        break;
+      case fleet::v1::TASK_STATE_FAILED:
+      case fleet::v1::TASK_STATE_REVERT_FAILED:
+        ++failed;
+        break;
+      case fleet::v1::TASK_STATE_ACTIVATING:
+      case fleet::v1::TASK_STATE_REVERTING:
+        ++running;
+        break;
+      default:
+        ++pending;
+    }
+  }
+  std::string target = w < r.plan().waves_size() ? r.plan().waves(w).target() : "100%";
+  std::string mark = w == r.current_wave() && !Terminal(r.state()) ? ">" : " ";
+  return absl::StrFormat("%s wave %d/%d %-5s  done %-4d failed %-4d switching %-4d pending %d",
+                         mark, w + 1, std::max(1, r.plan().waves_size()), target, done, failed,
+                         running, pending);
+}
+
+// Follows a rollout until it ends and returns the final rollout. On a
+// terminal, a progress block per wave is redrawn in place; otherwise (CI
+// logs) one line per change. Nothing is printed with --output json.
 bool Follow(Client& client, const std::string& id, Rollout* out, Failure* failure) {
+  const bool tty = !client.json() && isatty(STDOUT_FILENO);
   std::map<std::string, fleet::v1::TaskState> seen;
   fleet::v1::RolloutState seen_state = fleet::v1::ROLLOUT_STATE_UNSPECIFIED;
+  int seen_wave = -1;
+  int drawn_lines = 0;
   absl::Time start = absl::Now();
   int unavailable = 0;
   while (true) {
@@ -183,8 +242,36 @@ bool Follow(Client& client, const std::string& id, Rollout* out, Failure* failur
       return false;
     }
     unavailable = 0;
-    if (!client.json()) {
-      std::string elapsed = absl::StrFormat("%5.1fs", absl::ToDoubleSeconds(absl::Now() - start));
+    std::string elapsed = absl::StrFormat("%5.1fs", absl::ToDoubleSeconds(absl::Now() - start));
+    if (tty) {
+      // Failures scroll above the block; the block is redrawn in place.
+      std::string text;
+      for (int i = 0; i < drawn_lines; ++i) text += "\033[1A\033[2K";
+      for (const auto& t : r.tasks()) {
+        if (seen[t.host_id()] == t.state()) continue;
+        seen[t.host_id()] = t.state();
+        if (!t.reason().empty()) {
+          absl::StrAppend(&text, elapsed, "  ", t.host_id(), "  ", TaskName(t.state()), ": ",
+                          t.reason(), "\n");
+        }
+      }
+      absl::StrAppend(&text, KindName(r.kind()), " ", r.id(), " of ", r.app(), " -> ",
+                      r.version(), "  ", StateName(r.state()),
+                      r.awaiting_promote() ? " (waiting for promote)" : "", "  ", elapsed, "\n");
+      for (int w = 0; w < std::max(1, r.plan().waves_size()); ++w) {
+        absl::StrAppend(&text, WaveLine(r, w), "\n");
+      }
+      drawn_lines = 1 + std::max(1, r.plan().waves_size());
+      if (Terminal(r.state()) && !r.reason().empty()) {
+        absl::StrAppend(&text, "reason: ", r.reason(), "\n");
+        ++drawn_lines;
+      }
+      std::cout << text << std::flush;
+    } else if (!client.json()) {
+      if (r.current_wave() != seen_wave && r.state() == fleet::v1::ROLLOUT_STATE_ACTIVATING) {
+        seen_wave = r.current_wave();
+        std::cout << elapsed << "  " << WaveLine(r, seen_wave).substr(2) << "\n";
+      }
       for (const auto& t : r.tasks()) {
         if (seen[t.host_id()] == t.state()) continue;
         seen[t.host_id()] = t.state();
@@ -196,6 +283,7 @@ bool Follow(Client& client, const std::string& id, Rollout* out, Failure* failur
         seen_state = r.state();
         std::cout << elapsed << "  " << KindName(r.kind()) << " " << r.id() << " "
                   << StateName(r.state());
+        if (r.awaiting_promote()) std::cout << " (waiting for: fleetctl rollout promote " << r.id() << ")";
         if (!r.reason().empty()) std::cout << ": " << r.reason();
         std::cout << "\n";
       }
@@ -253,6 +341,16 @@ int Run(int argc, char** argv) {
   rollout->add_option("app", a_app);
   rollout->add_option("version", a_version);
   rollout->add_option("--selector", a_selector, "k=v,k2=v2: only hosts with these labels");
+  std::string a_waves, a_max_failures, a_bake, a_host_timeout;
+  int a_max_parallel = 0;
+  bool manual_promote = false, dry_run = false;
+  rollout->add_option("--waves", a_waves, "cumulative waves, e.g. 1,10%,50%,100% (default: spec, else 1,100%)");
+  rollout->add_option("--max-failures", a_max_failures, "N or P% of hosts that may fail (default 0)");
+  rollout->add_option("--max-parallel", a_max_parallel, "hosts switching at once in a wave (0 = all)");
+  rollout->add_option("--bake", a_bake, "each host stays healthy this long before the next wave");
+  rollout->add_option("--host-timeout", a_host_timeout, "a host silent or away this long fails (default 2m)");
+  rollout->add_flag("--manual-promote", manual_promote, "pause after each wave until promoted");
+  rollout->add_flag("--dry-run", dry_run, "print the plan; change nothing");
   rollout->add_flag("--wait", wait, "follow it; exit 0 only if it succeeded");
   auto* ro_list = rollout->add_subcommand("list", "list rollouts [APP]");
   ro_list->add_option("app", a_app);
@@ -260,6 +358,15 @@ int Run(int argc, char** argv) {
   ro_status->add_option("id", a_id)->required();
   auto* ro_watch = rollout->add_subcommand("watch", "follow a rollout until it ends");
   ro_watch->add_option("id", a_id)->required();
+  std::map<CLI::App*, std::string> actions;
+  for (const char* action : {"pause", "resume", "promote", "abort"}) {
+    auto* sub = rollout->add_subcommand(
+        action, absl::StrCat(action, " a running rollout", std::string(action) == "abort"
+                                                                 ? " (switched hosts go back)"
+                                                                 : ""));
+    sub->add_option("id", a_id)->required();
+    actions[sub] = action;
+  }
 
   auto* rollback = app.add_subcommand("rollback", "switch every host back to an earlier release");
   rollback->add_option("app", a_app)->required();
@@ -278,9 +385,14 @@ int Run(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? kExitOk : kExitError;
   }
+  CLI::App* action_cmd = nullptr;
+  for (const auto& [sub, name] : actions) {
+    if (sub->parsed()) action_cmd = sub;
+  }
   if (rollout->parsed() && !ro_list->parsed() && !ro_status->parsed() && !ro_watch->parsed() &&
-      (a_app.empty() || a_version.empty())) {
-    std::cerr << "fleetctl: rollout needs APP and VERSION (or one of list, status, watch)\n";
+      action_cmd == nullptr && (a_app.empty() || a_version.empty())) {
+    std::cerr << "fleetctl: rollout needs APP and VERSION (or one of list, status, watch, pause, "
+                 "resume, promote, abort)\n";
     return kExitError;
   }
 
@@ -420,6 +532,25 @@ int Run(int argc, char** argv) {
     }
     return Terminal(r.state()) ? ExitCodeFor(r) : kExitOk;
   }
+  if (action_cmd != nullptr) {
+    fleet::v1::RolloutActionRequest req;
+    req.set_id(a_id);
+    req.set_actor(actor);
+    Rollout r;
+    grpc::Status st;
+    const std::string& name = actions[action_cmd];
+    if (name == "pause") st = client.stub()->PauseRollout(client.Context().get(), req, &r);
+    if (name == "resume") st = client.stub()->ResumeRollout(client.Context().get(), req, &r);
+    if (name == "promote") st = client.stub()->PromoteRollout(client.Context().get(), req, &r);
+    if (name == "abort") st = client.stub()->AbortRollout(client.Context().get(), req, &r);
+    if (!st.ok()) return fail(RpcFailure(st));
+    if (json) {
+      std::cout << Json(r);
+    } else {
+      std::cout << KindName(r.kind()) << " " << r.id() << " " << StateName(r.state()) << "\n";
+    }
+    return kExitOk;
+  }
   if (rollout->parsed() || rollback->parsed()) {
     Rollout r;
     grpc::Status st;
@@ -429,7 +560,24 @@ int Run(int argc, char** argv) {
       req.set_version(a_version);
       req.set_selector(a_selector);
       req.set_actor(actor);
+      for (absl::string_view wave : absl::StrSplit(a_waves, ',', absl::SkipWhitespace())) {
+        req.add_waves(std::string(absl::StripAsciiWhitespace(wave)));
+      }
+      req.set_max_failures(a_max_failures);
+      req.set_max_parallel(a_max_parallel);
+      req.set_bake(a_bake);
+      req.set_host_timeout(a_host_timeout);
+      req.set_manual_promote(manual_promote);
+      req.set_dry_run(dry_run);
       st = client.stub()->StartRollout(client.Context().get(), req, &r);
+      if (st.ok() && dry_run) {
+        if (json) {
+          std::cout << Json(r);
+        } else {
+          PrintPlan(r);
+        }
+        return kExitOk;
+      }
     } else {
       fleet::v1::RollbackRequest req;
       req.set_app(a_app);

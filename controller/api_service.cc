@@ -248,6 +248,41 @@ grpc::ServerUnaryReactor* ApiService::Rollback(grpc::CallbackServerContext* ctx,
   });
 }
 
+grpc::ServerUnaryReactor* ApiService::Act(grpc::CallbackServerContext* ctx,
+                                          const fleet::v1::RolloutActionRequest* req,
+                                          fleet::v1::Rollout* resp, RolloutAction action) {
+  return Unary(ctx, [&]() -> absl::Status {
+    auto r = engine_->Act(*req, action);
+    if (!r.ok()) return r.status();
+    *resp = std::move(*r);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ApiService::PauseRollout(grpc::CallbackServerContext* ctx,
+                                                   const fleet::v1::RolloutActionRequest* req,
+                                                   fleet::v1::Rollout* resp) {
+  return Act(ctx, req, resp, RolloutAction::kPause);
+}
+
+grpc::ServerUnaryReactor* ApiService::ResumeRollout(grpc::CallbackServerContext* ctx,
+                                                    const fleet::v1::RolloutActionRequest* req,
+                                                    fleet::v1::Rollout* resp) {
+  return Act(ctx, req, resp, RolloutAction::kResume);
+}
+
+grpc::ServerUnaryReactor* ApiService::PromoteRollout(grpc::CallbackServerContext* ctx,
+                                                     const fleet::v1::RolloutActionRequest* req,
+                                                     fleet::v1::Rollout* resp) {
+  return Act(ctx, req, resp, RolloutAction::kPromote);
+}
+
+grpc::ServerUnaryReactor* ApiService::AbortRollout(grpc::CallbackServerContext* ctx,
+                                                   const fleet::v1::RolloutActionRequest* req,
+                                                   fleet::v1::Rollout* resp) {
+  return Act(ctx, req, resp, RolloutAction::kAbort);
+}
+
 grpc::ServerUnaryReactor* ApiService::GetAppStatus(grpc::CallbackServerContext* ctx,
                                                    const fleet::v1::GetAppStatusRequest* req,
                                                    fleet::v1::AppStatus* resp) {

@@ -40,6 +40,18 @@ class ApiService final : public fleet::v1::FleetService::CallbackService {
   grpc::ServerUnaryReactor* Rollback(grpc::CallbackServerContext* ctx,
                                      const fleet::v1::RollbackRequest* req,
                                      fleet::v1::Rollout* resp) override;
+  grpc::ServerUnaryReactor* PauseRollout(grpc::CallbackServerContext* ctx,
+                                         const fleet::v1::RolloutActionRequest* req,
+                                         fleet::v1::Rollout* resp) override;
+  grpc::ServerUnaryReactor* ResumeRollout(grpc::CallbackServerContext* ctx,
+                                          const fleet::v1::RolloutActionRequest* req,
+                                          fleet::v1::Rollout* resp) override;
+  grpc::ServerUnaryReactor* PromoteRollout(grpc::CallbackServerContext* ctx,
+                                           const fleet::v1::RolloutActionRequest* req,
+                                           fleet::v1::Rollout* resp) override;
+  grpc::ServerUnaryReactor* AbortRollout(grpc::CallbackServerContext* ctx,
+                                         const fleet::v1::RolloutActionRequest* req,
+                                         fleet::v1::Rollout* resp) override;
   grpc::ServerUnaryReactor* GetAppStatus(grpc::CallbackServerContext* ctx,
                                          const fleet::v1::GetAppStatusRequest* req,
                                          fleet::v1::AppStatus* resp) override;
@@ -52,6 +64,9 @@ class ApiService final : public fleet::v1::FleetService::CallbackService {
 
  private:
   class PushReader;
+  grpc::ServerUnaryReactor* Act(grpc::CallbackServerContext* ctx,
+                                const fleet::v1::RolloutActionRequest* req,
+                                fleet::v1::Rollout* resp, RolloutAction action);
 
   Store* store_;
   BlobStore* blobs_;

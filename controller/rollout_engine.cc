@@ -1,9 +1,13 @@
 #include "controller/rollout_engine.h"
 
+#include <algorithm>
+#include <cmath>
 #include <set>
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -29,16 +33,22 @@ constexpr char kPhaseRevert[] = "revert";
 bool RolloutTransitionAllowed(RolloutState from, RolloutState to) {
   using fleet::v1::ROLLOUT_STATE_ACTIVATING;
   using fleet::v1::ROLLOUT_STATE_FAILED;
+  using fleet::v1::ROLLOUT_STATE_PAUSED;
   using fleet::v1::ROLLOUT_STATE_ROLLED_BACK;
   using fleet::v1::ROLLOUT_STATE_ROLLING_BACK;
   using fleet::v1::ROLLOUT_STATE_STAGING;
   using fleet::v1::ROLLOUT_STATE_SUCCEEDED;
   switch (from) {
     case ROLLOUT_STATE_STAGING:
-      return to == ROLLOUT_STATE_ACTIVATING || to == ROLLOUT_STATE_ROLLED_BACK;
+      return to == ROLLOUT_STATE_ACTIVATING || to == ROLLOUT_STATE_ROLLED_BACK ||
+             to == ROLLOUT_STATE_ROLLING_BACK || to == ROLLOUT_STATE_PAUSED;
     case ROLLOUT_STATE_ACTIVATING:
       return to == ROLLOUT_STATE_SUCCEEDED || to == ROLLOUT_STATE_ROLLING_BACK ||
-             to == ROLLOUT_STATE_FAILED;
+             to == ROLLOUT_STATE_FAILED || to == ROLLOUT_STATE_PAUSED ||
+             to == ROLLOUT_STATE_ROLLED_BACK;
+    case ROLLOUT_STATE_PAUSED:
+      return to == ROLLOUT_STATE_STAGING || to == ROLLOUT_STATE_ACTIVATING ||
+             to == ROLLOUT_STATE_ROLLING_BACK || to == ROLLOUT_STATE_ROLLED_BACK;
     case ROLLOUT_STATE_ROLLING_BACK:
       return to == ROLLOUT_STATE_ROLLED_BACK || to == ROLLOUT_STATE_FAILED;
     default:
@@ -57,11 +67,13 @@ bool TaskTransitionAllowed(TaskState from, TaskState to) {
       return to == TASK_STATE_ACTIVATING || to == TASK_STATE_FAILED ||
              to == TASK_STATE_CANCELLED;
     case TASK_STATE_ACTIVATING:
-      return to == TASK_STATE_HEALTHY || to == TASK_STATE_FAILED;
+      // CANCELLED: a rollback took over while the host was still baking.
+      return to == TASK_STATE_HEALTHY || to == TASK_STATE_FAILED || to == TASK_STATE_CANCELLED;
     case TASK_STATE_HEALTHY:
       return to == TASK_STATE_REVERTING;
     case TASK_STATE_REVERTING:
-      return to == TASK_STATE_REVERTED || to == TASK_STATE_REVERT_FAILED;
+      return to == TASK_STATE_REVERTED || to == TASK_STATE_REVERT_FAILED ||
+             to == TASK_STATE_CANCELLED;
     default:
       return false;
   }
@@ -105,6 +117,9 @@ class Planner {
     if (IsTerminal(to)) r_->set_finished_at_ms(now_);
     plan_->rollout_changed = true;
   }
+
+  // The rollout's own fields (wave, gate, timestamps) changed.
+  void Changed() { plan_->rollout_changed = true; }
 
   void Send(HostTask* task, const std::string& phase) {
     task->set_command_id(absl::StrCat(r_->id(), "/", task->host_id(), "/", phase));
@@ -156,6 +171,96 @@ std::string TaskStateName(TaskState s) {
   return absl::AsciiStrToLower(name.substr(std::string("TASK_STATE_").size()));
 }
 
+namespace {
+
+// "N" or "P%" (0 < P <= 100). Sets *percent for the latter.
+absl::Status ParseCountOrPercent(const std::string& text, const std::string& what, double* value,
+                                 bool* percent) {
+  std::string t(absl::StripAsciiWhitespace(text));
+  *percent = !t.empty() && t.back() == '%';
+  if (*percent) t.pop_back();
+  if (t.empty() || !absl::SimpleAtod(t, value) || *value < 0 ||
+      (*percent && *value > 100) || (!*percent && *value != static_cast<int64_t>(*value))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " '", text, "' must be a host count (e.g. 2) or a percentage (e.g. 25%)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<fleet::v1::RolloutPlan> BuildRolloutPlan(const fleet::v1::StartRolloutRequest& req,
+                                                        const fleet::v1::AppSpec& spec, int hosts,
+                                                        absl::Duration default_host_timeout) {
+  fleet::v1::RolloutPlan plan;
+  std::vector<std::string> targets(req.waves().begin(), req.waves().end());
+  if (targets.empty()) targets.assign(spec.rollout().waves().begin(), spec.rollout().waves().end());
+  if (targets.empty()) targets = {"1", "100%"};
+  int cumulative = 0;
+  for (const std::string& target : targets) {
+    double value = 0;
+    bool percent = false;
+    absl::Status st = ParseCountOrPercent(target, "wave", &value, &percent);
+    if (!st.ok()) return st;
+    if (value <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat("wave '", target, "' must be more than 0"));
+    }
+    int want = percent ? static_cast<int>(std::ceil(value * hosts / 100.0 - 1e-9))
+                       : static_cast<int>(value);
+    // Cumulative, and every wave adds at least one host.
+    want = std::min(hosts, std::max(want, cumulative + 1));
+    if (cumulative >= hosts) break;
+    cumulative = want;
+    fleet::v1::Wave* wave = plan.add_waves();
+    wave->set_index(plan.waves_size() - 1);
+    wave->set_target(target);
+    wave->set_hosts(cumulative);
+  }
+  if (cumulative < hosts) {
+    fleet::v1::Wave* wave = plan.add_waves();
+    wave->set_index(plan.waves_size() - 1);
+    wave->set_target("100%");
+    wave->set_hosts(hosts);
+  }
+
+  std::string max_failures = req.max_failures();
+  if (max_failures.empty()) max_failures = spec.rollout().max_failures();
+  if (max_failures.empty()) max_failures = "0";
+  double value = 0;
+  bool percent = false;
+  absl::Status st = ParseCountOrPercent(max_failures, "max-failures", &value, &percent);
+  if (!st.ok()) return st;
+  plan.set_max_failures(percent ? static_cast<int32_t>(std::floor(value * hosts / 100.0 + 1e-9))
+                                : static_cast<int32_t>(value));
+  plan.set_max_failures_spec(max_failures);
+
+  if (req.max_parallel() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max-parallel ", req.max_parallel(), " must be 0 (no limit) or more"));
+  }
+  plan.set_max_parallel(req.max_parallel());
+
+  plan.set_bake_ms(spec.bake_ms());
+  if (!req.bake().empty()) {
+    absl::Duration bake;
+    if (!absl::ParseDuration(req.bake(), &bake) || bake < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bake '", req.bake(), "' is not a duration like 30s or 2m"));
+    }
+    plan.set_bake_ms(absl::ToInt64Milliseconds(bake));
+  }
+  absl::Duration host_timeout = default_host_timeout;
+  if (!req.host_timeout().empty() &&
+      (!absl::ParseDuration(req.host_timeout(), &host_timeout) ||
+       host_timeout <= absl::ZeroDuration())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("host-timeout '", req.host_timeout(), "' is not a duration like 2m"));
+  }
+  plan.set_host_timeout_ms(absl::ToInt64Milliseconds(host_timeout));
+  plan.set_manual_promote(req.manual_promote());
+  return plan;
+}
+
 void RolloutEngine::AddEvent(const std::string& app, const std::string& rollout_id,
                              const std::string& host, const std::string& kind,
                              const std::string& actor, const std::string& message) {
@@ -202,7 +307,7 @@ absl::StatusOr<Rollout> RolloutEngine::StartRollout(const fleet::v1::StartRollou
     auto host = store_->GetHost(it->second);
     if (!host.ok()) return host.status();
   }
-  absl::Status st = CheckNoActiveRollout(req.app());
+  absl::Status st = req.dry_run() ? absl::OkStatus() : CheckNoActiveRollout(req.app());
   if (!st.ok()) return st;
 
   Rollout r;
@@ -241,6 +346,15 @@ absl::StatusOr<Rollout> RolloutEngine::StartRollout(const fleet::v1::StartRollou
     }
     return absl::FailedPreconditionError(absl::StrCat("no host", what));
   }
+  auto plan = BuildRolloutPlan(req, app->spec(), r.tasks_size(), options_.host_timeout);
+  if (!plan.ok()) return plan.status();
+  *r.mutable_plan() = *plan;
+  // Hosts are in id order (ListHosts sorts), so waves are deterministic.
+  for (int i = 0, w = 0; i < r.tasks_size(); ++i) {
+    while (i >= plan->waves(w).hosts()) ++w;
+    r.mutable_tasks(i)->set_wave(w);
+  }
+  if (req.dry_run()) return r;
   {
     Store::Transaction txn(store_);
     st = store_->CreateRollout(&r);
@@ -308,8 +422,6 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
     auto release = store_->GetRelease(req.app(), target);
     if (!release.ok()) return release.status();
   }
-  absl::Status st = CheckNoActiveRollout(req.app());
-  if (!st.ok()) return st;
   auto hosts = store_->ListHosts();
   if (!hosts.ok()) return hosts.status();
 
@@ -347,10 +459,53 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
         "no connected host runs ", req.app(),
         skipped.empty() ? "" : absl::StrCat(" (disconnected: ", absl::StrJoin(skipped, ", "), ")")));
   }
+  fleet::v1::Wave* wave = r.mutable_plan()->add_waves();
+  wave->set_target("100%");
+  wave->set_hosts(r.tasks_size());
+  wave->set_started_at_ms(now);
+  r.mutable_plan()->set_host_timeout_ms(absl::ToInt64Milliseconds(options_.host_timeout));
+  r.mutable_plan()->set_max_failures_spec("0");
+
+  // The emergency exit always works: a running rollout of the app is
+  // stopped and this rollback takes over its hosts.
+  auto active = store_->ListActiveRollouts();
+  if (!active.ok()) return active.status();
+  std::vector<Rollout> superseded;
+  for (const Rollout& running : *active) {
+    if (running.app() == req.app()) superseded.push_back(running);
+  }
+  absl::Status st;
   {
     Store::Transaction txn(store_);
     st = store_->CreateRollout(&r);
     if (!st.ok()) return st;
+    for (Rollout& old : superseded) {
+      std::string reason = absl::StrCat("aborted by ", req.actor(), ": rollback ", r.id(),
+                                        " to ", target, " takes over");
+      for (HostTask& t : *old.mutable_tasks()) {
+        if (IsTaskTerminal(t.state())) continue;
+        t.set_state(fleet::v1::TASK_STATE_CANCELLED);
+        t.set_reason("superseded by rollback " + r.id());
+        t.set_updated_at_ms(now);
+        st = store_->UpdateTask(old.id(), t);
+        if (!st.ok()) return st;
+      }
+      old.set_state(fleet::v1::ROLLOUT_STATE_ROLLED_BACK);
+      old.set_reason(reason);
+      old.set_finished_at_ms(now);
+      old.set_awaiting_promote(false);
+      st = store_->UpdateRollout(old);
+      if (!st.ok()) return st;
+      fleet::v1::Event e;
+      e.set_at_ms(now);
+      e.set_app(old.app());
+      e.set_rollout_id(old.id());
+      e.set_kind("rollout.aborted");
+      e.set_actor(req.actor());
+      e.set_message(reason);
+      st = store_->AddEvent(&e);
+      if (!st.ok()) return st;
+    }
     // The intent is the target from now on: hosts that are away come back to it.
     st = store_->SetDesiredVersion(req.app(), target);
     if (!st.ok()) return st;
@@ -388,15 +543,19 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
   Plan plan;
   Planner p(&r, &plan, now_ms);
   const bool rollback_kind = r.kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK;
+  const fleet::v1::RolloutPlan cfg = r.plan();
+  const int wave_count = std::max(1, cfg.waves_size());
+  const absl::Duration host_timeout = cfg.host_timeout_ms() > 0
+                                          ? absl::Milliseconds(cfg.host_timeout_ms())
+                                          : options_.host_timeout;
   const absl::Duration answer_timeout =
-      options_.host_timeout + absl::Milliseconds(app->spec().bake_ms());
+      host_timeout + (rollback_kind ? absl::ZeroDuration() : absl::Milliseconds(cfg.bake_ms()));
 
   // Why a host that owes an answer is considered failed, or "".
   auto overdue = [&](const HostTask& t) -> std::string {
     if (!hub_->IsConnected(t.host_id())) {
-      if (now - hub_->DisconnectedSince(t.host_id()) > options_.host_timeout) {
-        return absl::StrCat("host disconnected for more than ",
-                            absl::FormatDuration(options_.host_timeout));
+      if (now - hub_->DisconnectedSince(t.host_id()) > host_timeout) {
+        return absl::StrCat("host disconnected for more than ", absl::FormatDuration(host_timeout));
       }
       return "";
     }
@@ -405,72 +564,145 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
     }
     return "";
   };
+  auto count = [&](TaskState state) {
+    return std::count_if(r.tasks().begin(), r.tasks().end(),
+                         [state](const HostTask& t) { return t.state() == state; });
+  };
+  auto threshold_exceeded = [&] { return count(fleet::v1::TASK_STATE_FAILED) > cfg.max_failures(); };
+  auto failure_reason = [&] {
+    std::string reason = FirstFailure(r);
+    int64_t failed = count(fleet::v1::TASK_STATE_FAILED);
+    if (failed > 1) absl::StrAppend(&reason, " (", failed, " hosts failed)");
+    return reason;
+  };
+  // Staging goes on in STAGING and PAUSED: hosts that (re)connect get their
+  // stage command; hosts that stay away fail.
+  auto progress_staging = [&] {
+    for (HostTask& t : *r.mutable_tasks()) {
+      if (t.state() == fleet::v1::TASK_STATE_PENDING && hub_->IsConnected(t.host_id())) {
+        p.SetTask(&t, fleet::v1::TASK_STATE_STAGING);
+        p.Send(&t, kPhaseStage);
+      }
+      if (t.state() == fleet::v1::TASK_STATE_PENDING ||
+          t.state() == fleet::v1::TASK_STATE_STAGING) {
+        if (std::string why = overdue(t); !why.empty()) {
+          p.SetTask(&t, fleet::v1::TASK_STATE_FAILED, why);
+          p.Event(t.host_id(), "host.failed", why);
+        }
+      }
+    }
+  };
+  auto check_activation_timeouts = [&] {
+    for (HostTask& t : *r.mutable_tasks()) {
+      if (t.state() != fleet::v1::TASK_STATE_ACTIVATING) continue;
+      if (std::string why = overdue(t); !why.empty()) {
+        p.SetTask(&t, fleet::v1::TASK_STATE_FAILED, why);
+        p.Event(t.host_id(), "host.failed", why);
+      }
+    }
+  };
+  auto wave_label = [&](int w) {
+    return absl::StrCat("wave ", w + 1, "/", wave_count,
+                        cfg.waves_size() > w ? absl::StrCat(" (", cfg.waves(w).target(), ")") : "");
+  };
+  auto start_rolling_back = [&] {
+    std::string reason = failure_reason();
+    p.SetRollout(fleet::v1::ROLLOUT_STATE_ROLLING_BACK, reason);
+    p.Event("", "rollout.failed",
+            absl::StrCat(reason, "; more than ", cfg.max_failures(),
+                         " failed hosts allowed; rolling back"));
+  };
 
   bool progressed = true;
   while (progressed && !IsTerminal(r.state())) {
     progressed = false;
     switch (r.state()) {
       case fleet::v1::ROLLOUT_STATE_STAGING: {
-        bool all_staged = true;
-        for (HostTask& t : *r.mutable_tasks()) {
-          if (t.state() == fleet::v1::TASK_STATE_PENDING && hub_->IsConnected(t.host_id())) {
-            p.SetTask(&t, fleet::v1::TASK_STATE_STAGING);
-            p.Send(&t, kPhaseStage);
-          }
-          if (t.state() == fleet::v1::TASK_STATE_PENDING ||
-              t.state() == fleet::v1::TASK_STATE_STAGING) {
-            if (std::string why = overdue(t); !why.empty()) {
-              p.SetTask(&t, fleet::v1::TASK_STATE_FAILED, why);
-              p.Event(t.host_id(), "host.failed", why);
-            }
-          }
-          if (t.state() != fleet::v1::TASK_STATE_STAGED) all_staged = false;
-        }
-        if (std::string failure = FirstFailure(r); !failure.empty()) {
+        progress_staging();
+        bool all_staged = std::all_of(r.tasks().begin(), r.tasks().end(), [](const HostTask& t) {
+          return t.state() == fleet::v1::TASK_STATE_STAGED ||
+                 t.state() == fleet::v1::TASK_STATE_FAILED;
+        });
+        if (threshold_exceeded()) {
           for (HostTask& t : *r.mutable_tasks()) {
             if (!IsTaskTerminal(t.state())) p.SetTask(&t, fleet::v1::TASK_STATE_CANCELLED);
           }
-          std::string reason = absl::StrCat("staging failed: ", failure, "; nothing was switched");
+          std::string reason =
+              absl::StrCat("staging failed: ", failure_reason(), "; nothing was switched");
           p.SetRollout(fleet::v1::ROLLOUT_STATE_ROLLED_BACK, reason);
           p.Event("", "rollout.failed", reason);
           progressed = true;
         } else if (all_staged) {
           p.SetRollout(fleet::v1::ROLLOUT_STATE_ACTIVATING);
+          r.set_current_wave(0);
+          if (r.plan().waves_size() > 0) r.mutable_plan()->mutable_waves(0)->set_started_at_ms(now_ms);
+          p.Event("", "wave.started", wave_label(0));
           progressed = true;
         }
         break;
       }
       case fleet::v1::ROLLOUT_STATE_ACTIVATING: {
-        bool all_healthy = true;
-        bool any_running = false;
-        for (HostTask& t : *r.mutable_tasks()) {
-          if (t.state() == fleet::v1::TASK_STATE_STAGED) {
-            p.SetTask(&t, fleet::v1::TASK_STATE_ACTIVATING);
-            p.Send(&t, kPhaseActivate);
-          } else if (t.state() == fleet::v1::TASK_STATE_ACTIVATING) {
-            if (std::string why = overdue(t); !why.empty()) {
-              p.SetTask(&t, fleet::v1::TASK_STATE_FAILED, why);
-              p.Event(t.host_id(), "host.failed", why);
-            }
-          }
-          if (t.state() == fleet::v1::TASK_STATE_ACTIVATING) any_running = true;
-          if (t.state() != fleet::v1::TASK_STATE_HEALTHY) all_healthy = false;
-        }
-        std::string failure = FirstFailure(r);
-        if (all_healthy) {
-          p.SetRollout(fleet::v1::ROLLOUT_STATE_SUCCEEDED);
-          p.Event("", rollback_kind ? "rollback.succeeded" : "rollout.succeeded",
-                  absl::StrCat(r.version(), " is live on ", r.tasks_size(), " hosts"));
-          progressed = true;
-        } else if (!failure.empty() && rollback_kind) {
-          if (!any_running) {
-            p.SetRollout(fleet::v1::ROLLOUT_STATE_FAILED, failure);
-            p.Event("", "rollback.failed", failure);
+        check_activation_timeouts();
+        const int w = std::min(r.current_wave(), wave_count - 1);
+        int64_t in_flight = count(fleet::v1::TASK_STATE_ACTIVATING);
+        if (threshold_exceeded()) {
+          if (!rollback_kind) {
+            start_rolling_back();
+            progressed = true;
+          } else if (in_flight == 0 && count(fleet::v1::TASK_STATE_STAGED) == 0) {
+            // A rollback is not undone: the hosts that failed report why.
+            p.SetRollout(fleet::v1::ROLLOUT_STATE_FAILED, failure_reason());
+            p.Event("", "rollback.failed", failure_reason());
             progressed = true;
           }
-        } else if (!failure.empty()) {
-          p.SetRollout(fleet::v1::ROLLOUT_STATE_ROLLING_BACK, failure);
-          p.Event("", "rollout.failed", absl::StrCat(failure, "; rolling back"));
+          if (progressed || !rollback_kind) break;
+        }
+        for (HostTask& t : *r.mutable_tasks()) {
+          if (t.wave() > w || t.state() != fleet::v1::TASK_STATE_STAGED) continue;
+          if (cfg.max_parallel() > 0 && in_flight >= cfg.max_parallel()) break;
+          p.SetTask(&t, fleet::v1::TASK_STATE_ACTIVATING);
+          p.Send(&t, kPhaseActivate);
+          ++in_flight;
+        }
+        bool wave_done = std::all_of(r.tasks().begin(), r.tasks().end(), [w](const HostTask& t) {
+          return t.wave() > w || IsTaskTerminal(t.state());
+        });
+        if (!wave_done) break;
+        p.Changed();
+        int64_t failed = count(fleet::v1::TASK_STATE_FAILED);
+        if (r.plan().waves_size() > w) r.mutable_plan()->mutable_waves(w)->set_finished_at_ms(now_ms);
+        p.Event("", "wave.finished", absl::StrCat(wave_label(w), " done; ", failed,
+                                                  " hosts failed so far"));
+        progressed = true;
+        if (w + 1 >= wave_count) {
+          std::string reason;
+          if (failed > 0) {
+            reason = absl::StrCat(failed, " hosts failed within the threshold of ",
+                                  cfg.max_failures(), " and went back: ", FirstFailure(r));
+          }
+          p.SetRollout(fleet::v1::ROLLOUT_STATE_SUCCEEDED, reason);
+          p.Event("", rollback_kind ? "rollback.succeeded" : "rollout.succeeded",
+                  absl::StrCat(r.version(), " is live on ", count(fleet::v1::TASK_STATE_HEALTHY),
+                               " hosts"));
+        } else if (cfg.manual_promote()) {
+          p.SetRollout(fleet::v1::ROLLOUT_STATE_PAUSED);
+          r.set_awaiting_promote(true);
+          p.Event("", "rollout.waiting",
+                  absl::StrCat(wave_label(w), " is healthy; waiting for: fleetctl rollout promote ",
+                               r.id()));
+        } else {
+          r.set_current_wave(w + 1);
+          r.mutable_plan()->mutable_waves(w + 1)->set_started_at_ms(now_ms);
+          p.Event("", "wave.started", wave_label(w + 1));
+        }
+        break;
+      }
+      case fleet::v1::ROLLOUT_STATE_PAUSED: {
+        progress_staging();
+        check_activation_timeouts();
+        if (threshold_exceeded()) {
+          r.set_awaiting_promote(false);
+          start_rolling_back();
           progressed = true;
         }
         break;
@@ -499,9 +731,10 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
             case fleet::v1::TASK_STATE_ACTIVATING:
             case fleet::v1::TASK_STATE_REVERTING:
               if (std::string why = overdue(t); !why.empty()) {
-                p.SetTask(&t, t.state() == fleet::v1::TASK_STATE_ACTIVATING
-                                  ? fleet::v1::TASK_STATE_FAILED
-                                  : fleet::v1::TASK_STATE_REVERT_FAILED,
+                p.SetTask(&t,
+                          t.state() == fleet::v1::TASK_STATE_ACTIVATING
+                              ? fleet::v1::TASK_STATE_FAILED
+                              : fleet::v1::TASK_STATE_REVERT_FAILED,
                           why);
                 p.Event(t.host_id(), "host.failed", why);
               }
@@ -563,6 +796,88 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
   }
 }
 
+absl::StatusOr<Rollout> RolloutEngine::Act(const fleet::v1::RolloutActionRequest& req,
+                                            RolloutAction action) {
+  absl::MutexLock lock(&mu_);
+  auto loaded = store_->GetRollout(req.id());
+  if (!loaded.ok()) return loaded.status();
+  Rollout r = std::move(*loaded);
+  auto refuse = [&](const std::string& why) {
+    return absl::FailedPreconditionError(absl::StrCat("rollout ", r.id(), " ", why));
+  };
+  if (IsTerminal(r.state())) return refuse(absl::StrCat("has ended (", RolloutStateName(r.state()), ")"));
+  const bool paused = r.state() == fleet::v1::ROLLOUT_STATE_PAUSED;
+  RolloutState to = r.state();
+  std::string kind;
+  std::string message;
+  switch (action) {
+    case RolloutAction::kPause:
+      if (paused) return refuse("is paused already");
+      if (r.state() == fleet::v1::ROLLOUT_STATE_ROLLING_BACK) return refuse("is rolling back");
+      to = fleet::v1::ROLLOUT_STATE_PAUSED;
+      r.set_paused_by(req.actor());
+      kind = "rollout.paused";
+      message = "no further host switches until resumed";
+      break;
+    case RolloutAction::kResume: {
+      if (!paused) return refuse("is not paused");
+      if (r.awaiting_promote()) {
+        return refuse(absl::StrCat("waits for promote: fleetctl rollout promote ", r.id()));
+      }
+      bool staging = std::any_of(r.tasks().begin(), r.tasks().end(), [](const HostTask& t) {
+        return t.state() == fleet::v1::TASK_STATE_PENDING ||
+               t.state() == fleet::v1::TASK_STATE_STAGING;
+      });
+      to = staging ? fleet::v1::ROLLOUT_STATE_STAGING : fleet::v1::ROLLOUT_STATE_ACTIVATING;
+      r.set_paused_by("");
+      kind = "rollout.resumed";
+      break;
+    }
+    case RolloutAction::kPromote:
+      if (!paused || !r.awaiting_promote()) return refuse("is not waiting for promote");
+      to = fleet::v1::ROLLOUT_STATE_ACTIVATING;
+      r.set_awaiting_promote(false);
+      r.set_current_wave(r.current_wave() + 1);
+      if (r.current_wave() < r.plan().waves_size()) {
+        r.mutable_plan()->mutable_waves(r.current_wave())->set_started_at_ms(
+            absl::ToUnixMillis(clock_->Now()));
+      }
+      kind = "rollout.promoted";
+      message = absl::StrCat("wave ", r.current_wave() + 1, " starts");
+      break;
+    case RolloutAction::kAbort:
+      if (r.state() == fleet::v1::ROLLOUT_STATE_ROLLING_BACK) return refuse("is rolling back already");
+      to = fleet::v1::ROLLOUT_STATE_ROLLING_BACK;
+      r.set_awaiting_promote(false);
+      r.set_reason(absl::StrCat("aborted by ", req.actor()));
+      kind = "rollout.aborted";
+      message = "every host this rollout switched goes back";
+      break;
+  }
+  if (!RolloutTransitionAllowed(r.state(), to)) {
+    return refuse(absl::StrCat("cannot go from ", RolloutStateName(r.state()), " to ",
+                               RolloutStateName(to)));
+  }
+  r.set_state(to);
+  {
+    Store::Transaction txn(store_);
+    absl::Status st = store_->UpdateRollout(r);
+    fleet::v1::Event e;
+    e.set_at_ms(absl::ToUnixMillis(clock_->Now()));
+    e.set_app(r.app());
+    e.set_rollout_id(r.id());
+    e.set_kind(kind);
+    e.set_actor(req.actor());
+    e.set_message(message);
+    if (st.ok()) st = store_->AddEvent(&e);
+    if (st.ok()) st = txn.Commit();
+    if (!st.ok()) return st;
+  }
+  spdlog::info("rollout {}: {} by {}", r.id(), kind, req.actor());
+  Advance(r.id());
+  return store_->GetRollout(r.id());
+}
+
 void RolloutEngine::SendTaskCommand(const Rollout& r, const HostTask& t) {
   auto app = store_->GetApp(r.app());
   if (!app.ok()) return;
@@ -586,6 +901,10 @@ void RolloutEngine::SendTaskCommand(const Rollout& r, const HostTask& t) {
       a->set_mode(revert || r.kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK
                       ? fleet::v1::ACTIVATE_MODE_ROLLBACK
                       : fleet::v1::ACTIVATE_MODE_DEPLOY);
+      if (!revert && r.kind() == fleet::v1::ROLLOUT_KIND_DEPLOY) {
+        a->set_bake_ms(r.plan().bake_ms());
+        a->set_has_bake(true);
+      }
       if (!t.from_release().empty()) a->add_keep(t.from_release());
       if (!app->desired_version().empty()) a->add_keep(app->desired_version());
       break;

@@ -7,14 +7,24 @@
 // Command ids are "<rollout>/<host>/<phase>"; agents answer a command id they
 // already completed with the stored result, so resending is always safe.
 //
-// Rollout state machine (the allowed transitions, checked in Transition()):
-//   STAGING      -> ACTIVATING | ROLLED_BACK (a host could not stage; nothing switched)
-//   ACTIVATING   -> SUCCEEDED | ROLLING_BACK | FAILED (rollback kind: a host failed)
+// Rollout state machine (the allowed transitions, checked in
+// RolloutTransitionAllowed()):
+//   STAGING      -> ACTIVATING | PAUSED | ROLLING_BACK (aborted)
+//                 | ROLLED_BACK (too many hosts could not stage; nothing switched)
+//   ACTIVATING   -> SUCCEEDED | PAUSED (paused, or a manual-promote gate)
+//                 | ROLLING_BACK (failures past the threshold, or aborted)
+//                 | FAILED (rollback kind: a host failed) | ROLLED_BACK (superseded by a rollback)
+//   PAUSED       -> STAGING | ACTIVATING (resumed, promoted) | ROLLING_BACK | ROLLED_BACK
 //   ROLLING_BACK -> ROLLED_BACK | FAILED (a host could not go back)
+// Waves: ACTIVATING switches the hosts of waves 0..current_wave (at most
+// max_parallel at once); a wave is done when all its hosts are healthy
+// through the bake (the agents probe that long) or failed; then the next
+// wave starts, or the rollout pauses for promote.
 // Host task state machine:
 //   PENDING -> STAGING -> STAGED -> ACTIVATING -> HEALTHY | FAILED
 //   HEALTHY -> REVERTING -> REVERTED | REVERT_FAILED   (rollout failed elsewhere)
 //   PENDING | STAGING | STAGED -> FAILED | CANCELLED
+//   ACTIVATING | REVERTING -> CANCELLED                 (a rollback took over)
 #ifndef FLEET_CONTROLLER_ROLLOUT_ENGINE_H_
 #define FLEET_CONTROLLER_ROLLOUT_ENGINE_H_
 
@@ -32,6 +42,17 @@
 #include "fleet/v1/api.pb.h"
 
 namespace fleet::controller {
+
+enum class RolloutAction { kPause, kResume, kPromote, kAbort };
+
+// Resolves the rollout plan: waves (cumulative, rounded up, each adding at
+// least one host, the last covering every host), failure threshold,
+// parallelism, bake and host timeout; the request overrides the app spec,
+// which overrides the defaults (1,100%; 0 failures; the spec's bake).
+// InvalidArgument names the bad value.
+absl::StatusOr<fleet::v1::RolloutPlan> BuildRolloutPlan(const fleet::v1::StartRolloutRequest& req,
+                                                        const fleet::v1::AppSpec& spec, int hosts,
+                                                        absl::Duration default_host_timeout);
 
 struct EngineOptions {
   // A host that stays disconnected this long while it has work counts as
@@ -52,8 +73,16 @@ class RolloutEngine : public AgentListener {
 
   // Creates a rollback of the app to req.to_version or, by default, to the
   // last successful release before the current one. Every connected host
-  // with the app switches at once to the release already on its disk.
+  // with the app switches at once to the release already on its disk. A
+  // rollout of the app that is running is aborted and the rollback takes
+  // over its hosts: the rollback always works.
   absl::StatusOr<fleet::v1::Rollout> Rollback(const fleet::v1::RollbackRequest& req);
+
+  // Pause, resume, promote (past a manual gate) or abort a running rollout.
+  // FailedPrecondition when the rollout is not in a state that allows it.
+  // Recorded as an event with the actor.
+  absl::StatusOr<fleet::v1::Rollout> Act(const fleet::v1::RolloutActionRequest& req,
+                                         RolloutAction action);
 
   // The release a rollback goes to by default, or FailedPrecondition.
   absl::StatusOr<std::string> DefaultRollbackTarget(const std::string& app);

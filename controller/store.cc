@@ -56,6 +56,11 @@
 //   created_at_ms    INTEGER
 //   finished_at_ms   INTEGER, 0 until the rollout reaches a terminal state
 //   reason           TEXT, why it failed or was rolled back
+//   plan             BLOB, serialized fleet.v1.RolloutPlan: waves, failure
+//                    threshold, parallelism, bake, host timeout, gates (v2)
+//   current_wave     INTEGER, index of the wave being switched (v2)
+//   awaiting_promote INTEGER, 1 while PAUSED at a manual-promote gate (v2)
+//   paused_by        TEXT, actor who paused it ("" = not paused by a person) (v2)
 //
 // rollout_tasks: one row per host a rollout targets (HostTask).
 //   rollout_id       INTEGER, REFERENCES rollouts(id) ON DELETE CASCADE
@@ -195,6 +200,13 @@ CREATE TABLE events (
   message TEXT NOT NULL
 );
 CREATE INDEX events_by_app ON events (app, id);
+)sql",
+    // 1 -> 2: waves, thresholds and gates of a rollout.
+    R"sql(
+ALTER TABLE rollouts ADD COLUMN plan BLOB NOT NULL DEFAULT x'';
+ALTER TABLE rollouts ADD COLUMN current_wave INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE rollouts ADD COLUMN awaiting_promote INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE rollouts ADD COLUMN paused_by TEXT NOT NULL DEFAULT '';
 )sql",
 };
 static_assert(std::size(kMigrations) == static_cast<size_t>(Store::kSchemaVersion),
@@ -515,7 +527,7 @@ absl::Status InsertHostAppState(sqlite3* db, const std::string& host_id,
 
 constexpr char kRolloutColumns[] =
     "id, app, version, from_version, kind, state, selector, created_by, created_at_ms, "
-    "finished_at_ms, reason";
+    "finished_at_ms, reason, plan, current_wave, awaiting_promote, paused_by";
 
 Rollout ReadRollout(const Statement& stmt) {
   Rollout rollout;
@@ -530,6 +542,11 @@ Rollout ReadRollout(const Statement& stmt) {
   rollout.set_created_at_ms(stmt.Int(8));
   rollout.set_finished_at_ms(stmt.Int(9));
   rollout.set_reason(stmt.Text(10));
+  // A plan that does not parse leaves the defaults (one wave, no gates).
+  (void)rollout.mutable_plan()->ParseFromString(stmt.Blob(11));
+  rollout.set_current_wave(static_cast<int32_t>(stmt.Int(12)));
+  rollout.set_awaiting_promote(stmt.Int(13) != 0);
+  rollout.set_paused_by(stmt.Text(14));
   return rollout;
 }
 
@@ -1013,8 +1030,9 @@ absl::Status Store::CreateRollout(Rollout* rollout) {
   if (!scope.status().ok()) return Annotate(scope.status(), what);
   Statement insert(db_,
                    "INSERT INTO rollouts (app, version, from_version, kind, state, selector, "
-                   "created_by, created_at_ms, finished_at_ms, reason) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                   "created_by, created_at_ms, finished_at_ms, reason, plan, current_wave, "
+                   "awaiting_promote, paused_by) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   insert.Bind(rollout->app())
       .Bind(rollout->version())
       .Bind(rollout->from_version())
@@ -1024,7 +1042,11 @@ absl::Status Store::CreateRollout(Rollout* rollout) {
       .Bind(rollout->created_by())
       .Bind(rollout->created_at_ms())
       .Bind(rollout->finished_at_ms())
-      .Bind(rollout->reason());
+      .Bind(rollout->reason())
+      .BindBlob(rollout->plan().SerializeAsString())
+      .Bind(rollout->current_wave())
+      .Bind(rollout->awaiting_promote())
+      .Bind(rollout->paused_by());
   absl::Status st = insert.Run();
   if (IsForeignKeyError(insert.code())) {
     return absl::NotFoundError(absl::StrCat(what, ": unknown app '", rollout->app(), "'"));
@@ -1069,11 +1091,16 @@ absl::Status Store::UpdateRollout(const Rollout& rollout) {
   if (!ParseRolloutId(rollout.id(), &id)) return unknown;
   Statement stmt(db_,
                  "UPDATE rollouts SET state = ?, reason = ?, finished_at_ms = ?, "
-                 "from_version = ? WHERE id = ?");
+                 "from_version = ?, plan = ?, current_wave = ?, awaiting_promote = ?, "
+                 "paused_by = ? WHERE id = ?");
   stmt.Bind(static_cast<int>(rollout.state()))
       .Bind(rollout.reason())
       .Bind(rollout.finished_at_ms())
       .Bind(rollout.from_version())
+      .BindBlob(rollout.plan().SerializeAsString())
+      .Bind(rollout.current_wave())
+      .Bind(rollout.awaiting_promote())
+      .Bind(rollout.paused_by())
       .Bind(id);
   FLEET_RETURN_IF_ERROR(
       Annotate(stmt.Run(), absl::StrCat("cannot update rollout '", rollout.id(), "'")));

@@ -30,7 +30,7 @@ namespace fleet::controller {
 
 class Store {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens or creates the database at `path` and migrates it. Fails with
   // FailedPrecondition when the database's user_version is newer than
@@ -100,7 +100,8 @@ class Store {
   // Rollouts. CreateRollout assigns rollout->id (decimal, increasing) and
   // inserts the rollout and its tasks. NotFound when the app is unknown.
   absl::Status CreateRollout(fleet::v1::Rollout* rollout);
-  // Writes state, reason, finished_at_ms and from_version.
+  // Writes state, reason, finished_at_ms, from_version, plan, current_wave,
+  // awaiting_promote and paused_by.
   // NotFound for an unknown rollout.
   absl::Status UpdateRollout(const fleet::v1::Rollout& rollout);
   // Writes every field of the task; (rollout_id, host_id) is the key.

@@ -7,8 +7,10 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
+#include "tests/testing/archive_builder.h"
 
 namespace fleet::testing {
 
@@ -22,6 +24,12 @@ std::string Cluster::Binary(const std::string& name) {
 Cluster::Cluster(ClusterOptions options) : options_(options) {
   grpc_port_ = FreePort();
   http_port_ = FreePort();
+  if (simulated()) {
+    agents_.resize(1);
+    StartController();
+    StartAgent(0);
+    return;
+  }
   for (int i = 0; i < options_.agents; ++i) service_ports_.push_back(FreePort());
   agents_.resize(options_.agents);
   StartController();
@@ -33,7 +41,7 @@ Cluster::~Cluster() {
   controller_.reset();
   // The agents started hello instances in their own sessions; stop them.
   std::string stop = absl::StrCat(FLEET_SOURCE_DIR, "/deploy/examples/hello/stop");
-  for (int i = 0; i < options_.agents; ++i) {
+  for (int i = 0; i < agents(); ++i) {
     std::string app_dir = AppsRoot(i) + "/hello";
     if (std::filesystem::exists(app_dir + "/shared/run")) {
       RunCommand({"/bin/bash", stop, app_dir}, absl::Seconds(15));
@@ -42,11 +50,23 @@ Cluster::~Cluster() {
 }
 
 std::string Cluster::address() const { return absl::StrCat("127.0.0.1:", grpc_port_); }
+// Simulated ids are the simulator's: "<host-id>-%04d".
 std::string Cluster::HostId(int i) const {
+  if (simulated()) return absl::StrFormat("%s-%04d", options_.host_prefix, i + 1);
   return absl::StrCat(options_.host_prefix, "-", i + 1 < 10 ? "0" : "", i + 1);
 }
-std::string Cluster::AppsRoot(int i) const { return dir_.Sub(HostId(i) + "/apps"); }
-std::string Cluster::StateDir(int i) const { return dir_.Sub(HostId(i) + "/state"); }
+std::string Cluster::AppsRoot(int i) const {
+  if (simulated()) return dir_.Sub("sim/apps/" + HostId(i));
+  return dir_.Sub(HostId(i) + "/apps");
+}
+std::string Cluster::StateDir(int i) const {
+  if (simulated()) return dir_.Sub("sim/state/" + HostId(i));
+  return dir_.Sub(HostId(i) + "/state");
+}
+pid_t Cluster::AgentPid(int i) const {
+  const auto& agent = agents_[AgentSlot(i)];
+  return agent ? agent->pid() : -1;
+}
 
 void Cluster::StartController() {
   controller_ = std::make_unique<Subprocess>(
@@ -62,6 +82,15 @@ void Cluster::KillController() {
 }
 
 void Cluster::StartAgent(int i) {
+  if (simulated()) {
+    agents_[0] = std::make_unique<Subprocess>(
+        std::vector<std::string>{Binary("fleet-agent"), "--controller", address(), "--simulate",
+                                 std::to_string(options_.simulated), "--host-id",
+                                 options_.host_prefix, "--apps-root", dir_.Sub("sim/apps"),
+                                 "--state-dir", dir_.Sub("sim/state"), "--label", "role=web"},
+        SimulatorLog());
+    return;
+  }
   agents_[i] = std::make_unique<Subprocess>(
       std::vector<std::string>{Binary("fleet-agent"), "--controller", address(), "--host-id",
                                HostId(i), "--apps-root", AppsRoot(i), "--state-dir", StateDir(i),
@@ -72,11 +101,15 @@ void Cluster::StartAgent(int i) {
 }
 
 void Cluster::KillAgent(int i) {
-  if (agents_[i]) agents_[i]->Kill();
-  agents_[i].reset();
+  auto& agent = agents_[AgentSlot(i)];
+  if (agent) agent->Kill();
+  agent.reset();
 }
 
-bool Cluster::AgentRunning(int i) { return agents_[i] && agents_[i]->running(); }
+bool Cluster::AgentRunning(int i) {
+  auto& agent = agents_[AgentSlot(i)];
+  return agent && agent->running();
+}
 
 bool Cluster::WaitForConnectedHosts(int n, absl::Duration timeout) {
   return WaitFor(
@@ -129,6 +162,34 @@ bake: )",
   ASSERT_EQ(out.exit_code, 0) << out.err;
 }
 
+std::string Cluster::MakeExecArtifact(const std::string& version, bool healthy) {
+  std::string out = dir_.Sub(absl::StrCat("artifacts/", version, ".tar.gz"));
+  std::filesystem::create_directories(dir_.Sub("artifacts"));
+  ArchiveBuilder archive;
+  archive.AddFile("VERSION", version + "\n");
+  if (healthy) archive.AddFile("healthy", "");
+  absl::Status st = archive.WriteTarGz(out);
+  EXPECT_TRUE(st.ok()) << "cannot write " << out << ": " << st;
+  return out;
+}
+
+void Cluster::ApplyExecSpec(const std::string& name, const std::string& bake) {
+  std::string spec = absl::StrCat("name: ", name, R"(
+keep_releases: 3
+reload: "true"
+health:
+  - exec: "test -f ${FLEET_RELEASE_DIR}/healthy"
+    timeout: 2s
+    retries: 0
+    interval: 200ms
+bake: )",
+                                  bake, "\n");
+  std::string path = dir_.Sub(name + ".yaml");
+  WriteTextFile(path, spec);
+  CommandOutput out = Fleetctl({"app", "apply", "-f", path});
+  ASSERT_EQ(out.exit_code, 0) << out.err;
+}
+
 std::string Cluster::Current(int i, const std::string& app) const {
   std::error_code ec;
   auto target = std::filesystem::read_symlink(AppsRoot(i) + "/" + app + "/current", ec);
@@ -138,6 +199,7 @@ std::string Cluster::Current(int i, const std::string& app) const {
 }
 
 std::string Cluster::HttpGet(int i, const std::string& path) const {
+  if (simulated()) return "";
   httplib::Client client("127.0.0.1", service_ports_[i]);
   client.set_connection_timeout(2);
   client.set_read_timeout(2);
@@ -146,7 +208,9 @@ std::string Cluster::HttpGet(int i, const std::string& path) const {
   return res->body;
 }
 
-std::string Cluster::AgentLog(int i) const { return ReadTextFile(dir_.Sub(HostId(i) + ".log")); }
+std::string Cluster::AgentLog(int i) const {
+  return ReadTextFile(simulated() ? SimulatorLog() : dir_.Sub(HostId(i) + ".log"));
+}
 std::string Cluster::ControllerLog() const { return ReadTextFile(dir_.Sub("controller.log")); }
 
 }  // namespace fleet::testing

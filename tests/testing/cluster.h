@@ -2,6 +2,12 @@
 // fleet-agent processes, each in its own temp dirs on free ports, and
 // fleetctl to drive them. Everything started is stopped in the destructor,
 // including the example services the agents started.
+//
+// With ClusterOptions::simulated > 0 the hosts come from one
+// `fleet-agent --simulate N` process instead: host ids web-0001..., apps
+// roots <dir>/sim/apps/<host id>, state dirs <dir>/sim/state/<host id>, label
+// role=web. Hosts have no --var port there, so the hello example cannot run;
+// use ApplyExecSpec and MakeExecArtifact.
 #ifndef FLEET_TESTS_TESTING_CLUSTER_H_
 #define FLEET_TESTS_TESTING_CLUSTER_H_
 
@@ -16,7 +22,9 @@
 namespace fleet::testing {
 
 struct ClusterOptions {
-  int agents = 3;
+  int agents = 3;  // agent processes; ignored when simulated > 0
+  // When > 0: this many hosts, all in one `fleet-agent --simulate` process.
+  int simulated = 0;
   std::string host_timeout = "2m";
   std::string host_prefix = "web";
 };
@@ -30,10 +38,13 @@ class Cluster {
 
   void StartController();
   void KillController();  // SIGKILL
+  // Host i's agent process. In simulated mode every host shares the one
+  // simulator process, so these start, kill (SIGKILL), check and name that
+  // process for every i: killing "host 3" takes all hosts down.
   void StartAgent(int i);
-  void KillAgent(int i);  // SIGKILL
+  void KillAgent(int i);
   bool AgentRunning(int i);
-  pid_t AgentPid(int i) const { return agents_[i] ? agents_[i]->pid() : -1; }
+  pid_t AgentPid(int i) const;
   pid_t ControllerPid() const { return controller_ ? controller_->pid() : -1; }
 
   // Waits until `n` hosts are listed as connected.
@@ -50,30 +61,48 @@ class Cluster {
   // intervals, for fast tests.
   void ApplyHelloSpec(const std::string& bake = "500ms");
 
+  // An artifact holding VERSION and, when `healthy`, a file named healthy,
+  // for the spec of ApplyExecSpec. Returns the artifact's path.
+  std::string MakeExecArtifact(const std::string& version, bool healthy);
+  // Applies app `name` with reload "true" and one exec health check that the
+  // release dir holds the file healthy (timeout 2s, retries 0, interval
+  // 200ms), baked for `bake`. It needs no --var, so simulated hosts can run it.
+  void ApplyExecSpec(const std::string& name, const std::string& bake);
+
   std::string HostId(int i) const;
   std::string AppsRoot(int i) const;
   std::string StateDir(int i) const;
-  int ServicePort(int i) const { return service_ports_[i]; }
+  // The hello service's port on host i; -1 in simulated mode, which has none.
+  int ServicePort(int i) const { return simulated() ? -1 : service_ports_[i]; }
   std::string DataDir() const { return dir_.Sub("controller"); }
   std::string address() const;
   std::string dir() const { return dir_.path(); }
-  int agents() const { return options_.agents; }
+  // The number of hosts, in either mode.
+  int agents() const { return simulated() ? options_.simulated : options_.agents; }
+  bool simulated() const { return options_.simulated > 0; }
 
   // The release `current` points to on host i for `app` ("" if none).
   std::string Current(int i, const std::string& app = "hello") const;
-  // GET http://127.0.0.1:<service port i><path>; "" when unreachable.
+  // GET http://127.0.0.1:<service port i><path>; "" when unreachable (and
+  // always in simulated mode).
   std::string HttpGet(int i, const std::string& path) const;
-  // Whole log of host i's agent / the controller.
+  // Whole log of host i's agent / the controller. In simulated mode, the
+  // simulator's log, which holds every host's lines.
   std::string AgentLog(int i) const;
   std::string ControllerLog() const;
 
  private:
+  // Index into agents_ of host i's process.
+  size_t AgentSlot(int i) const { return simulated() ? 0 : static_cast<size_t>(i); }
+  std::string SimulatorLog() const { return dir_.Sub("sim.log"); }
+
   ClusterOptions options_;
   TempDir dir_;
   int grpc_port_;
   int http_port_;
-  std::vector<int> service_ports_;
+  std::vector<int> service_ports_;  // empty in simulated mode
   std::unique_ptr<Subprocess> controller_;
+  // One per host, or in simulated mode a single entry: the simulator.
   std::vector<std::unique_ptr<Subprocess>> agents_;
 };
 
