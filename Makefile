@@ -33,6 +33,7 @@ demo: build
 # Benchmarks print figures; they are not tests.
 bench: build
 	$(BUILD_DIR)/tests/bench/rollback_bench 5
+	$(BUILD_DIR)/tests/bench/rollout_bench 100 1000
 
 # ASan + UBSan build of everything, with every test.
 sanitize:

@@ -75,8 +75,7 @@ TEST_F(E2ESimulateTest, TwentySimulatedHosts_DeployAndSwitchBackEachInItsOwnDirs
 
   // One wave of all hosts, so every host switches to v2 and back on its own.
   Push("v2", /*healthy=*/false);
-  CommandOutput failed =
-      cluster_.Fleetctl({"rollout", "tiny", "v2", "--waves", "100%", "--wait"});
+  CommandOutput failed = cluster_.Fleetctl({"rollout", "tiny", "v2", "--waves", "100%", "--wait"});
   EXPECT_EQ(failed.exit_code, 2) << failed.out << failed.err;
   EXPECT_THAT(failed.err, ::testing::ContainsRegex("exec 'test -f [^']*/sim/apps/web-00[0-9][0-9]/"
                                                    "tiny/releases/v2/healthy' exited"));
@@ -85,8 +84,8 @@ TEST_F(E2ESimulateTest, TwentySimulatedHosts_DeployAndSwitchBackEachInItsOwnDirs
   ASSERT_EQ(json.exit_code, 0) << json.err;
   // Each host probed the release in its own apps root.
   for (int i = 0; i < cluster_.agents(); ++i) {
-    EXPECT_THAT(json.out, ::testing::HasSubstr(absl::StrCat(
-                              "/sim/apps/", cluster_.HostId(i), "/tiny/releases/v2/healthy' exited")))
+    EXPECT_THAT(json.out, ::testing::HasSubstr(absl::StrCat("/sim/apps/", cluster_.HostId(i),
+                                                            "/tiny/releases/v2/healthy' exited")))
         << cluster_.HostId(i);
   }
   EXPECT_TRUE(cluster_.AgentRunning(0)) << cluster_.AgentLog(0);
