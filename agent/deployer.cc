@@ -120,8 +120,8 @@ absl::Status Deployer::Recover() {
     }
     AppLayout layout(options_.apps_root, app);
     if (entry->mode() == fleet::v1::ACTIVATE_MODE_ROLLBACK) {
-      spdlog::warn("rollback of {} to {} was interrupted; it runs again when the controller "
-                   "resends it", app, entry->to_release());
+      spdlog::warn("{}: rollback of {} to {} was interrupted; it runs again when the "
+                   "controller resends it", options_.host_id, app, entry->to_release());
       state_.ClearJournal(app).IgnoreError();
       continue;
     }
@@ -135,7 +135,7 @@ absl::Status Deployer::Recover() {
     } else {
       absl::StrAppend(&reason, "; switching back failed: ", back.message());
     }
-    spdlog::warn("{}: {}", app, reason);
+    spdlog::warn("{}: {}: {}", options_.host_id, app, reason);
     CommandResult result;
     result.set_command_id(entry->command_id());
     result.set_ok(false);
@@ -399,7 +399,8 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress,
     result->set_reason(std::string(st.message()));
     return;
   }
-  spdlog::info("{}: switched current {} -> {} in {} us", spec.name(), from, version,
+  spdlog::info("{}: {}: switched current {} -> {} in {} us", options_.host_id, spec.name(), from,
+               version,
                result->switch_us());
 
   progress("reloading", version);
@@ -473,7 +474,7 @@ void Deployer::ApplyRetention(const AppLayout& layout, const AppSpec& spec,
       spdlog::warn("retention: {}", st.message());
       continue;
     }
-    spdlog::info("{}: retention removed release {}", spec.name(), v);
+    spdlog::info("{}: {}: retention removed release {}", options_.host_id, spec.name(), v);
     RemoveVersion(updated.mutable_staged(), v);
     --count;
   }

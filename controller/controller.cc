@@ -53,6 +53,7 @@ absl::Status Controller::Start() {
   engine_ = std::make_unique<RolloutEngine>(store_.get(), hub_.get(), DefaultClock(),
                                             options_.engine);
   hub_->set_listener(engine_.get());
+  engine_->Start();
   api_ = std::make_unique<ApiService>(store_.get(), blobs_.get(), hub_.get(), engine_.get());
 
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -104,6 +105,7 @@ void Controller::Shutdown() {
   if (ticker_.joinable()) ticker_.join();
   hub_->CloseAll();
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  engine_->Stop();
   http_->stop();
   if (http_thread_.joinable()) http_thread_.join();
 }

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
+#include <map>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -789,11 +792,7 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
       return;
     }
   }
-  for (const std::string& host : plan.to_send) {
-    for (const HostTask& t : r.tasks()) {
-      if (t.host_id() == host) SendTaskCommand(r, t);
-    }
-  }
+  SendTaskCommands(r, plan.to_send);
 }
 
 absl::StatusOr<Rollout> RolloutEngine::Act(const fleet::v1::RolloutActionRequest& req,
@@ -878,17 +877,28 @@ absl::StatusOr<Rollout> RolloutEngine::Act(const fleet::v1::RolloutActionRequest
   return store_->GetRollout(r.id());
 }
 
-void RolloutEngine::SendTaskCommand(const Rollout& r, const HostTask& t) {
+void RolloutEngine::SendTaskCommands(const Rollout& r, const std::vector<std::string>& hosts) {
+  if (hosts.empty()) return;
   auto app = store_->GetApp(r.app());
   if (!app.ok()) return;
+  std::optional<fleet::v1::Release> release;
+  if (auto loaded = store_->GetRelease(r.app(), r.version()); loaded.ok()) release = *loaded;
+  std::set<std::string> wanted(hosts.begin(), hosts.end());
+  for (const HostTask& t : r.tasks()) {
+    if (wanted.count(t.host_id())) SendTaskCommand(r, t, *app, release);
+  }
+}
+
+void RolloutEngine::SendTaskCommand(const Rollout& r, const HostTask& t,
+                                    const fleet::v1::App& app,
+                                    const std::optional<fleet::v1::Release>& release) {
   Command cmd;
   cmd.set_id(t.command_id());
   cmd.set_rollout_id(r.id());
   switch (t.state()) {
     case fleet::v1::TASK_STATE_STAGING: {
-      auto release = store_->GetRelease(r.app(), t.to_release());
-      if (!release.ok()) return;
-      *cmd.mutable_stage()->mutable_spec() = app->spec();
+      if (!release || release->version() != t.to_release()) return;
+      *cmd.mutable_stage()->mutable_spec() = app.spec();
       *cmd.mutable_stage()->mutable_release() = *release;
       break;
     }
@@ -896,7 +906,7 @@ void RolloutEngine::SendTaskCommand(const Rollout& r, const HostTask& t) {
     case fleet::v1::TASK_STATE_REVERTING: {
       bool revert = t.state() == fleet::v1::TASK_STATE_REVERTING;
       auto* a = cmd.mutable_activate();
-      *a->mutable_spec() = app->spec();
+      *a->mutable_spec() = app.spec();
       a->set_version(revert ? t.from_release() : t.to_release());
       a->set_mode(revert || r.kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK
                       ? fleet::v1::ACTIVATE_MODE_ROLLBACK
@@ -906,7 +916,7 @@ void RolloutEngine::SendTaskCommand(const Rollout& r, const HostTask& t) {
         a->set_has_bake(true);
       }
       if (!t.from_release().empty()) a->add_keep(t.from_release());
-      if (!app->desired_version().empty()) a->add_keep(app->desired_version());
+      if (!app.desired_version().empty()) a->add_keep(app.desired_version());
       break;
     }
     default:
@@ -931,7 +941,16 @@ absl::Status RolloutEngine::OnHello(const fleet::v1::Hello& hello, const std::st
   if (!IsSafeName(hello.host_id())) {
     return absl::InvalidArgumentError(absl::StrCat("invalid host id '", hello.host_id(), "'"));
   }
-  absl::MutexLock lock(&mu_);
+  AgentEvent e;
+  e.kind = AgentEvent::kHello;
+  e.host_id = hello.host_id();
+  e.hello = hello;
+  e.peer = peer;
+  Enqueue(std::move(e));
+  return absl::OkStatus();
+}
+
+void RolloutEngine::HandleHello(const fleet::v1::Hello& hello, const std::string& peer) {
   fleet::v1::Host host;
   host.set_id(hello.host_id());
   *host.mutable_labels() = hello.labels();
@@ -941,7 +960,10 @@ absl::Status RolloutEngine::OnHello(const fleet::v1::Hello& hello, const std::st
   host.set_peer(peer);
   *host.mutable_apps() = hello.apps();
   absl::Status st = store_->UpsertHost(host);
-  if (!st.ok()) return st;
+  if (!st.ok()) {
+    spdlog::error("cannot record host {}: {}", hello.host_id(), st.message());
+    return;
+  }
   spdlog::info("host {} connected from {} ({} apps)", hello.host_id(), peer, hello.apps_size());
   AddEvent("", "", hello.host_id(), "host.connected", hello.host_id(),
            absl::StrCat("connected from ", peer));
@@ -949,7 +971,7 @@ absl::Status RolloutEngine::OnHello(const fleet::v1::Hello& hello, const std::st
   // Commands this host owes an answer to are sent again; the agent answers
   // completed ones from its stored results.
   auto active = store_->ListActiveRollouts();
-  if (!active.ok()) return active.status();
+  if (!active.ok()) return;
   std::set<std::string> busy_apps;
   for (const Rollout& r : *active) {
     busy_apps.insert(r.app());
@@ -964,7 +986,6 @@ absl::Status RolloutEngine::OnHello(const fleet::v1::Hello& hello, const std::st
     }
   }
   Reconcile(hello, busy_apps);
-  return absl::OkStatus();
 }
 
 void RolloutEngine::Reconcile(const fleet::v1::Hello& hello, const std::set<std::string>& busy) {
@@ -999,7 +1020,13 @@ void RolloutEngine::Reconcile(const fleet::v1::Hello& hello, const std::set<std:
 }
 
 void RolloutEngine::OnConnected(const std::string& host_id) {
-  absl::MutexLock lock(&mu_);
+  AgentEvent e;
+  e.kind = AgentEvent::kConnected;
+  e.host_id = host_id;
+  Enqueue(std::move(e));
+}
+
+void RolloutEngine::HandleConnected(const std::string& host_id) {
   std::vector<std::pair<std::string, std::string>> resend;
   for (auto it = pending_resend_.begin(); it != pending_resend_.end();) {
     if (it->second == host_id) {
@@ -1011,10 +1038,7 @@ void RolloutEngine::OnConnected(const std::string& host_id) {
   }
   for (const auto& [rollout_id, host] : resend) {
     auto r = store_->GetRollout(rollout_id);
-    if (!r.ok()) continue;
-    for (const HostTask& t : r->tasks()) {
-      if (t.host_id() == host) SendTaskCommand(*r, t);
-    }
+    if (r.ok()) SendTaskCommands(*r, {host});
   }
   for (auto it = pending_reconcile_.begin(); it != pending_reconcile_.end();) {
     if (it->first == host_id) {
@@ -1024,70 +1048,90 @@ void RolloutEngine::OnConnected(const std::string& host_id) {
       ++it;
     }
   }
-  // Pending tasks of this host can start now.
-  auto active = store_->ListActiveRollouts();
-  if (!active.ok()) return;
-  for (const Rollout& r : *active) Advance(r.id());
 }
 
 void RolloutEngine::OnProgress(const std::string& host_id, const fleet::v1::CommandProgress& p) {
-  spdlog::info("host {}: {} {} {}", host_id, p.command_id(), p.step(), p.message());
+  spdlog::debug("host {}: {} {} {}", host_id, p.command_id(), p.step(), p.message());
 }
 
 void RolloutEngine::OnResult(const std::string& host_id, const CommandResult& result) {
-  absl::MutexLock lock(&mu_);
-  if (result.has_state() && !result.state().app().empty()) {
-    absl::Status st = store_->UpsertHostAppState(host_id, result.state());
-    if (!st.ok()) spdlog::error("cannot record state of {}: {}", host_id, st.message());
-  }
-  std::vector<std::string> parts = absl::StrSplit(result.command_id(), '/');
-  if (parts.size() >= 1 && parts[0] == "reconcile") {
-    std::string app = parts.size() > 2 ? parts[2] : "";
-    AddEvent(app, "", host_id, result.ok() ? "host.reconciled" : "host.reconcile_failed", host_id,
-             result.ok() ? absl::StrCat("now on ", result.current_release()) : result.reason());
-    return;
-  }
-  if (parts.size() != 3) {
-    spdlog::warn("host {} answered unknown command {}", host_id, result.command_id());
-    return;
-  }
-  const std::string& rollout_id = parts[0];
-  const std::string& phase = parts[2];
-  auto loaded = store_->GetRollout(rollout_id);
-  if (!loaded.ok() || IsTerminal(loaded->state())) return;
-  Rollout r = std::move(*loaded);
-  HostTask* task = nullptr;
-  for (HostTask& t : *r.mutable_tasks()) {
-    if (t.host_id() == host_id) task = &t;
-  }
-  // Only the answer to the command the task waits for counts; late answers
-  // to earlier phases are ignored.
-  if (task == nullptr || task->command_id() != result.command_id()) return;
+  AgentEvent e;
+  e.kind = AgentEvent::kResult;
+  e.host_id = host_id;
+  e.result = result;
+  Enqueue(std::move(e));
+}
 
-  TaskState to;
-  std::string kind;
-  if (phase == kPhaseStage && task->state() == fleet::v1::TASK_STATE_STAGING) {
-    to = result.ok() ? fleet::v1::TASK_STATE_STAGED : fleet::v1::TASK_STATE_FAILED;
-    kind = result.ok() ? "host.staged" : "host.stage_failed";
-  } else if (phase == kPhaseActivate && task->state() == fleet::v1::TASK_STATE_ACTIVATING) {
-    to = result.ok() ? fleet::v1::TASK_STATE_HEALTHY : fleet::v1::TASK_STATE_FAILED;
-    kind = result.ok() ? "host.healthy"
-                       : (result.switched_back() ? "host.switched_back" : "host.failed");
-  } else if (phase == kPhaseRevert && task->state() == fleet::v1::TASK_STATE_REVERTING) {
-    to = result.ok() ? fleet::v1::TASK_STATE_REVERTED : fleet::v1::TASK_STATE_REVERT_FAILED;
-    kind = result.ok() ? "host.reverted" : "host.revert_failed";
-  } else {
-    return;
-  }
-  if (!TaskTransitionAllowed(task->state(), to)) return;
-  task->set_state(to);
-  task->set_reason(result.ok() ? "" : result.reason());
-  task->set_updated_at_ms(absl::ToUnixMillis(clock_->Now()));
-  {
-    Store::Transaction txn(store_);
-    absl::Status st = store_->UpdateTask(r.id(), *task);
+void RolloutEngine::HandleResults(const std::vector<const AgentEvent*>& results,
+                                  std::set<std::string>* touched) {
+  // Results of one rollout are applied together: one read of the rollout,
+  // one transaction, one Advance per batch instead of per host.
+  std::map<std::string, Rollout> rollouts;
+  std::map<std::string, std::set<std::string>> changed;  // rollout -> hosts
+  std::vector<fleet::v1::Event> events;
+  std::vector<std::pair<std::string, fleet::v1::HostAppState>> states;
+  const int64_t now_ms = absl::ToUnixMillis(clock_->Now());
+  for (const AgentEvent* event : results) {
+    const std::string& host_id = event->host_id;
+    const CommandResult& result = event->result;
+    if (result.has_state() && !result.state().app().empty()) {
+      states.emplace_back(host_id, result.state());
+    }
+    std::vector<std::string> parts = absl::StrSplit(result.command_id(), '/');
+    if (!parts.empty() && parts[0] == "reconcile") {
+      fleet::v1::Event e;
+      e.set_at_ms(now_ms);
+      e.set_app(parts.size() > 2 ? parts[2] : "");
+      e.set_host_id(host_id);
+      e.set_kind(result.ok() ? "host.reconciled" : "host.reconcile_failed");
+      e.set_actor(host_id);
+      e.set_message(result.ok() ? absl::StrCat("now on ", result.current_release())
+                                : result.reason());
+      events.push_back(std::move(e));
+      continue;
+    }
+    if (parts.size() != 3) {
+      spdlog::warn("host {} answered unknown command {}", host_id, result.command_id());
+      continue;
+    }
+    const std::string& rollout_id = parts[0];
+    const std::string& phase = parts[2];
+    if (rollouts.count(rollout_id) == 0) {
+      auto loaded = store_->GetRollout(rollout_id);
+      if (!loaded.ok()) continue;
+      rollouts[rollout_id] = std::move(*loaded);
+    }
+    Rollout& r = rollouts[rollout_id];
+    if (IsTerminal(r.state())) continue;
+    HostTask* task = nullptr;
+    for (HostTask& t : *r.mutable_tasks()) {
+      if (t.host_id() == host_id) task = &t;
+    }
+    // Only the answer to the command the task waits for counts; late answers
+    // to earlier phases are ignored.
+    if (task == nullptr || task->command_id() != result.command_id()) continue;
+    TaskState to;
+    std::string kind;
+    if (phase == kPhaseStage && task->state() == fleet::v1::TASK_STATE_STAGING) {
+      to = result.ok() ? fleet::v1::TASK_STATE_STAGED : fleet::v1::TASK_STATE_FAILED;
+      kind = result.ok() ? "host.staged" : "host.stage_failed";
+    } else if (phase == kPhaseActivate && task->state() == fleet::v1::TASK_STATE_ACTIVATING) {
+      to = result.ok() ? fleet::v1::TASK_STATE_HEALTHY : fleet::v1::TASK_STATE_FAILED;
+      kind = result.ok() ? "host.healthy"
+                         : (result.switched_back() ? "host.switched_back" : "host.failed");
+    } else if (phase == kPhaseRevert && task->state() == fleet::v1::TASK_STATE_REVERTING) {
+      to = result.ok() ? fleet::v1::TASK_STATE_REVERTED : fleet::v1::TASK_STATE_REVERT_FAILED;
+      kind = result.ok() ? "host.reverted" : "host.revert_failed";
+    } else {
+      continue;
+    }
+    if (!TaskTransitionAllowed(task->state(), to)) continue;
+    task->set_state(to);
+    task->set_reason(result.ok() ? "" : result.reason());
+    task->set_updated_at_ms(now_ms);
+    changed[rollout_id].insert(host_id);
     fleet::v1::Event e;
-    e.set_at_ms(task->updated_at_ms());
+    e.set_at_ms(now_ms);
     e.set_app(r.app());
     e.set_rollout_id(r.id());
     e.set_host_id(host_id);
@@ -1096,21 +1140,118 @@ void RolloutEngine::OnResult(const std::string& host_id, const CommandResult& re
     e.set_message(result.ok() ? absl::StrCat("on ", result.current_release(), " (switch ",
                                              result.switch_us(), " us)")
                               : result.reason());
-    if (st.ok()) st = store_->AddEvent(&e);
-    if (st.ok()) st = txn.Commit();
-    if (!st.ok()) {
-      spdlog::error("cannot record result of {}: {}", result.command_id(), st.message());
-      return;
+    events.push_back(std::move(e));
+  }
+
+  Store::Transaction txn(store_);
+  absl::Status st = txn.begin_status();
+  for (const auto& [host_id, state] : states) {
+    absl::Status s2 = store_->UpsertHostAppState(host_id, state);
+    if (!s2.ok()) spdlog::warn("cannot record state of {}: {}", host_id, s2.message());
+  }
+  for (const auto& [rollout_id, hosts] : changed) {
+    for (const HostTask& t : rollouts[rollout_id].tasks()) {
+      if (st.ok() && hosts.count(t.host_id())) st = store_->UpdateTask(rollout_id, t);
     }
   }
-  Advance(rollout_id);
+  for (auto& e : events) {
+    if (st.ok()) st = store_->AddEvent(&e);
+  }
+  if (st.ok()) st = txn.Commit();
+  if (!st.ok()) {
+    // The agents' results stay stored on their side; the resend after the
+    // next reconnect or the task's timeout recovers.
+    spdlog::error("cannot record {} results: {}", results.size(), st.message());
+    return;
+  }
+  for (const auto& [rollout_id, hosts] : changed) touched->insert(rollout_id);
 }
 
 void RolloutEngine::OnDisconnected(const std::string& host_id) {
+  AgentEvent e;
+  e.kind = AgentEvent::kDisconnected;
+  e.host_id = host_id;
+  Enqueue(std::move(e));
+}
+
+void RolloutEngine::HandleDisconnected(const std::string& host_id) {
   spdlog::warn("host {} disconnected", host_id);
   absl::Status st = store_->SetHostConnected(host_id, false, absl::ToUnixMillis(clock_->Now()));
   if (!st.ok()) spdlog::error("cannot record disconnect of {}: {}", host_id, st.message());
   AddEvent("", "", host_id, "host.disconnected", host_id, "stream ended");
+}
+
+void RolloutEngine::Enqueue(AgentEvent event) {
+  absl::MutexLock lock(&queue_mu_);
+  queue_.push_back(std::move(event));
+}
+
+void RolloutEngine::Start() {
+  worker_ = std::thread([this] { WorkerLoop(); });
+}
+
+void RolloutEngine::Stop() {
+  {
+    absl::MutexLock lock(&queue_mu_);
+    stopping_ = true;
+  }
+  if (worker_.joinable()) worker_.join();
+}
+
+RolloutEngine::~RolloutEngine() { Stop(); }
+
+void RolloutEngine::WorkerLoop() {
+  while (true) {
+    std::deque<AgentEvent> batch;
+    {
+      absl::MutexLock lock(&queue_mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
+        return stopping_ || !queue_.empty();
+      };
+      queue_mu_.Await(absl::Condition(&ready));
+      if (stopping_) return;
+      batch.swap(queue_);
+    }
+    absl::MutexLock lock(&mu_);
+    std::set<std::string> touched;
+    bool connected = false;
+    std::vector<const AgentEvent*> results;
+    // Results are applied in runs; a hello, connect or disconnect between
+    // them keeps its place in the order.
+    auto flush = [&] {
+      if (!results.empty()) HandleResults(results, &touched);
+      results.clear();
+    };
+    for (const AgentEvent& e : batch) {
+      switch (e.kind) {
+        case AgentEvent::kResult:
+          results.push_back(&e);
+          break;
+        case AgentEvent::kHello:
+          flush();
+          HandleHello(e.hello, e.peer);
+          break;
+        case AgentEvent::kConnected:
+          flush();
+          HandleConnected(e.host_id);
+          connected = true;
+          break;
+        case AgentEvent::kDisconnected:
+          flush();
+          HandleDisconnected(e.host_id);
+          break;
+      }
+    }
+    flush();
+    if (connected) {
+      // Pending tasks of hosts that just connected can start now.
+      auto active = store_->ListActiveRollouts();
+      if (active.ok()) {
+        for (const Rollout& r : *active) touched.insert(r.id());
+      }
+    }
+    for (const std::string& id : touched) Advance(id);
+  }
 }
 
 }  // namespace fleet::controller

@@ -28,8 +28,11 @@
 #ifndef FLEET_CONTROLLER_ROLLOUT_ENGINE_H_
 #define FLEET_CONTROLLER_ROLLOUT_ENGINE_H_
 
+#include <deque>
+#include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -60,10 +63,20 @@ struct EngineOptions {
   absl::Duration host_timeout = absl::Minutes(2);
 };
 
+// What agents say is queued by the AgentListener methods (called on gRPC
+// threads, which must not block on rollout work) and handled on the
+// engine's own thread, in arrival order, results of one rollout in batches.
 class RolloutEngine : public AgentListener {
  public:
   RolloutEngine(Store* store, AgentHub* hub, Clock* clock, EngineOptions options)
       : store_(store), hub_(hub), clock_(clock), options_(options) {}
+  ~RolloutEngine() override;
+
+  // Starts / stops the thread that handles agents' events. Stop() is
+  // idempotent; events still queued are dropped (agents resend after
+  // reconnecting).
+  void Start();
+  void Stop();
 
   // Creates a deploy rollout of app@version to the connected hosts that
   // match the selector. Fails (and persists nothing) on an unknown app,
@@ -99,10 +112,34 @@ class RolloutEngine : public AgentListener {
   void OnDisconnected(const std::string& host_id) override;
 
  private:
+  struct AgentEvent {
+    enum Kind { kHello, kConnected, kResult, kDisconnected } kind;
+    std::string host_id;
+    fleet::v1::Hello hello;
+    std::string peer;
+    fleet::v1::CommandResult result;
+  };
+
+  void Enqueue(AgentEvent event);
+  void WorkerLoop();
+  void HandleHello(const fleet::v1::Hello& hello, const std::string& peer)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleConnected(const std::string& host_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleDisconnected(const std::string& host_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies results, persists them in one transaction, and adds the ids of
+  // the rollouts that changed to *touched.
+  void HandleResults(const std::vector<const AgentEvent*>& results, std::set<std::string>* touched)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   absl::Status CheckNoActiveRollout(const std::string& app) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Advance(const std::string& rollout_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sends the command that `task` is waiting on (by its state), if any.
-  void SendTaskCommand(const fleet::v1::Rollout& rollout, const fleet::v1::HostTask& task)
+  void SendTaskCommand(const fleet::v1::Rollout& rollout, const fleet::v1::HostTask& task,
+                       const fleet::v1::App& app,
+                       const std::optional<fleet::v1::Release>& release)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // SendTaskCommand for the tasks of `hosts`, reading app and release once.
+  void SendTaskCommands(const fleet::v1::Rollout& rollout, const std::vector<std::string>& hosts)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues a switch for every app the host runs at another release than
   // the fleet's desired one (when that release is on its disk and no
@@ -121,6 +158,11 @@ class RolloutEngine : public AgentListener {
   // Work decided in OnHello for a host whose stream registers right after.
   std::vector<std::pair<std::string, std::string>> pending_resend_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<std::string, fleet::v1::Command>> pending_reconcile_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex queue_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  std::deque<AgentEvent> queue_ ABSL_GUARDED_BY(queue_mu_);
+  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+  std::thread worker_;
 };
 
 bool IsTaskTerminal(fleet::v1::TaskState state);
