@@ -6,6 +6,8 @@
 //
 //   build/tests/bench/rollout_bench [HOSTS...]      default: 100 1000
 #include <algorithm>
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -36,6 +38,21 @@ long PeakRssKiB(pid_t pid) {
     }
   }
   return -1;
+}
+
+// User + system CPU seconds the process used so far.
+double CpuSeconds(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), {});
+  auto close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
+  double utime = 0, stime = 0;
+  if (fields.size() < 13 || !absl::SimpleAtod(fields[11], &utime) ||
+      !absl::SimpleAtod(fields[12], &stime)) {
+    return -1;
+  }
+  return (utime + stime) / sysconf(_SC_CLK_TCK);
 }
 
 bool Run(Cluster& cluster, const std::vector<std::string>& args, CommandOutput* out) {
@@ -100,9 +117,13 @@ health:
     return false;
   }
 
+  double controller_cpu = CpuSeconds(cluster.ControllerPid());
+  double agent_cpu = CpuSeconds(cluster.AgentPid(0));
   absl::Time rollback_start = absl::Now();
   if (!Run(cluster, {"rollback", "tiny", "--to", "v1", "--wait"}, &out)) return false;
   double rollback_s = absl::ToDoubleSeconds(absl::Now() - rollback_start);
+  controller_cpu = CpuSeconds(cluster.ControllerPid()) - controller_cpu;
+  agent_cpu = CpuSeconds(cluster.AgentPid(0)) - agent_cpu;
 
   std::printf("\n%d hosts (connected in %.1f s)\n", hosts, connect_s);
   std::printf("  %-44s %8.2f s\n", "stage v2 on every host",
@@ -114,6 +135,8 @@ health:
   }
   std::printf("  %-44s %8.2f s\n", "whole rollout (fleetctl --wait)", rollout_s);
   std::printf("  %-44s %8.2f s\n", "rollback: every host switched and reported", rollback_s);
+  std::printf("  %-44s %8.2f s\n", "  CPU used by the controller in the rollback", controller_cpu);
+  std::printf("  %-44s %8.2f s\n", "  CPU used by the agent process in it", agent_cpu);
   std::printf("  %-44s %8ld MiB\n", "controller peak RSS", PeakRssKiB(cluster.ControllerPid()) / 1024);
   std::printf("  %-44s %8ld MiB\n", "agent process peak RSS (all hosts)",
               PeakRssKiB(cluster.AgentPid(0)) / 1024);
