@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/write_queue.h"
 
 namespace fleet::agent {
 
@@ -50,16 +51,7 @@ class AgentSession::Stream
   }
 
   void Write(const AgentMessage& message) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (closed_) return;
-      queue_.push_back(message);
-      if (writing_) return;
-      writing_ = true;
-      current_ = std::move(queue_.front());
-      queue_.pop_front();
-    }
-    StartWrite(&current_);
+    if (const AgentMessage* m = writes_.Push(message)) StartWrite(m);
   }
 
   void Cancel() { ctx_.TryCancel(); }
@@ -67,13 +59,8 @@ class AgentSession::Stream
 
   void OnReadDone(bool ok) override {
     if (!ok) {
-      bool release;
-      {
-        absl::MutexLock lock(&mu_);
-        closed_ = true;
-        release = !writing_;
-      }
-      if (release) RemoveHold();
+      bool idle = false;
+      if (writes_.Close(&idle) && idle) RemoveHold();
       return;
     }
     if (incoming_.has_command()) session_->OnCommand(incoming_.command());
@@ -81,22 +68,10 @@ class AgentSession::Stream
   }
 
   void OnWriteDone(bool ok) override {
-    bool next = false;
-    bool release = false;
-    {
-      absl::MutexLock lock(&mu_);
-      if (ok && !closed_ && !queue_.empty()) {
-        current_ = std::move(queue_.front());
-        queue_.pop_front();
-        next = true;
-      } else {
-        writing_ = false;
-        release = closed_;
-      }
-    }
-    if (next) {
-      StartWrite(&current_);
-    } else if (release) {
+    auto next = writes_.Done(ok);
+    if (next.write != nullptr) {
+      StartWrite(next.write);
+    } else if (next.idle_and_closed) {
       RemoveHold();
     }
   }
@@ -110,12 +85,8 @@ class AgentSession::Stream
   AgentSession* session_;
   grpc::ClientContext ctx_;
   ControllerMessage incoming_;
-  AgentMessage current_;
+  WriteQueue<AgentMessage> writes_;
   grpc::Status status_;
-  absl::Mutex mu_;
-  std::deque<AgentMessage> queue_ ABSL_GUARDED_BY(mu_);
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 AgentSession::AgentSession(std::shared_ptr<grpc::Channel> channel, Deployer* deployer,

@@ -9,6 +9,7 @@
 #include "common/logging.h"
 #include "common/sha256.h"
 #include "common/status.h"
+#include "common/write_queue.h"
 
 namespace fleet::controller {
 
@@ -33,29 +34,19 @@ class AgentHub::Stream : public grpc::ServerBidiReactor<AgentMessage, Controller
   }
 
   void Send(const ControllerMessage& message) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (closing_) return;
-      queue_.push_back(message);
-      if (writing_) return;
-      writing_ = true;
-      current_ = std::move(queue_.front());
-      queue_.pop_front();
-    }
-    StartWrite(&current_);
+    if (const ControllerMessage* m = writes_.Push(message)) StartWrite(m);
   }
 
-  // Finishes the stream with `status` (once).
+  // Finishes the stream with `status` (once), after the write in flight.
   void Close(const grpc::Status& status) {
-    bool finish_now;
+    bool idle = false;
     {
-      absl::MutexLock lock(&mu_);
-      if (closing_) return;
-      closing_ = true;
+      absl::MutexLock lock(&finish_mu_);
+      if (finish_status_set_) return;
+      finish_status_set_ = true;
       finish_status_ = status;
-      finish_now = !writing_;
     }
-    if (finish_now) Finish(status);
+    if (writes_.Close(&idle) && idle) Finish(status);
   }
 
   void OnReadDone(bool ok) override {
@@ -86,23 +77,11 @@ class AgentHub::Stream : public grpc::ServerBidiReactor<AgentMessage, Controller
   }
 
   void OnWriteDone(bool ok) override {
-    bool next = false;
-    bool finish = false;
-    {
-      absl::MutexLock lock(&mu_);
-      if (ok && !closing_ && !queue_.empty()) {
-        current_ = std::move(queue_.front());
-        queue_.pop_front();
-        next = true;
-      } else {
-        writing_ = false;
-        finish = closing_;
-      }
-    }
-    if (next) {
-      StartWrite(&current_);
-    } else if (finish) {
-      Finish(finish_status_);
+    auto next = writes_.Done(ok);
+    if (next.write != nullptr) {
+      StartWrite(next.write);
+    } else if (next.idle_and_closed) {
+      Finish(FinishStatus());
     } else if (!ok) {
       Close(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write to agent failed"));
     }
@@ -118,16 +97,19 @@ class AgentHub::Stream : public grpc::ServerBidiReactor<AgentMessage, Controller
   void OnCancel() override { Close(grpc::Status::CANCELLED); }
 
  private:
+  grpc::Status FinishStatus() {
+    absl::MutexLock lock(&finish_mu_);
+    return finish_status_;
+  }
+
   AgentHub* hub_;
   std::string peer_;
   std::string host_id_;  // set by the first read; then only read
   AgentMessage incoming_;
-  ControllerMessage current_;
-  absl::Mutex mu_;
-  std::deque<ControllerMessage> queue_ ABSL_GUARDED_BY(mu_);
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool closing_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status finish_status_;
+  WriteQueue<ControllerMessage> writes_;
+  absl::Mutex finish_mu_;
+  bool finish_status_set_ ABSL_GUARDED_BY(finish_mu_) = false;
+  grpc::Status finish_status_ ABSL_GUARDED_BY(finish_mu_);
 };
 
 void AgentHub::Register(const std::string& host_id, Stream* stream) {

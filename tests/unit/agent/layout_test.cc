@@ -13,10 +13,14 @@
 #include "common/fs.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
 #include "tests/testing/test_env.h"
 
 namespace fleet::agent {
 namespace {
+
+using ::fleet::testing::StatusIs;
+using ::fleet::testing::ToStatus;
 
 using ::fleet::testing::TempDir;
 using ::fleet::testing::WriteTextFile;
@@ -24,18 +28,6 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
-
-MATCHER_P2(StatusIs, code, message_matcher,
-           absl::StrCat("has code ", absl::StatusCodeToString(code), " and a message that ",
-                        ::testing::DescribeMatcher<std::string>(message_matcher))) {
-  if (arg.code() != code) {
-    *result_listener << "has code " << absl::StatusCodeToString(arg.code()) << ": "
-                     << arg.message();
-    return false;
-  }
-  return ::testing::ExplainMatchResult(message_matcher, std::string(arg.message()),
-                                       result_listener);
-}
 
 // The raw target of a symlink, "" when there is none.
 std::string LinkTarget(const std::string& path) {

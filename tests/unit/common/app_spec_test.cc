@@ -6,26 +6,18 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
 
 namespace fleet {
 namespace {
+
+using ::fleet::testing::StatusIs;
+using ::fleet::testing::ToStatus;
 
 using ::fleet::v1::AppSpec;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
-
-MATCHER_P2(StatusIs, code, message_matcher,
-           absl::StrCat("has code ", absl::StatusCodeToString(code), " and a message that ",
-                        ::testing::DescribeMatcher<std::string>(message_matcher))) {
-  if (arg.code() != code) {
-    *result_listener << "has code " << absl::StatusCodeToString(arg.code()) << ": "
-                     << arg.message();
-    return false;
-  }
-  return ::testing::ExplainMatchResult(message_matcher, std::string(arg.message()),
-                                       result_listener);
-}
 
 // The example of DESIGN.md "App spec", verbatim.
 constexpr char kDesignExample[] = R"yaml(name: web

@@ -6,26 +6,18 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
 
 namespace fleet {
 namespace {
+
+using ::fleet::testing::StatusIs;
+using ::fleet::testing::ToStatus;
 
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Pair;
 using ::testing::UnorderedElementsAre;
-
-MATCHER_P2(StatusIs, code, message_matcher,
-           absl::StrCat("has code ", absl::StatusCodeToString(code), " and a message that ",
-                        ::testing::DescribeMatcher<std::string>(message_matcher))) {
-  if (arg.code() != code) {
-    *result_listener << "has code " << absl::StatusCodeToString(arg.code()) << ": "
-                     << arg.message();
-    return false;
-  }
-  return ::testing::ExplainMatchResult(message_matcher, std::string(arg.message()),
-                                       result_listener);
-}
 
 TEST(ParseSelectorTest, ParsesPairsWithSpaces) {
   absl::StatusOr<Labels> sel = ParseSelector("env=prod, region = eu-west ,tier=web");

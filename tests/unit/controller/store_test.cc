@@ -16,10 +16,14 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "tests/testing/status_matchers.h"
 #include "tests/testing/test_env.h"
 
 namespace fleet::controller {
 namespace {
+
+using ::fleet::testing::StatusIs;
+using ::fleet::testing::ToStatus;
 
 using fleet::v1::App;
 using fleet::v1::Event;
@@ -30,26 +34,6 @@ using fleet::v1::Release;
 using fleet::v1::Rollout;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-absl::Status ToStatus(const absl::Status& status) { return status; }
-template <typename T>
-absl::Status ToStatus(const absl::StatusOr<T>& status_or) {
-  return status_or.status();
-}
-
-MATCHER_P(StatusIs, code, "") {
-  absl::Status status = ToStatus(arg);
-  *result_listener << "status is " << status;
-  return status.code() == code;
-}
-MATCHER_P2(StatusIs, code, message, "") {
-  absl::Status status = ToStatus(arg);
-  *result_listener << "status is " << status;
-  return status.code() == code && status.message() == message;
-}
-
-#define EXPECT_OK(expr) EXPECT_THAT(ToStatus(expr), StatusIs(absl::StatusCode::kOk))
-#define ASSERT_OK(expr) ASSERT_THAT(ToStatus(expr), StatusIs(absl::StatusCode::kOk))
 
 // Runs `sql` on a connection of its own, as another process would, and
 // returns the first column of the first row ("" when there is none).
