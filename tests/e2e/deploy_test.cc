@@ -207,6 +207,45 @@ TEST_F(E2EDeployTest, ControllerKilledDuringActivation_ResumesAndFinishesRollout
   EXPECT_EQ(std::count(list.out.begin(), list.out.end(), '\n'), 3) << list.out;
 }
 
+TEST_F(E2EDeployTest, HostAwayLongerThanHostTimeout_CountsAsFailed) {
+  cluster_.ApplyHelloSpec();
+  Push("v1");
+  Deploy("v1");
+  Push("v2");
+  // A host that is away when the rollout starts is not a target: it gets
+  // the fleet's release when it reconnects.
+  cluster_.KillAgent(1);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return !cluster_.WaitForConnectedHosts(3, absl::Milliseconds(100)); },
+      absl::Seconds(10)));
+  CommandOutput out = cluster_.Fleetctl(
+      {"rollout", "hello", "v2", "--waves", "100%", "--host-timeout", "2s", "--wait"});
+  EXPECT_EQ(out.exit_code, 0) << out.out << out.err;
+  EXPECT_THAT(out.out, HasSubstr("on 2 hosts"));
+
+  // A host that goes away during the rollout fails it after --host-timeout.
+  Push("v3");
+  cluster_.StartAgent(1);
+  ASSERT_TRUE(cluster_.WaitForConnectedHosts(3));
+  // web-02 missed v2, which is not on its disk: it stays on v1 and the
+  // drift is recorded for the operator.
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        return absl::StrContains(cluster_.Fleetctl({"--output", "json", "history", "hello"}).out,
+                                 "\"kind\": \"host.drift\"");
+      },
+      absl::Seconds(10)));
+  EXPECT_EQ(cluster_.Current(1), "v1");
+  CommandOutput started =
+      cluster_.Fleetctl({"rollout", "hello", "v3", "--waves", "100%", "--host-timeout", "2s"});
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  cluster_.KillAgent(2);  // gone while it stages or switches
+  CommandOutput watched = cluster_.Fleetctl({"rollout", "watch", RolloutId(started.out)});
+  EXPECT_EQ(watched.exit_code, 2) << watched.out;
+  EXPECT_THAT(watched.out, HasSubstr("host disconnected for more than 2s"));
+  EXPECT_EQ(cluster_.Current(0), "v2");
+}
+
 TEST_F(E2EDeployTest, SecondRolloutWhileOneRuns_IsRefusedWithTheRunningOne) {
   cluster_.ApplyHelloSpec("3s");
   Push("v1");

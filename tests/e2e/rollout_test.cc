@@ -1,6 +1,7 @@
 // End-to-end rollouts over 20 hosts (one simulator process running 20
 // agents): waves, the failure threshold, gates, abort, rollback taking
 // over, and a controller killed in the middle of a wave.
+#include <algorithm>
 #include <filesystem>
 
 #include "absl/strings/match.h"
@@ -208,6 +209,45 @@ TEST_F(E2ERolloutTest, RollbackDuringRollout_AbortsItAndTakesOver) {
   EXPECT_THAT(old.out, HasSubstr("takes over"));
   // The lock is free again.
   EXPECT_EQ(cluster_.Fleetctl({"rollout", "tiny", "v2", "--waves", "100%", "--wait"}).exit_code, 0);
+}
+
+TEST_F(E2ERolloutTest, PauseAndResume_HoldTheNextWaveUntilResumed) {
+  Push("v2", true);
+  CommandOutput started = cluster_.Fleetctl(
+      {"rollout", "tiny", "v2", "--waves", "1,100%", "--bake", "2s"});
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  std::string id = RolloutId(started.out);
+  ASSERT_TRUE(testing::WaitFor([&] { return CountOn("v2") == 1; }, absl::Seconds(20)));
+  // The canary bakes for 2s: pause before the second wave starts.
+  CommandOutput paused = cluster_.Fleetctl({"rollout", "pause", id});
+  ASSERT_EQ(paused.exit_code, 0) << paused.err;
+  EXPECT_THAT(paused.out, HasSubstr("paused"));
+  absl::SleepFor(absl::Seconds(4));
+  EXPECT_EQ(CountOn("v2"), 1);
+  EXPECT_EQ(cluster_.Fleetctl({"rollout", "pause", id}).exit_code, 1);
+
+  ASSERT_EQ(cluster_.Fleetctl({"rollout", "resume", id}).exit_code, 0);
+  CommandOutput watched = cluster_.Fleetctl({"--output", "json", "rollout", "watch", id});
+  EXPECT_EQ(watched.exit_code, 0) << watched.out;
+  EXPECT_THAT(watched.out, HasSubstr("\"state\": \"ROLLOUT_STATE_SUCCEEDED\""));
+  EXPECT_EQ(CountOn("v2"), kHosts);
+}
+
+TEST_F(E2ERolloutTest, MaxParallel_CapsSimultaneousSwitches) {
+  Push("v2", true);
+  CommandOutput started = cluster_.Fleetctl(
+      {"rollout", "tiny", "v2", "--waves", "100%", "--max-parallel", "3", "--bake", "1s"});
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  std::string id = RolloutId(started.out);
+  int most = 0;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        most = std::max(most, Tasks(id, "TASK_STATE_ACTIVATING"));
+        return Tasks(id, "TASK_STATE_HEALTHY") == kHosts;
+      },
+      absl::Seconds(60)));
+  EXPECT_LE(most, 3);
+  EXPECT_GE(most, 1);
 }
 
 TEST_F(E2ERolloutTest, DryRun_PrintsThePlanAndChangesNothing) {
