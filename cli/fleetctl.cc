@@ -224,6 +224,8 @@ bool Follow(Client& client, const std::string& id, Rollout* out, Failure* failur
   fleet::v1::RolloutState seen_state = fleet::v1::ROLLOUT_STATE_UNSPECIFIED;
   int seen_wave = -1;
   int drawn_lines = 0;
+  std::string drawn_state;
+  absl::Time drawn_at = absl::InfinitePast();
   absl::Time start = absl::Now();
   int unavailable = 0;
   while (true) {
@@ -244,7 +246,16 @@ bool Follow(Client& client, const std::string& id, Rollout* out, Failure* failur
     unavailable = 0;
     std::string elapsed = absl::StrFormat("%5.1fs", absl::ToDoubleSeconds(absl::Now() - start));
     if (tty) {
-      // Failures scroll above the block; the block is redrawn in place.
+      // Failures scroll above the block; the block is redrawn in place when
+      // something changed, and once a second for the clock.
+      std::string state_key = r.SerializeAsString();
+      if (state_key == drawn_state && absl::Now() - drawn_at < absl::Seconds(1) &&
+          !Terminal(r.state())) {
+        absl::SleepFor(absl::Milliseconds(50));
+        continue;
+      }
+      drawn_state = std::move(state_key);
+      drawn_at = absl::Now();
       std::string text;
       for (int i = 0; i < drawn_lines; ++i) text += "\033[1A\033[2K";
       for (const auto& t : r.tasks()) {
