@@ -677,7 +677,13 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
         p.Event("", "wave.finished", absl::StrCat(wave_label(w), " done; ", failed,
                                                   " hosts failed so far"));
         progressed = true;
-        if (w + 1 >= wave_count) {
+        if (w + 1 >= wave_count && !rollback_kind && count(fleet::v1::TASK_STATE_HEALTHY) == 0) {
+          // Every host failed, within a generous threshold: nothing runs the
+          // release, so it did not succeed. The hosts switched themselves back.
+          std::string reason = absl::StrCat("no host became healthy: ", failure_reason());
+          p.SetRollout(fleet::v1::ROLLOUT_STATE_ROLLED_BACK, reason);
+          p.Event("", "rollout.failed", reason);
+        } else if (w + 1 >= wave_count) {
           std::string reason;
           if (failed > 0) {
             reason = absl::StrCat(failed, " hosts failed within the threshold of ",

@@ -149,6 +149,15 @@ TEST_F(E2ERolloutTest, MaxFailuresTenPercent_FailsAtThreeAndRollsEveryHostBack) 
   EXPECT_EQ(Tasks(id, "TASK_STATE_REVERTING"), 0);
 }
 
+TEST_F(E2ERolloutTest, EveryHostFailingWithinThreshold_IsNotASuccess) {
+  Push("v2", false);
+  CommandOutput out = cluster_.Fleetctl(
+      {"rollout", "tiny", "v2", "--waves", "100%", "--max-failures", "100%", "--wait"});
+  EXPECT_EQ(out.exit_code, 2) << out.out << out.err;
+  EXPECT_THAT(out.err, HasSubstr("no host became healthy"));
+  EXPECT_EQ(CountOn("v1"), kHosts);
+}
+
 TEST_F(E2ERolloutTest, ManualPromote_PausesAfterEachWaveUntilPromoted) {
   Push("v2", true);
   CommandOutput started = cluster_.Fleetctl(
