@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -217,12 +218,21 @@ absl::Status Deployer::Stage(const fleet::v1::StageCommand& cmd, const ProgressF
   absl::Status st = layout.Ensure();
   if (!st.ok()) return st;
   if (layout.HasRelease(version)) {
+    // A crash between the rename and the record leaves it unrecorded, which
+    // would make it the first release retention removes.
+    AgentAppRecord record = state_.LoadApp(spec.name());
+    if (std::find(record.staged().begin(), record.staged().end(), version) ==
+        record.staged().end()) {
+      record.add_staged(version);
+      st = state_.SaveApp(record);
+      if (!st.ok()) return st;
+    }
     progress("staged", absl::StrCat(version, " is already on disk"));
     return absl::OkStatus();
   }
 
   progress("downloading", absl::StrCat(release.size(), " bytes"));
-  std::string part = state_.DownloadPath(release.sha256());
+  std::string part = state_.DownloadPath(spec.name(), release.sha256());
   st = artifacts_->Fetch(release, part);
   if (!st.ok()) return st;
 
@@ -292,6 +302,8 @@ std::atomic<bool>* Deployer::CancelFlag(const std::string& app) {
 
 void Deployer::CancelActivation(const std::string& app) { CancelFlag(app)->store(true); }
 
+void Deployer::ResetCancel(const std::string& app) { CancelFlag(app)->store(false); }
+
 absl::Status Deployer::ProbeRelease(const AppSpec& spec, const Env& env, absl::Duration bake,
                                     const std::atomic<bool>* cancelled) {
   std::vector<fleet::v1::HealthCheck> checks;
@@ -331,8 +343,6 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress,
   const std::string& version = cmd.version();
   const bool rollback = cmd.mode() == fleet::v1::ACTIVATE_MODE_ROLLBACK;
   AppLayout layout(options_.apps_root, spec.name());
-  // A cancel aimed at an earlier activation must not end this one.
-  CancelFlag(spec.name())->store(false);
 
   if (!layout.HasRelease(version)) {
     result->set_reason(absl::StrCat("release ", version, " of ", spec.name(),

@@ -63,6 +63,9 @@ class Deployer {
   // (a rollback taking over) starts at once. Thread-safe; no effect when
   // nothing is baking.
   void CancelActivation(const std::string& app);
+  // Clears a cancel before the app's next activation starts. The caller
+  // orders it with CancelActivation (AgentSession does both under its lock).
+  void ResetCancel(const std::string& app);
 
   const AgentOptions& options() const { return options_; }
 

@@ -129,13 +129,16 @@ void AgentSession::Run() {
     {
       absl::MutexLock lock(&mu_);
       if (shutdown_) return;
-      stream_ = stream.get();
       stream_done_ = false;
     }
     absl::Time started = absl::Now();
+    // Published for Send() only once the reactor is bound and Hello is
+    // queued: nothing may be written before that, and nothing before Hello.
     stream->Start(hello);
     {
       absl::MutexLock lock(&mu_);
+      if (!stream_done_) stream_ = stream.get();
+      if (shutdown_ && stream_ != nullptr) stream_->Cancel();
       mu_.Await(absl::Condition(&stream_done_));
       if (shutdown_) return;
     }
@@ -196,6 +199,9 @@ void AgentSession::WorkerLoop(const std::string& app) {
       command = std::move(workers_[app].queue.front());
       workers_[app].queue.pop_front();
       running_.insert(app);
+      // Reset here, under mu_, so that a cancel OnCommand sends for this
+      // command (also under mu_) cannot be lost.
+      if (command.has_activate()) deployer_->ResetCancel(app);
     }
     spdlog::info("running command {}", command.id());
     auto progress = [this, &command](const std::string& step, const std::string& message) {

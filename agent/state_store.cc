@@ -58,8 +58,8 @@ absl::Status StateStore::Init() {
   return absl::OkStatus();
 }
 
-std::string StateStore::DownloadPath(const std::string& sha256) const {
-  return absl::StrCat(dir_, "/downloads/", sha256, ".part");
+std::string StateStore::DownloadPath(const std::string& app, const std::string& sha256) const {
+  return absl::StrCat(dir_, "/downloads/", app, "-", sha256, ".part");
 }
 
 fleet::v1::AgentAppRecord StateStore::LoadApp(const std::string& app) const {

@@ -4,7 +4,7 @@
 //   results/<id>.json      CommandResult of every completed command (the
 //                          newest kMaxResults are kept), so a command the
 //                          controller sends again is answered, not redone
-//   downloads/<sha>.part   artifact downloads in progress
+//   downloads/<app>-<sha>.part   artifact downloads in progress
 // Every write is atomic (common/fs.h WriteFileAtomic).
 #ifndef FLEET_AGENT_STATE_STORE_H_
 #define FLEET_AGENT_STATE_STORE_H_
@@ -28,7 +28,8 @@ class StateStore {
   // Creates the directories and removes *.part downloads left by a crash.
   absl::Status Init();
 
-  std::string DownloadPath(const std::string& sha256) const;
+  // Per app: two apps staging the same artifact at once must not share a file.
+  std::string DownloadPath(const std::string& app, const std::string& sha256) const;
 
   // An empty record (with app set) when none was written yet.
   fleet::v1::AgentAppRecord LoadApp(const std::string& app) const;

@@ -197,6 +197,7 @@ std::string WaveLine(const Rollout& r, int w) {
         ++done;
         break;
       case fleet::v1::TASK_STATE_FAILED:
+      case fleet::v1::TASK_STATE_LOST:
       case fleet::v1::TASK_STATE_REVERT_FAILED:
         ++failed;
         break;
@@ -608,7 +609,7 @@ int Run(int argc, char** argv) {
     }
     if (json) std::cout << Json(r);
     if (!wait) return kExitOk;
-    if (!json && r.state() != fleet::v1::ROLLOUT_STATE_SUCCEEDED) {
+    if (r.state() != fleet::v1::ROLLOUT_STATE_SUCCEEDED) {
       std::cerr << "fleetctl: " << KindName(r.kind()) << " " << r.id() << " "
                 << StateName(r.state()) << ": " << r.reason() << "\n";
     }

@@ -113,17 +113,16 @@ class AgentHub::Stream : public grpc::ServerBidiReactor<AgentMessage, Controller
 };
 
 void AgentHub::Register(const std::string& host_id, Stream* stream) {
-  Stream* old = nullptr;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = streams_.find(host_id);
-    if (it != streams_.end()) old = it->second;
-    streams_[host_id] = stream;
-  }
-  if (old != nullptr) {
+  absl::MutexLock lock(&mu_);
+  auto it = streams_.find(host_id);
+  if (it != streams_.end()) {
+    // Closed under mu_: once it is out of the map, the old stream's OnDone
+    // may delete it as soon as Unregister can take mu_.
     spdlog::warn("host {} connected again; closing its older stream", host_id);
-    old->Close(grpc::Status(grpc::StatusCode::ABORTED, "replaced by a newer connection"));
+    it->second->Close(grpc::Status(grpc::StatusCode::ABORTED, "replaced by a newer connection"));
   }
+  streams_[host_id] = stream;
+  connected_at_[host_id] = absl::Now();
 }
 
 bool AgentHub::Unregister(const std::string& host_id, Stream* stream) {
@@ -150,6 +149,12 @@ bool AgentHub::Send(const std::string& host_id, const fleet::v1::Command& comman
 bool AgentHub::IsConnected(const std::string& host_id) {
   absl::MutexLock lock(&mu_);
   return streams_.count(host_id) > 0;
+}
+
+absl::Time AgentHub::ConnectedSince(const std::string& host_id) {
+  absl::MutexLock lock(&mu_);
+  if (streams_.count(host_id) == 0) return absl::InfinitePast();
+  return connected_at_[host_id];
 }
 
 absl::Time AgentHub::DisconnectedSince(const std::string& host_id) {

@@ -43,6 +43,8 @@ class AgentHub final : public fleet::v1::AgentService::CallbackService {
   // When the host's stream ended; the controller's start for hosts that have
   // not connected since.
   absl::Time DisconnectedSince(const std::string& host_id);
+  // When the host's current stream registered; InfinitePast if none.
+  absl::Time ConnectedSince(const std::string& host_id);
   // Ends every stream (at shutdown).
   void CloseAll();
 
@@ -68,6 +70,7 @@ class AgentHub final : public fleet::v1::AgentService::CallbackService {
   absl::Mutex mu_;
   std::map<std::string, Stream*> streams_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, absl::Time> disconnected_at_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, absl::Time> connected_at_ ABSL_GUARDED_BY(mu_);
 };
 
 // Server arguments: keepalive so a dead agent is noticed within seconds.

@@ -71,7 +71,10 @@ bool TaskTransitionAllowed(TaskState from, TaskState to) {
              to == TASK_STATE_CANCELLED;
     case TASK_STATE_ACTIVATING:
       // CANCELLED: a rollback took over while the host was still baking.
-      return to == TASK_STATE_HEALTHY || to == TASK_STATE_FAILED || to == TASK_STATE_CANCELLED;
+      return to == TASK_STATE_HEALTHY || to == TASK_STATE_FAILED || to == TASK_STATE_LOST ||
+             to == TASK_STATE_CANCELLED;
+    case TASK_STATE_LOST:
+      return to == TASK_STATE_REVERTING || to == TASK_STATE_CANCELLED;
     case TASK_STATE_HEALTHY:
       return to == TASK_STATE_REVERTING;
     case TASK_STATE_REVERTING:
@@ -149,7 +152,7 @@ class Planner {
 
 std::string FirstFailure(const Rollout& r) {
   for (const HostTask& t : r.tasks()) {
-    if (t.state() == fleet::v1::TASK_STATE_FAILED) {
+    if (t.state() == fleet::v1::TASK_STATE_FAILED || t.state() == fleet::v1::TASK_STATE_LOST) {
       return absl::StrCat(t.reason(), " on ", t.host_id());
     }
   }
@@ -161,7 +164,7 @@ std::string FirstFailure(const Rollout& r) {
 bool IsTaskTerminal(TaskState s) {
   return s == fleet::v1::TASK_STATE_HEALTHY || s == fleet::v1::TASK_STATE_FAILED ||
          s == fleet::v1::TASK_STATE_REVERTED || s == fleet::v1::TASK_STATE_REVERT_FAILED ||
-         s == fleet::v1::TASK_STATE_CANCELLED;
+         s == fleet::v1::TASK_STATE_CANCELLED || s == fleet::v1::TASK_STATE_LOST;
 }
 
 std::string RolloutStateName(RolloutState s) {
@@ -394,18 +397,14 @@ absl::StatusOr<std::string> RolloutEngine::DefaultRollbackTarget(const std::stri
   }
   auto rollouts = store_->ListRollouts(app_name, 0, /*with_tasks=*/false);
   if (!rollouts.ok()) return rollouts.status();
-  // A release that a rollback moved away from is never a rollback target:
-  // rolling back twice goes further back, not forward again.
+  // Newest first. A release that a later rollback moved away from is not a
+  // target (rolling back twice goes further back, not forward again),
+  // unless it was deployed successfully again after that rollback.
   std::set<std::string> rolled_away;
   for (const Rollout& r : *rollouts) {
-    if (r.kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK && r.state() == fleet::v1::ROLLOUT_STATE_SUCCEEDED) {
-      rolled_away.insert(r.from_version());
-    }
-  }
-  for (const Rollout& r : *rollouts) {
     if (r.state() != fleet::v1::ROLLOUT_STATE_SUCCEEDED) continue;
-    if (r.version() == current || rolled_away.count(r.version())) continue;
-    return r.version();
+    if (r.version() != current && rolled_away.count(r.version()) == 0) return r.version();
+    if (r.kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK) rolled_away.insert(r.from_version());
   }
   return absl::FailedPreconditionError(absl::StrCat(
       app_name, " has no successful release before ", current,
@@ -416,8 +415,20 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
   absl::MutexLock lock(&mu_);
   auto app = store_->GetApp(req.app());
   if (!app.ok()) return app.status();
+  // A running rollout is superseded; by default the rollback returns to
+  // where that rollout started.
+  auto active = store_->ListActiveRollouts();
+  if (!active.ok()) return active.status();
+  std::vector<Rollout> superseded;
+  for (const Rollout& running : *active) {
+    if (running.app() == req.app()) superseded.push_back(running);
+  }
   std::string target = req.to_version();
-  if (target.empty()) {
+  if (target.empty() && !superseded.empty() &&
+      superseded.front().kind() == fleet::v1::ROLLOUT_KIND_DEPLOY &&
+      !superseded.front().from_version().empty()) {
+    target = superseded.front().from_version();
+  } else if (target.empty()) {
     auto t = DefaultRollbackTarget(req.app());
     if (!t.ok()) return t.status();
     target = *t;
@@ -471,12 +482,6 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
 
   // The emergency exit always works: a running rollout of the app is
   // stopped and this rollback takes over its hosts.
-  auto active = store_->ListActiveRollouts();
-  if (!active.ok()) return active.status();
-  std::vector<Rollout> superseded;
-  for (const Rollout& running : *active) {
-    if (running.app() == req.app()) superseded.push_back(running);
-  }
   absl::Status st;
   {
     Store::Transaction txn(store_);
@@ -562,7 +567,11 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
       }
       return "";
     }
-    if (now - absl::FromUnixMillis(t.updated_at_ms()) > answer_timeout) {
+    // The clock starts again when the host reconnects: time the controller
+    // or the network was down is not the host's fault.
+    absl::Time since = std::max({absl::FromUnixMillis(t.updated_at_ms()),
+                                 hub_->ConnectedSince(t.host_id()), LastProgress(t.host_id())});
+    if (now - since > answer_timeout) {
       return absl::StrCat("no answer from host for ", absl::FormatDuration(answer_timeout));
     }
     return "";
@@ -571,10 +580,13 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
     return std::count_if(r.tasks().begin(), r.tasks().end(),
                          [state](const HostTask& t) { return t.state() == state; });
   };
-  auto threshold_exceeded = [&] { return count(fleet::v1::TASK_STATE_FAILED) > cfg.max_failures(); };
+  auto failures = [&] {
+    return count(fleet::v1::TASK_STATE_FAILED) + count(fleet::v1::TASK_STATE_LOST);
+  };
+  auto threshold_exceeded = [&] { return failures() > cfg.max_failures(); };
   auto failure_reason = [&] {
     std::string reason = FirstFailure(r);
-    int64_t failed = count(fleet::v1::TASK_STATE_FAILED);
+    int64_t failed = failures();
     if (failed > 1) absl::StrAppend(&reason, " (", failed, " hosts failed)");
     return reason;
   };
@@ -595,12 +607,14 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
       }
     }
   };
+  // A host that owes the answer to an activation may have switched: it is
+  // LOST, not FAILED, so that a rollback sends it back.
   auto check_activation_timeouts = [&] {
     for (HostTask& t : *r.mutable_tasks()) {
       if (t.state() != fleet::v1::TASK_STATE_ACTIVATING) continue;
       if (std::string why = overdue(t); !why.empty()) {
-        p.SetTask(&t, fleet::v1::TASK_STATE_FAILED, why);
-        p.Event(t.host_id(), "host.failed", why);
+        p.SetTask(&t, fleet::v1::TASK_STATE_LOST, why);
+        p.Event(t.host_id(), "host.lost", why);
       }
     }
   };
@@ -672,7 +686,7 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
         });
         if (!wave_done) break;
         p.Changed();
-        int64_t failed = count(fleet::v1::TASK_STATE_FAILED);
+        int64_t failed = failures();
         if (r.plan().waves_size() > w) r.mutable_plan()->mutable_waves(w)->set_finished_at_ms(now_ms);
         p.Event("", "wave.finished", absl::StrCat(wave_label(w), " done; ", failed,
                                                   " hosts failed so far"));
@@ -727,6 +741,7 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
               p.SetTask(&t, fleet::v1::TASK_STATE_CANCELLED);
               break;
             case fleet::v1::TASK_STATE_HEALTHY:
+            case fleet::v1::TASK_STATE_LOST:
               if (t.from_release().empty()) {
                 // First release on this host: there is nothing to go back to.
                 p.SetTask(&t, fleet::v1::TASK_STATE_REVERTING);
@@ -738,14 +753,24 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
               }
               break;
             case fleet::v1::TASK_STATE_ACTIVATING:
+              if (std::string why = overdue(t); !why.empty()) {
+                // It may have switched: send it back like a healthy host.
+                p.SetTask(&t, fleet::v1::TASK_STATE_LOST, why);
+                p.Event(t.host_id(), "host.lost", why);
+                if (t.from_release().empty()) {
+                  p.SetTask(&t, fleet::v1::TASK_STATE_REVERTING);
+                  p.SetTask(&t, fleet::v1::TASK_STATE_REVERT_FAILED,
+                            absl::StrCat(why, "; no earlier release on this host to go back to"));
+                } else {
+                  p.SetTask(&t, fleet::v1::TASK_STATE_REVERTING);
+                  p.Send(&t, kPhaseRevert);
+                }
+              }
+              break;
             case fleet::v1::TASK_STATE_REVERTING:
               if (std::string why = overdue(t); !why.empty()) {
-                p.SetTask(&t,
-                          t.state() == fleet::v1::TASK_STATE_ACTIVATING
-                              ? fleet::v1::TASK_STATE_FAILED
-                              : fleet::v1::TASK_STATE_REVERT_FAILED,
-                          why);
-                p.Event(t.host_id(), "host.failed", why);
+                p.SetTask(&t, fleet::v1::TASK_STATE_REVERT_FAILED, why);
+                p.Event(t.host_id(), "host.revert_failed", why);
               }
               break;
             default:
@@ -1056,7 +1081,18 @@ void RolloutEngine::HandleConnected(const std::string& host_id) {
   }
 }
 
+absl::Time RolloutEngine::LastProgress(const std::string& host_id) {
+  absl::MutexLock lock(&progress_mu_);
+  auto it = progress_at_.find(host_id);
+  return it == progress_at_.end() ? absl::InfinitePast() : it->second;
+}
+
 void RolloutEngine::OnProgress(const std::string& host_id, const fleet::v1::CommandProgress& p) {
+  // A host that reports progress (a long download) is not silent.
+  {
+    absl::MutexLock lock(&progress_mu_);
+    progress_at_[host_id] = clock_->Now();
+  }
   spdlog::debug("host {}: {} {} {}", host_id, p.command_id(), p.step(), p.message());
 }
 
@@ -1122,9 +1158,15 @@ void RolloutEngine::HandleResults(const std::vector<const AgentEvent*>& results,
       to = result.ok() ? fleet::v1::TASK_STATE_STAGED : fleet::v1::TASK_STATE_FAILED;
       kind = result.ok() ? "host.staged" : "host.stage_failed";
     } else if (phase == kPhaseActivate && task->state() == fleet::v1::TASK_STATE_ACTIVATING) {
-      to = result.ok() ? fleet::v1::TASK_STATE_HEALTHY : fleet::v1::TASK_STATE_FAILED;
+      // A failed host that is not on its previous release (superseded, or
+      // switching back failed) still needs to be sent back.
+      const bool back = result.current_release() == task->from_release();
+      to = result.ok() ? fleet::v1::TASK_STATE_HEALTHY
+                       : (back || r.kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK
+                              ? fleet::v1::TASK_STATE_FAILED
+                              : fleet::v1::TASK_STATE_LOST);
       kind = result.ok() ? "host.healthy"
-                         : (result.switched_back() ? "host.switched_back" : "host.failed");
+                         : (result.switched_back() && back ? "host.switched_back" : "host.failed");
     } else if (phase == kPhaseRevert && task->state() == fleet::v1::TASK_STATE_REVERTING) {
       to = result.ok() ? fleet::v1::TASK_STATE_REVERTED : fleet::v1::TASK_STATE_REVERT_FAILED;
       kind = result.ok() ? "host.reverted" : "host.revert_failed";
@@ -1181,6 +1223,8 @@ void RolloutEngine::OnDisconnected(const std::string& host_id) {
 }
 
 void RolloutEngine::HandleDisconnected(const std::string& host_id) {
+  // The old stream of a host that reconnected ends after the new one began.
+  if (hub_->IsConnected(host_id)) return;
   spdlog::warn("host {} disconnected", host_id);
   absl::Status st = store_->SetHostConnected(host_id, false, absl::ToUnixMillis(clock_->Now()));
   if (!st.ok()) spdlog::error("cannot record disconnect of {}: {}", host_id, st.message());

@@ -29,6 +29,7 @@
 #define FLEET_CONTROLLER_ROLLOUT_ENGINE_H_
 
 #include <deque>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -158,6 +159,11 @@ class RolloutEngine : public AgentListener {
   // Work decided in OnHello for a host whose stream registers right after.
   std::vector<std::pair<std::string, std::string>> pending_resend_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<std::string, fleet::v1::Command>> pending_reconcile_ ABSL_GUARDED_BY(mu_);
+
+  // When each host last reported progress; a leaf lock.
+  absl::Time LastProgress(const std::string& host_id);
+  absl::Mutex progress_mu_;
+  std::map<std::string, absl::Time> progress_at_ ABSL_GUARDED_BY(progress_mu_);
 
   absl::Mutex queue_mu_ ABSL_ACQUIRED_AFTER(mu_);
   std::deque<AgentEvent> queue_ ABSL_GUARDED_BY(queue_mu_);

@@ -241,7 +241,10 @@ TEST_F(E2EDeployTest, HostAwayLongerThanHostTimeout_CountsAsFailed) {
   ASSERT_EQ(started.exit_code, 0) << started.err;
   cluster_.KillAgent(2);  // gone while it stages or switches
   CommandOutput watched = cluster_.Fleetctl({"rollout", "watch", RolloutId(started.out)});
-  EXPECT_EQ(watched.exit_code, 2) << watched.out;
+  // 2 when web-03 was lost while staging (nothing switched there); 3 when it
+  // was lost while switching: it may run v3 and cannot be sent back, which
+  // its own journal undoes when it restarts.
+  EXPECT_TRUE(watched.exit_code == 2 || watched.exit_code == 3) << watched.out;
   EXPECT_THAT(watched.out, HasSubstr("host disconnected for more than 2s"));
   EXPECT_EQ(cluster_.Current(0), "v2");
 }

@@ -210,7 +210,8 @@ TEST_F(E2ERolloutTest, RollbackDuringRollout_AbortsItAndTakesOver) {
   std::string id = RolloutId(started.out);
   ASSERT_TRUE(WaitForState(id, "paused"));
 
-  CommandOutput rollback = cluster_.Fleetctl({"rollback", "tiny", "--to", "v1", "--wait"});
+  // No --to: the rollback returns to where the running rollout started.
+  CommandOutput rollback = cluster_.Fleetctl({"rollback", "tiny", "--wait"});
   EXPECT_EQ(rollback.exit_code, 0) << rollback.out << rollback.err;
   EXPECT_EQ(CountOn("v1"), kHosts);
   CommandOutput old = cluster_.Fleetctl({"rollout", "status", id});
