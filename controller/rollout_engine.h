@@ -21,8 +21,9 @@
 // through the bake (the agents probe that long) or failed; then the next
 // wave starts, or the rollout pauses for promote.
 // Host task state machine:
-//   PENDING -> STAGING -> STAGED -> ACTIVATING -> HEALTHY | FAILED
-//   HEALTHY -> REVERTING -> REVERTED | REVERT_FAILED   (rollout failed elsewhere)
+//   PENDING -> STAGING -> STAGED -> ACTIVATING -> HEALTHY | FAILED (back on its
+//                                     previous release) | LOST (may still run the new one)
+//   HEALTHY | LOST -> REVERTING -> REVERTED | REVERT_FAILED   (the rollout failed)
 //   PENDING | STAGING | STAGED -> FAILED | CANCELLED
 //   ACTIVATING | REVERTING -> CANCELLED                 (a rollback took over)
 #ifndef FLEET_CONTROLLER_ROLLOUT_ENGINE_H_
