@@ -10,12 +10,12 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "common/logging.h"
+#include "absl/strings/strip.h"
 #include "common/fs.h"
+#include "common/logging.h"
 #include "common/vars.h"
 
 namespace fleet::controller {
@@ -67,8 +67,7 @@ bool TaskTransitionAllowed(TaskState from, TaskState to) {
     case TASK_STATE_STAGING:
       return to == TASK_STATE_STAGED || to == TASK_STATE_FAILED || to == TASK_STATE_CANCELLED;
     case TASK_STATE_STAGED:
-      return to == TASK_STATE_ACTIVATING || to == TASK_STATE_FAILED ||
-             to == TASK_STATE_CANCELLED;
+      return to == TASK_STATE_ACTIVATING || to == TASK_STATE_FAILED || to == TASK_STATE_CANCELLED;
     case TASK_STATE_ACTIVATING:
       // CANCELLED: a rollback took over while the host was still baking.
       return to == TASK_STATE_HEALTHY || to == TASK_STATE_FAILED || to == TASK_STATE_LOST ||
@@ -83,6 +82,20 @@ bool TaskTransitionAllowed(TaskState from, TaskState to) {
     default:
       return false;
   }
+}
+
+fleet::v1::Event MakeEvent(int64_t at_ms, const std::string& app, const std::string& rollout_id,
+                           const std::string& host_id, const std::string& kind,
+                           const std::string& actor, const std::string& message) {
+  fleet::v1::Event e;
+  e.set_at_ms(at_ms);
+  e.set_app(app);
+  e.set_rollout_id(rollout_id);
+  e.set_host_id(host_id);
+  e.set_kind(kind);
+  e.set_actor(actor);
+  e.set_message(message);
+  return e;
 }
 
 // What one Advance() decided: written in one transaction, then sent.
@@ -133,14 +146,8 @@ class Planner {
   }
 
   void Event(const std::string& host, const std::string& kind, const std::string& message) {
-    fleet::v1::Event e;
-    e.set_at_ms(now_);
-    e.set_app(r_->app());
-    e.set_rollout_id(r_->id());
-    e.set_host_id(host);
-    e.set_kind(kind);
-    e.set_actor(host.empty() ? r_->created_by() : host);
-    e.set_message(message);
+    fleet::v1::Event e = MakeEvent(now_, r_->app(), r_->id(), host, kind,
+                                   host.empty() ? r_->created_by() : host, message);
     plan_->events.push_back(std::move(e));
   }
 
@@ -185,10 +192,10 @@ absl::Status ParseCountOrPercent(const std::string& text, const std::string& wha
   std::string t(absl::StripAsciiWhitespace(text));
   *percent = !t.empty() && t.back() == '%';
   if (*percent) t.pop_back();
-  if (t.empty() || !absl::SimpleAtod(t, value) || *value < 0 ||
-      (*percent && *value > 100) || (!*percent && *value != static_cast<int64_t>(*value))) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " '", text, "' must be a host count (e.g. 2) or a percentage (e.g. 25%)"));
+  if (t.empty() || !absl::SimpleAtod(t, value) || *value < 0 || (*percent && *value > 100) ||
+      (!*percent && *value != static_cast<int64_t>(*value))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " '", text, "' must be a host count (e.g. 2) or a percentage (e.g. 25%)"));
   }
   return absl::OkStatus();
 }
@@ -256,9 +263,8 @@ absl::StatusOr<fleet::v1::RolloutPlan> BuildRolloutPlan(const fleet::v1::StartRo
     plan.set_bake_ms(absl::ToInt64Milliseconds(bake));
   }
   absl::Duration host_timeout = default_host_timeout;
-  if (!req.host_timeout().empty() &&
-      (!absl::ParseDuration(req.host_timeout(), &host_timeout) ||
-       host_timeout <= absl::ZeroDuration())) {
+  if (!req.host_timeout().empty() && (!absl::ParseDuration(req.host_timeout(), &host_timeout) ||
+                                      host_timeout <= absl::ZeroDuration())) {
     return absl::InvalidArgumentError(
         absl::StrCat("host-timeout '", req.host_timeout(), "' is not a duration like 2m"));
   }
@@ -270,14 +276,8 @@ absl::StatusOr<fleet::v1::RolloutPlan> BuildRolloutPlan(const fleet::v1::StartRo
 void RolloutEngine::AddEvent(const std::string& app, const std::string& rollout_id,
                              const std::string& host, const std::string& kind,
                              const std::string& actor, const std::string& message) {
-  fleet::v1::Event e;
-  e.set_at_ms(absl::ToUnixMillis(clock_->Now()));
-  e.set_app(app);
-  e.set_rollout_id(rollout_id);
-  e.set_host_id(host);
-  e.set_kind(kind);
-  e.set_actor(actor);
-  e.set_message(message);
+  fleet::v1::Event e =
+      MakeEvent(absl::ToUnixMillis(clock_->Now()), app, rollout_id, host, kind, actor, message);
   absl::Status st = store_->AddEvent(&e);
   if (!st.ok()) spdlog::error("cannot record event: {}", st.message());
 }
@@ -365,17 +365,13 @@ absl::StatusOr<Rollout> RolloutEngine::StartRollout(const fleet::v1::StartRollou
     Store::Transaction txn(store_);
     st = store_->CreateRollout(&r);
     if (!st.ok()) return st;
-    fleet::v1::Event e;
-    e.set_at_ms(now);
-    e.set_app(r.app());
-    e.set_rollout_id(r.id());
-    e.set_kind("rollout.started");
-    e.set_actor(r.created_by());
-    e.set_message(absl::StrCat("rollout of ", r.version(), " from ",
-                               r.from_version().empty() ? "(none)" : r.from_version(), " to ",
-                               r.tasks_size(), " hosts",
-                               skipped.empty() ? "" : absl::StrCat("; skipped disconnected: ",
-                                                                   absl::StrJoin(skipped, ", "))));
+    std::string message = absl::StrCat(
+        "rollout of ", r.version(), " from ",
+        r.from_version().empty() ? "(none)" : r.from_version(), " to ", r.tasks_size(), " hosts",
+        skipped.empty() ? ""
+                        : absl::StrCat("; skipped disconnected: ", absl::StrJoin(skipped, ", ")));
+    fleet::v1::Event e =
+        MakeEvent(now, r.app(), r.id(), "", "rollout.started", r.created_by(), message);
     st = store_->AddEvent(&e);
     if (!st.ok()) return st;
     st = txn.Commit();
@@ -406,9 +402,9 @@ absl::StatusOr<std::string> RolloutEngine::DefaultRollbackTarget(const std::stri
     if (r.version() != current && rolled_away.count(r.version()) == 0) return r.version();
     if (r.kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK) rolled_away.insert(r.from_version());
   }
-  return absl::FailedPreconditionError(absl::StrCat(
-      app_name, " has no successful release before ", current,
-      " to roll back to; name one with --to VERSION"));
+  return absl::FailedPreconditionError(
+      absl::StrCat(app_name, " has no successful release before ", current,
+                   " to roll back to; name one with --to VERSION"));
 }
 
 absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest& req) {
@@ -471,7 +467,8 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
   if (r.tasks_size() == 0) {
     return absl::FailedPreconditionError(absl::StrCat(
         "no connected host runs ", req.app(),
-        skipped.empty() ? "" : absl::StrCat(" (disconnected: ", absl::StrJoin(skipped, ", "), ")")));
+        skipped.empty() ? ""
+                        : absl::StrCat(" (disconnected: ", absl::StrJoin(skipped, ", "), ")")));
   }
   fleet::v1::Wave* wave = r.mutable_plan()->add_waves();
   wave->set_target("100%");
@@ -488,8 +485,8 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
     st = store_->CreateRollout(&r);
     if (!st.ok()) return st;
     for (Rollout& old : superseded) {
-      std::string reason = absl::StrCat("aborted by ", req.actor(), ": rollback ", r.id(),
-                                        " to ", target, " takes over");
+      std::string reason = absl::StrCat("aborted by ", req.actor(), ": rollback ", r.id(), " to ",
+                                        target, " takes over");
       for (HostTask& t : *old.mutable_tasks()) {
         if (IsTaskTerminal(t.state())) continue;
         t.set_state(fleet::v1::TASK_STATE_CANCELLED);
@@ -504,27 +501,17 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
       old.set_awaiting_promote(false);
       st = store_->UpdateRollout(old);
       if (!st.ok()) return st;
-      fleet::v1::Event e;
-      e.set_at_ms(now);
-      e.set_app(old.app());
-      e.set_rollout_id(old.id());
-      e.set_kind("rollout.aborted");
-      e.set_actor(req.actor());
-      e.set_message(reason);
+      fleet::v1::Event e =
+          MakeEvent(now, old.app(), old.id(), "", "rollout.aborted", req.actor(), reason);
       st = store_->AddEvent(&e);
       if (!st.ok()) return st;
     }
     // The intent is the target from now on: hosts that are away come back to it.
     st = store_->SetDesiredVersion(req.app(), target);
     if (!st.ok()) return st;
-    fleet::v1::Event e;
-    e.set_at_ms(now);
-    e.set_app(r.app());
-    e.set_rollout_id(r.id());
-    e.set_kind("rollback.started");
-    e.set_actor(r.created_by());
-    e.set_message(absl::StrCat("rollback from ", r.from_version(), " to ", target, " on ",
-                               r.tasks_size(), " hosts"));
+    fleet::v1::Event e = MakeEvent(now, r.app(), r.id(), "", "rollback.started", r.created_by(),
+                                   absl::StrCat("rollback from ", r.from_version(), " to ", target,
+                                                " on ", r.tasks_size(), " hosts"));
     st = store_->AddEvent(&e);
     if (!st.ok()) return st;
     st = txn.Commit();
@@ -553,9 +540,8 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
   const bool rollback_kind = r.kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK;
   const fleet::v1::RolloutPlan cfg = r.plan();
   const int wave_count = std::max(1, cfg.waves_size());
-  const absl::Duration host_timeout = cfg.host_timeout_ms() > 0
-                                          ? absl::Milliseconds(cfg.host_timeout_ms())
-                                          : options_.host_timeout;
+  const absl::Duration host_timeout =
+      cfg.host_timeout_ms() > 0 ? absl::Milliseconds(cfg.host_timeout_ms()) : options_.host_timeout;
   const absl::Duration answer_timeout =
       host_timeout + (rollback_kind ? absl::ZeroDuration() : absl::Milliseconds(cfg.bake_ms()));
 
@@ -652,7 +638,8 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
         } else if (all_staged) {
           p.SetRollout(fleet::v1::ROLLOUT_STATE_ACTIVATING);
           r.set_current_wave(0);
-          if (r.plan().waves_size() > 0) r.mutable_plan()->mutable_waves(0)->set_started_at_ms(now_ms);
+          if (r.plan().waves_size() > 0)
+            r.mutable_plan()->mutable_waves(0)->set_started_at_ms(now_ms);
           p.Event("", "wave.started", wave_label(0));
           progressed = true;
         }
@@ -687,9 +674,10 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
         if (!wave_done) break;
         p.Changed();
         int64_t failed = failures();
-        if (r.plan().waves_size() > w) r.mutable_plan()->mutable_waves(w)->set_finished_at_ms(now_ms);
-        p.Event("", "wave.finished", absl::StrCat(wave_label(w), " done; ", failed,
-                                                  " hosts failed so far"));
+        if (r.plan().waves_size() > w)
+          r.mutable_plan()->mutable_waves(w)->set_finished_at_ms(now_ms);
+        p.Event("", "wave.finished",
+                absl::StrCat(wave_label(w), " done; ", failed, " hosts failed so far"));
         progressed = true;
         if (w + 1 >= wave_count && !rollback_kind && count(fleet::v1::TASK_STATE_HEALTHY) == 0) {
           // Every host failed, within a generous threshold: nothing runs the
@@ -827,7 +815,7 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
 }
 
 absl::StatusOr<Rollout> RolloutEngine::Act(const fleet::v1::RolloutActionRequest& req,
-                                            RolloutAction action) {
+                                           RolloutAction action) {
   absl::MutexLock lock(&mu_);
   auto loaded = store_->GetRollout(req.id());
   if (!loaded.ok()) return loaded.status();
@@ -835,7 +823,8 @@ absl::StatusOr<Rollout> RolloutEngine::Act(const fleet::v1::RolloutActionRequest
   auto refuse = [&](const std::string& why) {
     return absl::FailedPreconditionError(absl::StrCat("rollout ", r.id(), " ", why));
   };
-  if (IsTerminal(r.state())) return refuse(absl::StrCat("has ended (", RolloutStateName(r.state()), ")"));
+  if (IsTerminal(r.state()))
+    return refuse(absl::StrCat("has ended (", RolloutStateName(r.state()), ")"));
   const bool paused = r.state() == fleet::v1::ROLLOUT_STATE_PAUSED;
   RolloutState to = r.state();
   std::string kind;
@@ -869,14 +858,16 @@ absl::StatusOr<Rollout> RolloutEngine::Act(const fleet::v1::RolloutActionRequest
       r.set_awaiting_promote(false);
       r.set_current_wave(r.current_wave() + 1);
       if (r.current_wave() < r.plan().waves_size()) {
-        r.mutable_plan()->mutable_waves(r.current_wave())->set_started_at_ms(
-            absl::ToUnixMillis(clock_->Now()));
+        r.mutable_plan()
+            ->mutable_waves(r.current_wave())
+            ->set_started_at_ms(absl::ToUnixMillis(clock_->Now()));
       }
       kind = "rollout.promoted";
       message = absl::StrCat("wave ", r.current_wave() + 1, " starts");
       break;
     case RolloutAction::kAbort:
-      if (r.state() == fleet::v1::ROLLOUT_STATE_ROLLING_BACK) return refuse("is rolling back already");
+      if (r.state() == fleet::v1::ROLLOUT_STATE_ROLLING_BACK)
+        return refuse("is rolling back already");
       to = fleet::v1::ROLLOUT_STATE_ROLLING_BACK;
       r.set_awaiting_promote(false);
       r.set_reason(absl::StrCat("aborted by ", req.actor()));
@@ -885,20 +876,15 @@ absl::StatusOr<Rollout> RolloutEngine::Act(const fleet::v1::RolloutActionRequest
       break;
   }
   if (!RolloutTransitionAllowed(r.state(), to)) {
-    return refuse(absl::StrCat("cannot go from ", RolloutStateName(r.state()), " to ",
-                               RolloutStateName(to)));
+    return refuse(
+        absl::StrCat("cannot go from ", RolloutStateName(r.state()), " to ", RolloutStateName(to)));
   }
   r.set_state(to);
   {
     Store::Transaction txn(store_);
     absl::Status st = store_->UpdateRollout(r);
-    fleet::v1::Event e;
-    e.set_at_ms(absl::ToUnixMillis(clock_->Now()));
-    e.set_app(r.app());
-    e.set_rollout_id(r.id());
-    e.set_kind(kind);
-    e.set_actor(req.actor());
-    e.set_message(message);
+    fleet::v1::Event e = MakeEvent(absl::ToUnixMillis(clock_->Now()), r.app(), r.id(), "", kind,
+                                   req.actor(), message);
     if (st.ok()) st = store_->AddEvent(&e);
     if (st.ok()) st = txn.Commit();
     if (!st.ok()) return st;
@@ -920,8 +906,7 @@ void RolloutEngine::SendTaskCommands(const Rollout& r, const std::vector<std::st
   }
 }
 
-void RolloutEngine::SendTaskCommand(const Rollout& r, const HostTask& t,
-                                    const fleet::v1::App& app,
+void RolloutEngine::SendTaskCommand(const Rollout& r, const HostTask& t, const fleet::v1::App& app,
                                     const std::optional<fleet::v1::Release>& release) {
   Command cmd;
   cmd.set_id(t.command_id());
@@ -1121,14 +1106,10 @@ void RolloutEngine::HandleResults(const std::vector<const AgentEvent*>& results,
     }
     std::vector<std::string> parts = absl::StrSplit(result.command_id(), '/');
     if (!parts.empty() && parts[0] == "reconcile") {
-      fleet::v1::Event e;
-      e.set_at_ms(now_ms);
-      e.set_app(parts.size() > 2 ? parts[2] : "");
-      e.set_host_id(host_id);
-      e.set_kind(result.ok() ? "host.reconciled" : "host.reconcile_failed");
-      e.set_actor(host_id);
-      e.set_message(result.ok() ? absl::StrCat("now on ", result.current_release())
-                                : result.reason());
+      fleet::v1::Event e = MakeEvent(
+          now_ms, parts.size() > 2 ? parts[2] : "", "", host_id,
+          result.ok() ? "host.reconciled" : "host.reconcile_failed", host_id,
+          result.ok() ? absl::StrCat("now on ", result.current_release()) : result.reason());
       events.push_back(std::move(e));
       continue;
     }
@@ -1178,16 +1159,11 @@ void RolloutEngine::HandleResults(const std::vector<const AgentEvent*>& results,
     task->set_reason(result.ok() ? "" : result.reason());
     task->set_updated_at_ms(now_ms);
     changed[rollout_id].insert(host_id);
-    fleet::v1::Event e;
-    e.set_at_ms(now_ms);
-    e.set_app(r.app());
-    e.set_rollout_id(r.id());
-    e.set_host_id(host_id);
-    e.set_kind(kind);
-    e.set_actor(host_id);
-    e.set_message(result.ok() ? absl::StrCat("on ", result.current_release(), " (switch ",
-                                             result.switch_us(), " us)")
-                              : result.reason());
+    fleet::v1::Event e = MakeEvent(
+        now_ms, r.app(), r.id(), host_id, kind, host_id,
+        result.ok()
+            ? absl::StrCat("on ", result.current_release(), " (switch ", result.switch_us(), " us)")
+            : result.reason());
     events.push_back(std::move(e));
   }
 
