@@ -59,7 +59,7 @@ class Client {
     return true;
   }
 
-  FleetService::Stub* stub() { return stub_.get(); }
+  FleetService::Stub* api() { return stub_.get(); }
   bool json() const { return json_; }
 
   std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout = kCallTimeout) {
@@ -234,7 +234,7 @@ bool Follow(Client& client, const std::string& id, Rollout* out, Failure* failur
     fleet::v1::GetRolloutRequest req;
     req.set_id(id);
     auto ctx = client.Context(absl::Seconds(5));
-    grpc::Status st = client.stub()->GetRollout(ctx.get(), req, &r);
+    grpc::Status st = client.api()->GetRollout(ctx.get(), req, &r);
     if (!st.ok()) {
       // A controller restart is survivable; give it a while.
       if (st.error_code() == grpc::StatusCode::UNAVAILABLE && ++unavailable < 150) {
@@ -425,7 +425,7 @@ int Run(int argc, char** argv) {
     req.set_source(a_file);
     req.set_actor(actor);
     fleet::v1::ApplyAppResponse resp;
-    grpc::Status st = client.stub()->ApplyApp(client.Context().get(), req, &resp);
+    grpc::Status st = client.api()->ApplyApp(client.Context().get(), req, &resp);
     if (!st.ok()) return fail(RpcFailure(st));
     if (json) {
       std::cout << Json(resp);
@@ -437,7 +437,7 @@ int Run(int argc, char** argv) {
   }
   if (app_list->parsed()) {
     fleet::v1::ListAppsResponse resp;
-    grpc::Status st = client.stub()->ListApps(client.Context().get(), {}, &resp);
+    grpc::Status st = client.api()->ListApps(client.Context().get(), {}, &resp);
     if (!st.ok()) return fail(RpcFailure(st));
     if (json) {
       std::cout << Json(resp);
@@ -461,7 +461,7 @@ int Run(int argc, char** argv) {
     if (!sha.ok()) return fail({kExitError, std::string(sha.status().message())});
     fleet::v1::Release resp;
     auto ctx = client.Context(absl::Hours(1));
-    auto writer = client.stub()->PushRelease(ctx.get(), &resp);
+    auto writer = client.api()->PushRelease(ctx.get(), &resp);
     fleet::v1::PushReleaseRequest req;
     auto* header = req.mutable_header();
     header->set_app(a_app);
@@ -493,7 +493,7 @@ int Run(int argc, char** argv) {
     fleet::v1::ListReleasesRequest req;
     req.set_app(a_app);
     fleet::v1::ListReleasesResponse resp;
-    grpc::Status st = client.stub()->ListReleases(client.Context().get(), req, &resp);
+    grpc::Status st = client.api()->ListReleases(client.Context().get(), req, &resp);
     if (!st.ok()) return fail(RpcFailure(st));
     if (json) {
       std::cout << Json(resp);
@@ -512,7 +512,7 @@ int Run(int argc, char** argv) {
     req.set_app(a_app);
     req.set_limit(50);
     fleet::v1::ListRolloutsResponse resp;
-    grpc::Status st = client.stub()->ListRollouts(client.Context().get(), req, &resp);
+    grpc::Status st = client.api()->ListRollouts(client.Context().get(), req, &resp);
     if (!st.ok()) return fail(RpcFailure(st));
     if (json) {
       std::cout << Json(resp);
@@ -534,7 +534,7 @@ int Run(int argc, char** argv) {
     } else {
       fleet::v1::GetRolloutRequest req;
       req.set_id(a_id);
-      grpc::Status st = client.stub()->GetRollout(client.Context().get(), req, &r);
+      grpc::Status st = client.api()->GetRollout(client.Context().get(), req, &r);
       if (!st.ok()) return fail(RpcFailure(st));
     }
     if (json) {
@@ -551,10 +551,10 @@ int Run(int argc, char** argv) {
     Rollout r;
     grpc::Status st;
     const std::string& name = actions[action_cmd];
-    if (name == "pause") st = client.stub()->PauseRollout(client.Context().get(), req, &r);
-    if (name == "resume") st = client.stub()->ResumeRollout(client.Context().get(), req, &r);
-    if (name == "promote") st = client.stub()->PromoteRollout(client.Context().get(), req, &r);
-    if (name == "abort") st = client.stub()->AbortRollout(client.Context().get(), req, &r);
+    if (name == "pause") st = client.api()->PauseRollout(client.Context().get(), req, &r);
+    if (name == "resume") st = client.api()->ResumeRollout(client.Context().get(), req, &r);
+    if (name == "promote") st = client.api()->PromoteRollout(client.Context().get(), req, &r);
+    if (name == "abort") st = client.api()->AbortRollout(client.Context().get(), req, &r);
     if (!st.ok()) return fail(RpcFailure(st));
     if (json) {
       std::cout << Json(r);
@@ -581,7 +581,7 @@ int Run(int argc, char** argv) {
       req.set_host_timeout(a_host_timeout);
       req.set_manual_promote(manual_promote);
       req.set_dry_run(dry_run);
-      st = client.stub()->StartRollout(client.Context().get(), req, &r);
+      st = client.api()->StartRollout(client.Context().get(), req, &r);
       if (st.ok() && dry_run) {
         if (json) {
           std::cout << Json(r);
@@ -595,7 +595,7 @@ int Run(int argc, char** argv) {
       req.set_app(a_app);
       req.set_to_version(a_to);
       req.set_actor(actor);
-      st = client.stub()->Rollback(client.Context().get(), req, &r);
+      st = client.api()->Rollback(client.Context().get(), req, &r);
     }
     if (!st.ok()) return fail(RpcFailure(st));
     if (!json) {
@@ -619,7 +619,7 @@ int Run(int argc, char** argv) {
     fleet::v1::GetAppStatusRequest req;
     req.set_app(a_app);
     fleet::v1::AppStatus resp;
-    grpc::Status st = client.stub()->GetAppStatus(client.Context().get(), req, &resp);
+    grpc::Status st = client.api()->GetAppStatus(client.Context().get(), req, &resp);
     if (!st.ok()) return fail(RpcFailure(st));
     if (json) {
       std::cout << Json(resp);
@@ -647,7 +647,7 @@ int Run(int argc, char** argv) {
   }
   if (hosts->parsed()) {
     fleet::v1::ListHostsResponse resp;
-    grpc::Status st = client.stub()->ListHosts(client.Context().get(), {}, &resp);
+    grpc::Status st = client.api()->ListHosts(client.Context().get(), {}, &resp);
     if (!st.ok()) return fail(RpcFailure(st));
     if (json) {
       std::cout << Json(resp);
@@ -672,7 +672,7 @@ int Run(int argc, char** argv) {
     fleet::v1::GetHistoryRequest req;
     req.set_app(a_app);
     fleet::v1::GetHistoryResponse resp;
-    grpc::Status st = client.stub()->GetHistory(client.Context().get(), req, &resp);
+    grpc::Status st = client.api()->GetHistory(client.Context().get(), req, &resp);
     if (!st.ok()) return fail(RpcFailure(st));
     if (json) {
       std::cout << Json(resp);
