@@ -1013,15 +1013,27 @@ void RolloutEngine::Reconcile(const fleet::v1::Hello& hello, const std::set<std:
     if (state.current_release() == desired) continue;
     bool on_disk = false;
     for (const auto& v : state.releases()) on_disk |= v == desired;
+    const std::string id = absl::StrCat("reconcile/", hello.host_id(), "/", state.app(), "/",
+                                        desired, "/", absl::ToUnixMillis(clock_->Now()));
     if (!on_disk) {
-      AddEvent(state.app(), "", hello.host_id(), "host.drift", hello.host_id(),
+      // It missed the release while away: stage it, then switch like a
+      // deploy (probes, switching back on its own if they fail).
+      auto release = store_->GetRelease(state.app(), desired);
+      if (!release.ok()) continue;
+      Command cmd;
+      cmd.set_id(absl::StrCat(id, "/", kPhaseStage));
+      *cmd.mutable_stage()->mutable_spec() = app->spec();
+      *cmd.mutable_stage()->mutable_release() = *release;
+      spdlog::info("host {} runs {}@{} and missed {}; staging it", hello.host_id(), state.app(),
+                   state.current_release(), desired);
+      AddEvent(state.app(), "", hello.host_id(), "host.catch_up", "controller",
                absl::StrCat("runs ", state.current_release(), ", fleet runs ", desired,
-                            ", which is not on this host"));
+                            ", which is not on this host: staging it"));
+      pending_reconcile_.push_back({hello.host_id(), cmd});
       continue;
     }
     Command cmd;
-    cmd.set_id(absl::StrCat("reconcile/", hello.host_id(), "/", state.app(), "/", desired, "/",
-                            absl::ToUnixMillis(clock_->Now())));
+    cmd.set_id(id);
     auto* a = cmd.mutable_activate();
     *a->mutable_spec() = app->spec();
     a->set_version(desired);
@@ -1040,6 +1052,27 @@ void RolloutEngine::OnConnected(const std::string& host_id) {
   e.kind = AgentEvent::kConnected;
   e.host_id = host_id;
   Enqueue(std::move(e));
+}
+
+void RolloutEngine::CatchUp(const std::string& host_id, const std::string& app_name,
+                            const std::string& version, const std::string& id) {
+  auto app = store_->GetApp(app_name);
+  if (!app.ok() || app->desired_version() != version) return;  // the fleet moved on
+  auto active = store_->ListActiveRollouts();
+  if (!active.ok()) return;
+  for (const Rollout& r : *active) {
+    if (r.app() == app_name) return;  // the running rollout decides
+  }
+  Command cmd;
+  cmd.set_id(absl::StrCat(id, "/", kPhaseActivate));
+  auto* a = cmd.mutable_activate();
+  *a->mutable_spec() = app->spec();
+  a->set_version(version);
+  a->set_mode(fleet::v1::ACTIVATE_MODE_DEPLOY);
+  a->add_keep(version);
+  AddEvent(app_name, "", host_id, "host.reconcile", "controller",
+           absl::StrCat("staged ", version, "; switching to it"));
+  hub_->Send(host_id, cmd);
 }
 
 void RolloutEngine::HandleConnected(const std::string& host_id) {
@@ -1106,11 +1139,18 @@ void RolloutEngine::HandleResults(const std::vector<const AgentEvent*>& results,
     }
     std::vector<std::string> parts = absl::StrSplit(result.command_id(), '/');
     if (!parts.empty() && parts[0] == "reconcile") {
-      fleet::v1::Event e = MakeEvent(
-          now_ms, parts.size() > 2 ? parts[2] : "", "", host_id,
-          result.ok() ? "host.reconciled" : "host.reconcile_failed", host_id,
-          result.ok() ? absl::StrCat("now on ", result.current_release()) : result.reason());
-      events.push_back(std::move(e));
+      // reconcile/<host>/<app>/<version>/<ms>[/stage|/activate]
+      const std::string app = parts.size() > 2 ? parts[2] : "";
+      const std::string version = parts.size() > 3 ? parts[3] : "";
+      const bool staged = parts.size() == 6 && parts[5] == kPhaseStage;
+      if (staged && result.ok()) {
+        CatchUp(host_id, app, version, absl::StrJoin(parts.begin(), parts.begin() + 5, "/"));
+        continue;
+      }
+      std::string kind = result.ok() ? "host.reconciled" : "host.reconcile_failed";
+      events.push_back(MakeEvent(now_ms, app, "", host_id, kind, host_id,
+                                 result.ok() ? absl::StrCat("now on ", result.current_release())
+                                             : result.reason()));
       continue;
     }
     if (parts.size() != 3) {

@@ -127,6 +127,11 @@ class RolloutEngine : public AgentListener {
   void HandleHello(const fleet::v1::Hello& hello, const std::string& peer)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleConnected(const std::string& host_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After a reconcile staged `version` on a host that missed it: switches
+  // the host to it (as a deploy, with probes) if that is still the fleet's
+  // release and no rollout of the app runs. `id` is the reconcile's id.
+  void CatchUp(const std::string& host_id, const std::string& app, const std::string& version,
+               const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleDisconnected(const std::string& host_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Applies results, persists them in one transaction, and adds the ids of
   // the rollouts that changed to *touched.
@@ -144,8 +149,9 @@ class RolloutEngine : public AgentListener {
   void SendTaskCommands(const fleet::v1::Rollout& rollout, const std::vector<std::string>& hosts)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues a switch for every app the host runs at another release than
-  // the fleet's desired one (when that release is on its disk and no
-  // rollout of the app is running); `busy` are the apps with a rollout.
+  // the fleet's desired one, when no rollout of the app is running (`busy`
+  // are the apps with a rollout). A release missing from its disk is staged
+  // first (CatchUp switches after).
   void Reconcile(const fleet::v1::Hello& hello, const std::set<std::string>& busy)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AddEvent(const std::string& app, const std::string& rollout_id, const std::string& host,
