@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -119,6 +120,11 @@ int AboveStdio(int fd) {
 [[noreturn]] void ExecChild(int output_fd, int null_fd, int report_fd, const char* cwd,
                             char* const argv[], char* const envp[], int max_fd) {
   setpgid(0, 0);
+  // The command dies with the agent: after a kill -9 the restarted agent
+  // runs its recovery, and an orphaned reload racing it would start a second
+  // instance of the service. What the command itself starts in the
+  // background is not affected (the setting is not inherited across fork).
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
   // Ignored signals and the blocked mask survive exec; the command must
   // start with defaults whatever the agent does with SIGPIPE and friends.
   struct sigaction dfl;

@@ -1,11 +1,13 @@
 #include "tests/testing/cluster.h"
 
 #include <httplib.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -46,6 +48,15 @@ Cluster::~Cluster() {
     if (std::filesystem::exists(app_dir + "/shared/run")) {
       RunCommand({"/bin/bash", stop, app_dir}, absl::Seconds(15));
     }
+  }
+  // Last resort: nothing started under this cluster's dir may outlive it
+  // (for example an instance whose pid file a killed agent never wrote).
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    int pid = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid) || pid == getpid()) continue;
+    std::string cmdline = ReadTextFile(entry.path().string() + "/cmdline");
+    if (absl::StrContains(cmdline, dir_.path() + "/")) kill(pid, SIGKILL);
   }
 }
 
