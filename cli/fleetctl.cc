@@ -11,7 +11,6 @@
 #include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -20,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "cli/actor.h"
+#include "common/rollout_state.h"
 #include "common/sha256.h"
 #include "fleet/v1/api.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -98,26 +98,11 @@ std::string FormatMs(int64_t ms) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixMillis(ms), absl::LocalTimeZone());
 }
 
-std::string StateName(fleet::v1::RolloutState s) {
-  std::string name = fleet::v1::RolloutState_Name(s);
-  return absl::AsciiStrToLower(name.substr(sizeof("ROLLOUT_STATE_") - 1));
-}
-
-std::string TaskName(fleet::v1::TaskState s) {
-  std::string name = fleet::v1::TaskState_Name(s);
-  return absl::AsciiStrToLower(name.substr(sizeof("TASK_STATE_") - 1));
-}
-
 std::string KindName(fleet::v1::RolloutKind k) {
   return k == fleet::v1::ROLLOUT_KIND_ROLLBACK ? "rollback" : "rollout";
 }
 
 std::string OrDash(const std::string& s) { return s.empty() ? "-" : s; }
-
-bool Terminal(fleet::v1::RolloutState s) {
-  return s == fleet::v1::ROLLOUT_STATE_SUCCEEDED || s == fleet::v1::ROLLOUT_STATE_ROLLED_BACK ||
-         s == fleet::v1::ROLLOUT_STATE_FAILED;
-}
 
 int ExitCodeFor(const Rollout& r) {
   switch (r.state()) {
@@ -153,7 +138,7 @@ std::string WaveLine(const Rollout& r, int w);
 
 void PrintRollout(const Rollout& r) {
   std::cout << KindName(r.kind()) << " " << r.id() << " of " << r.app() << ": "
-            << OrDash(r.from_version()) << " -> " << r.version() << "  " << StateName(r.state())
+            << OrDash(r.from_version()) << " -> " << r.version() << "  " << RolloutStateName(r.state())
             << "\n";
   if (!r.reason().empty()) std::cout << "reason: " << r.reason() << "\n";
   if (r.plan().waves_size() > 1 || r.awaiting_promote()) {
@@ -161,7 +146,7 @@ void PrintRollout(const Rollout& r) {
   }
   std::vector<std::vector<std::string>> rows = {{"HOST", "WAVE", "STATE", "FROM", "TO", "REASON"}};
   for (const auto& t : r.tasks()) {
-    rows.push_back({t.host_id(), std::to_string(t.wave() + 1), TaskName(t.state()),
+    rows.push_back({t.host_id(), std::to_string(t.wave() + 1), TaskStateName(t.state()),
                     OrDash(t.from_release()), OrDash(t.to_release()), t.reason()});
   }
   if (r.tasks_size() > 0) PrintTable(rows);
@@ -210,7 +195,7 @@ std::string WaveLine(const Rollout& r, int w) {
     }
   }
   std::string target = w < r.plan().waves_size() ? r.plan().waves(w).target() : "100%";
-  std::string mark = w == r.current_wave() && !Terminal(r.state()) ? ">" : " ";
+  std::string mark = w == r.current_wave() && !IsTerminal(r.state()) ? ">" : " ";
   return absl::StrFormat("%s wave %d/%d %-5s  done %-4d failed %-4d switching %-4d pending %d",
                          mark, w + 1, std::max(1, r.plan().waves_size()), target, done, failed,
                          running, pending);
@@ -251,7 +236,7 @@ bool Follow(Client& client, const std::string& id, Rollout* out, Failure* failur
       // something changed, and once a second for the clock.
       std::string state_key = r.SerializeAsString();
       if (state_key == drawn_state && absl::Now() - drawn_at < absl::Seconds(1) &&
-          !Terminal(r.state())) {
+          !IsTerminal(r.state())) {
         absl::SleepFor(absl::Milliseconds(50));
         continue;
       }
@@ -263,18 +248,18 @@ bool Follow(Client& client, const std::string& id, Rollout* out, Failure* failur
         if (seen[t.host_id()] == t.state()) continue;
         seen[t.host_id()] = t.state();
         if (!t.reason().empty()) {
-          absl::StrAppend(&text, elapsed, "  ", t.host_id(), "  ", TaskName(t.state()), ": ",
+          absl::StrAppend(&text, elapsed, "  ", t.host_id(), "  ", TaskStateName(t.state()), ": ",
                           t.reason(), "\n");
         }
       }
       absl::StrAppend(&text, KindName(r.kind()), " ", r.id(), " of ", r.app(), " -> ",
-                      r.version(), "  ", StateName(r.state()),
+                      r.version(), "  ", RolloutStateName(r.state()),
                       r.awaiting_promote() ? " (waiting for promote)" : "", "  ", elapsed, "\n");
       for (int w = 0; w < std::max(1, r.plan().waves_size()); ++w) {
         absl::StrAppend(&text, WaveLine(r, w), "\n");
       }
       drawn_lines = 1 + std::max(1, r.plan().waves_size());
-      if (Terminal(r.state()) && !r.reason().empty()) {
+      if (IsTerminal(r.state()) && !r.reason().empty()) {
         absl::StrAppend(&text, "reason: ", r.reason(), "\n");
         ++drawn_lines;
       }
@@ -287,21 +272,21 @@ bool Follow(Client& client, const std::string& id, Rollout* out, Failure* failur
       for (const auto& t : r.tasks()) {
         if (seen[t.host_id()] == t.state()) continue;
         seen[t.host_id()] = t.state();
-        std::cout << elapsed << "  " << t.host_id() << "  " << TaskName(t.state());
+        std::cout << elapsed << "  " << t.host_id() << "  " << TaskStateName(t.state());
         if (!t.reason().empty()) std::cout << ": " << t.reason();
         std::cout << "\n";
       }
       if (r.state() != seen_state) {
         seen_state = r.state();
         std::cout << elapsed << "  " << KindName(r.kind()) << " " << r.id() << " "
-                  << StateName(r.state());
+                  << RolloutStateName(r.state());
         if (r.awaiting_promote()) std::cout << " (waiting for: fleetctl rollout promote " << r.id() << ")";
         if (!r.reason().empty()) std::cout << ": " << r.reason();
         std::cout << "\n";
       }
       std::cout.flush();
     }
-    if (Terminal(r.state())) {
+    if (IsTerminal(r.state())) {
       *out = std::move(r);
       return true;
     }
@@ -522,7 +507,7 @@ int Run(int argc, char** argv) {
         {"ID", "APP", "KIND", "VERSION", "FROM", "STATE", "STARTED", "BY"}};
     for (const auto& r : resp.rollouts()) {
       rows.push_back({r.id(), r.app(), KindName(r.kind()), r.version(), OrDash(r.from_version()),
-                      StateName(r.state()), FormatMs(r.created_at_ms()), r.created_by()});
+                      RolloutStateName(r.state()), FormatMs(r.created_at_ms()), r.created_by()});
     }
     PrintTable(rows);
     return kExitOk;
@@ -542,7 +527,7 @@ int Run(int argc, char** argv) {
     } else {
       PrintRollout(r);
     }
-    return Terminal(r.state()) ? ExitCodeFor(r) : kExitOk;
+    return IsTerminal(r.state()) ? ExitCodeFor(r) : kExitOk;
   }
   if (action_cmd != nullptr) {
     fleet::v1::RolloutActionRequest req;
@@ -559,7 +544,7 @@ int Run(int argc, char** argv) {
     if (json) {
       std::cout << Json(r);
     } else {
-      std::cout << KindName(r.kind()) << " " << r.id() << " " << StateName(r.state()) << "\n";
+      std::cout << KindName(r.kind()) << " " << r.id() << " " << RolloutStateName(r.state()) << "\n";
     }
     return kExitOk;
   }
@@ -611,7 +596,7 @@ int Run(int argc, char** argv) {
     if (!wait) return kExitOk;
     if (r.state() != fleet::v1::ROLLOUT_STATE_SUCCEEDED) {
       std::cerr << "fleetctl: " << KindName(r.kind()) << " " << r.id() << " "
-                << StateName(r.state()) << ": " << r.reason() << "\n";
+                << RolloutStateName(r.state()) << ": " << r.reason() << "\n";
     }
     return ExitCodeFor(r);
   }
@@ -640,7 +625,7 @@ int Run(int argc, char** argv) {
       if (r->id().empty()) continue;
       std::cout << (r == &resp.active_rollout() ? "running: " : "last: ") << KindName(r->kind())
                 << " " << r->id() << " " << OrDash(r->from_version()) << " -> " << r->version()
-                << " " << StateName(r->state()) << (r->reason().empty() ? "" : ": ") << r->reason()
+                << " " << RolloutStateName(r->state()) << (r->reason().empty() ? "" : ": ") << r->reason()
                 << "\n";
     }
     return kExitOk;
@@ -682,7 +667,7 @@ int Run(int argc, char** argv) {
         {"ID", "WHEN", "KIND", "VERSION", "FROM", "RESULT", "BY", "REASON"}};
     for (const auto& r : resp.rollouts()) {
       rows.push_back({r.id(), FormatMs(r.created_at_ms()), KindName(r.kind()), r.version(),
-                      OrDash(r.from_version()), StateName(r.state()), r.created_by(), r.reason()});
+                      OrDash(r.from_version()), RolloutStateName(r.state()), r.created_by(), r.reason()});
     }
     PrintTable(rows);
     return kExitOk;

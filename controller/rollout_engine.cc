@@ -8,7 +8,6 @@
 #include <set>
 #include <vector>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -172,16 +171,6 @@ bool IsTaskTerminal(TaskState s) {
   return s == fleet::v1::TASK_STATE_HEALTHY || s == fleet::v1::TASK_STATE_FAILED ||
          s == fleet::v1::TASK_STATE_REVERTED || s == fleet::v1::TASK_STATE_REVERT_FAILED ||
          s == fleet::v1::TASK_STATE_CANCELLED || s == fleet::v1::TASK_STATE_LOST;
-}
-
-std::string RolloutStateName(RolloutState s) {
-  std::string name = fleet::v1::RolloutState_Name(s);
-  return absl::AsciiStrToLower(name.substr(std::string("ROLLOUT_STATE_").size()));
-}
-
-std::string TaskStateName(TaskState s) {
-  std::string name = fleet::v1::TaskState_Name(s);
-  return absl::AsciiStrToLower(name.substr(std::string("TASK_STATE_").size()));
 }
 
 namespace {

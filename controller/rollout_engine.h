@@ -179,8 +179,6 @@ class RolloutEngine : public AgentListener {
 };
 
 bool IsTaskTerminal(fleet::v1::TaskState state);
-std::string RolloutStateName(fleet::v1::RolloutState state);
-std::string TaskStateName(fleet::v1::TaskState state);
 
 }  // namespace fleet::controller
 

@@ -594,10 +594,6 @@ int64_t SqlLimit(int limit) { return limit > 0 ? limit : -1; }
 
 }  // namespace
 
-bool IsTerminal(fleet::v1::RolloutState state) {
-  return state == fleet::v1::ROLLOUT_STATE_SUCCEEDED ||
-         state == fleet::v1::ROLLOUT_STATE_ROLLED_BACK || state == fleet::v1::ROLLOUT_STATE_FAILED;
-}
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   sqlite3* db = nullptr;

@@ -21,6 +21,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/rollout_state.h"
 #include "fleet/v1/api.pb.h"
 #include "fleet/v1/types.pb.h"
 
@@ -139,7 +140,6 @@ class Store {
   absl::Status transaction_begin_status_;                         // guarded by mu_
 };
 
-bool IsTerminal(fleet::v1::RolloutState state);
 
 }  // namespace fleet::controller
 

@@ -6,7 +6,6 @@
 //   build/tests/bench/rollback_bench [RUNS]     (make bench)
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -26,19 +25,6 @@ double Median(std::vector<double> v) {
   if (v.empty()) return 0;
   size_t n = v.size();
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-long RssKiB(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) {
-      long kib = 0;
-      std::vector<std::string> parts = absl::StrSplit(line, ' ', absl::SkipEmpty());
-      if (parts.size() >= 2 && absl::SimpleAtoi(parts[1], &kib)) return kib;
-    }
-  }
-  return -1;
 }
 
 bool Check(const CommandOutput& out, const std::string& what) {
@@ -70,8 +56,9 @@ int main(int argc, char** argv) {
 
   absl::SleepFor(absl::Seconds(3));
   std::vector<long> idle_rss;
-  for (int i = 0; i < cluster.agents(); ++i) idle_rss.push_back(RssKiB(cluster.AgentPid(i)));
-  long controller_rss = RssKiB(cluster.ControllerPid());
+  for (int i = 0; i < cluster.agents(); ++i)
+    idle_rss.push_back(fleet::testing::ProcStatusKiB(cluster.AgentPid(i), "VmRSS"));
+  long controller_rss = fleet::testing::ProcStatusKiB(cluster.ControllerPid(), "VmRSS");
 
   std::vector<double> rollback_ms;
   for (int run = 0; run < runs; ++run) {
@@ -99,10 +86,10 @@ int main(int argc, char** argv) {
   std::printf("%-52s %8.1f ms\n", "fleetctl rollback --wait (3 hosts switched+reported)",
               Median(rollback_ms));
   std::printf("%-52s %8.1f us\n", "one host's switch (symlink+rename+fsync)", Median(switch_us));
-  std::printf("%-52s %7ld KiB\n", "agent idle RSS (median of 3)",
-              static_cast<long>(Median({static_cast<double>(idle_rss[0]),
-                                        static_cast<double>(idle_rss[1]),
-                                        static_cast<double>(idle_rss[2])})));
+  std::printf(
+      "%-52s %7ld KiB\n", "agent idle RSS (median of 3)",
+      static_cast<long>(Median({static_cast<double>(idle_rss[0]), static_cast<double>(idle_rss[1]),
+                                static_cast<double>(idle_rss[2])})));
   std::printf("%-52s %7ld KiB\n", "controller RSS after 2 rollouts", controller_rss);
   std::printf("rollback runs (ms):");
   for (double ms : rollback_ms) std::printf(" %.1f", ms);

@@ -5,9 +5,9 @@
 // controller and of the agent process.
 //
 //   build/tests/bench/rollout_bench [HOSTS...]      default: 100 1000
-#include <algorithm>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -26,19 +26,6 @@ namespace {
 using fleet::testing::Cluster;
 using fleet::testing::ClusterOptions;
 using fleet::testing::CommandOutput;
-
-long PeakRssKiB(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) {
-      std::vector<std::string> parts = absl::StrSplit(line, ' ', absl::SkipEmpty());
-      long kib = 0;
-      if (parts.size() >= 2 && absl::SimpleAtoi(parts[1], &kib)) return kib;
-    }
-  }
-  return -1;
-}
 
 // User + system CPU seconds the process used so far.
 double CpuSeconds(pid_t pid) {
@@ -137,9 +124,10 @@ health:
   std::printf("  %-44s %8.2f s\n", "rollback: every host switched and reported", rollback_s);
   std::printf("  %-44s %8.2f s\n", "  CPU used by the controller in the rollback", controller_cpu);
   std::printf("  %-44s %8.2f s\n", "  CPU used by the agent process in it", agent_cpu);
-  std::printf("  %-44s %8ld MiB\n", "controller peak RSS", PeakRssKiB(cluster.ControllerPid()) / 1024);
+  std::printf("  %-44s %8ld MiB\n", "controller peak RSS",
+              fleet::testing::ProcStatusKiB(cluster.ControllerPid(), "VmHWM") / 1024);
   std::printf("  %-44s %8ld MiB\n", "agent process peak RSS (all hosts)",
-              PeakRssKiB(cluster.AgentPid(0)) / 1024);
+              fleet::testing::ProcStatusKiB(cluster.AgentPid(0), "VmHWM") / 1024);
   return true;
 }
 
@@ -156,9 +144,10 @@ int main(int argc, char** argv) {
     sizes.push_back(n);
   }
   if (sizes.empty()) sizes = {100, 1000};
-  std::printf("Fleet rollout benchmark: waves 1,10%%,50%%,100%%, max-parallel %d, bake 0s, "
-              "exec probes; rollback switches every host at once\n",
-              kMaxParallel);
+  std::printf(
+      "Fleet rollout benchmark: waves 1,10%%,50%%,100%%, max-parallel %d, bake 0s, "
+      "exec probes; rollback switches every host at once\n",
+      kMaxParallel);
   for (int n : sizes) {
     if (!Bench(n)) return 1;
   }

@@ -43,12 +43,6 @@ class E2EDeployTest : public ::testing::Test {
     }
   }
 
-  // The rollout id printed by a rollout/rollback without --wait.
-  static std::string RolloutId(const std::string& out) {
-    std::vector<std::string> words = absl::StrSplit(out, ' ');
-    return words.size() > 1 ? words[1] : "";
-  }
-
   Cluster cluster_;
 };
 
@@ -166,7 +160,7 @@ TEST_F(E2EDeployTest, AgentKilledDuringActivation_RestartsOnCompleteReleaseAndRo
 
   CommandOutput started = cluster_.Fleetctl({"rollout", "hello", "v2"});
   ASSERT_EQ(started.exit_code, 0) << started.err;
-  std::string id = RolloutId(started.out);
+  std::string id = Cluster::RolloutId(started.out);
   // Kill host 0's agent while it bakes v2.
   ASSERT_TRUE(testing::WaitFor([&] { return cluster_.Current(0) == "v2"; }, absl::Seconds(20)));
   cluster_.KillAgent(0);
@@ -194,7 +188,7 @@ TEST_F(E2EDeployTest, ControllerKilledDuringActivation_ResumesAndFinishesRollout
   Push("v2");
   CommandOutput started = cluster_.Fleetctl({"rollout", "hello", "v2"});
   ASSERT_EQ(started.exit_code, 0) << started.err;
-  std::string id = RolloutId(started.out);
+  std::string id = Cluster::RolloutId(started.out);
   ASSERT_TRUE(testing::WaitFor([&] { return cluster_.Current(0) == "v2"; }, absl::Seconds(20)));
   cluster_.KillController();
   cluster_.StartController();
@@ -245,7 +239,7 @@ TEST_F(E2EDeployTest, HostAway_IsSkippedThenCaughtUpAndCountsAsFailedPastHostTim
       cluster_.Fleetctl({"rollout", "hello", "v3", "--waves", "100%", "--host-timeout", "2s"});
   ASSERT_EQ(started.exit_code, 0) << started.err;
   cluster_.KillAgent(2);  // gone while it stages or switches
-  CommandOutput watched = cluster_.Fleetctl({"rollout", "watch", RolloutId(started.out)});
+  CommandOutput watched = cluster_.Fleetctl({"rollout", "watch", Cluster::RolloutId(started.out)});
   // 2 when web-03 was lost while staging (nothing switched there); 3 when it
   // was lost while switching: it may run v3 and cannot be sent back, which
   // its own journal undoes when it restarts.
@@ -262,9 +256,9 @@ TEST_F(E2EDeployTest, SecondRolloutWhileOneRuns_IsRefusedWithTheRunningOne) {
   ASSERT_EQ(first.exit_code, 0) << first.err;
   CommandOutput second = cluster_.Fleetctl({"rollout", "hello", "v2"});
   EXPECT_EQ(second.exit_code, 1);
-  EXPECT_THAT(second.err, HasSubstr(absl::StrCat("rollout ", RolloutId(first.out),
+  EXPECT_THAT(second.err, HasSubstr(absl::StrCat("rollout ", Cluster::RolloutId(first.out),
                                                  " of hello is running (v1, started by tester@ci")));
-  CommandOutput watched = cluster_.Fleetctl({"rollout", "watch", RolloutId(first.out)});
+  CommandOutput watched = cluster_.Fleetctl({"rollout", "watch", Cluster::RolloutId(first.out)});
   EXPECT_EQ(watched.exit_code, 0) << watched.out;
 }
 

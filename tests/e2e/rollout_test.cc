@@ -79,11 +79,6 @@ health:
     return n;
   }
 
-  static std::string RolloutId(const std::string& out) {
-    std::vector<std::string> words = absl::StrSplit(out, ' ');
-    return words.size() > 1 ? words[1] : "";
-  }
-
   // Occurrences of `task_state` (e.g. "TASK_STATE_FAILED") in the rollout.
   int Tasks(const std::string& id, const std::string& task_state) {
     CommandOutput out = cluster_.Fleetctl({"--output", "json", "rollout", "status", id});
@@ -110,7 +105,7 @@ TEST_F(E2ERolloutTest, ReleaseFailingEverywhere_StopsAtTheCanary) {
   Push("v2", false);
   CommandOutput out = cluster_.Fleetctl({"rollout", "tiny", "v2", "--waves", "1,100%", "--wait"});
   EXPECT_EQ(out.exit_code, 2) << out.out << out.err;
-  std::string id = RolloutId(out.out);
+  std::string id = Cluster::RolloutId(out.out);
   EXPECT_EQ(Tasks(id, "TASK_STATE_FAILED"), 1);
   EXPECT_EQ(Tasks(id, "TASK_STATE_CANCELLED"), kHosts - 1);
   int ever_switched = 0;
@@ -129,7 +124,7 @@ TEST_F(E2ERolloutTest, MaxFailuresTenPercent_ToleratesTwoFailingHosts) {
   EXPECT_EQ(cluster_.Current(4, "tiny"), "v1");
   EXPECT_EQ(cluster_.Current(9, "tiny"), "v1");
   EXPECT_EQ(CountOn("v2"), kHosts - 2);
-  std::string id = RolloutId(out.out);
+  std::string id = Cluster::RolloutId(out.out);
   EXPECT_EQ(Tasks(id, "TASK_STATE_FAILED"), 2);
   CommandOutput status = cluster_.Fleetctl({"rollout", "status", id});
   EXPECT_THAT(status.out, HasSubstr("2 hosts failed within the threshold of 2"));
@@ -144,7 +139,7 @@ TEST_F(E2ERolloutTest, MaxFailuresTenPercent_FailsAtThreeAndRollsEveryHostBack) 
       {"rollout", "tiny", "v2", "--waves", "1,100%", "--max-failures", "10%", "--wait"});
   EXPECT_EQ(out.exit_code, 2) << out.out << out.err;
   EXPECT_EQ(CountOn("v1"), kHosts);
-  std::string id = RolloutId(out.out);
+  std::string id = Cluster::RolloutId(out.out);
   EXPECT_EQ(Tasks(id, "TASK_STATE_HEALTHY"), 0);
   EXPECT_EQ(Tasks(id, "TASK_STATE_REVERTING"), 0);
 }
@@ -163,7 +158,7 @@ TEST_F(E2ERolloutTest, ManualPromote_PausesAfterEachWaveUntilPromoted) {
   CommandOutput started = cluster_.Fleetctl(
       {"rollout", "tiny", "v2", "--waves", "1,50%,100%", "--manual-promote"});
   ASSERT_EQ(started.exit_code, 0) << started.err;
-  std::string id = RolloutId(started.out);
+  std::string id = Cluster::RolloutId(started.out);
   ASSERT_TRUE(WaitForState(id, "paused"));
   EXPECT_EQ(CountOn("v2"), 1);
   CommandOutput resume = cluster_.Fleetctl({"rollout", "resume", id});
@@ -190,7 +185,7 @@ TEST_F(E2ERolloutTest, Abort_RollsBackWhatTheRolloutSwitched) {
   CommandOutput started = cluster_.Fleetctl(
       {"rollout", "tiny", "v2", "--waves", "25%,100%", "--manual-promote"});
   ASSERT_EQ(started.exit_code, 0) << started.err;
-  std::string id = RolloutId(started.out);
+  std::string id = Cluster::RolloutId(started.out);
   ASSERT_TRUE(WaitForState(id, "paused"));
   EXPECT_EQ(CountOn("v2"), 5);
 
@@ -207,7 +202,7 @@ TEST_F(E2ERolloutTest, RollbackDuringRollout_AbortsItAndTakesOver) {
   CommandOutput started = cluster_.Fleetctl(
       {"rollout", "tiny", "v2", "--waves", "50%,100%", "--manual-promote"});
   ASSERT_EQ(started.exit_code, 0) << started.err;
-  std::string id = RolloutId(started.out);
+  std::string id = Cluster::RolloutId(started.out);
   ASSERT_TRUE(WaitForState(id, "paused"));
 
   // No --to: the rollback returns to where the running rollout started.
@@ -226,7 +221,7 @@ TEST_F(E2ERolloutTest, PauseAndResume_HoldTheNextWaveUntilResumed) {
   CommandOutput started = cluster_.Fleetctl(
       {"rollout", "tiny", "v2", "--waves", "1,100%", "--bake", "2s"});
   ASSERT_EQ(started.exit_code, 0) << started.err;
-  std::string id = RolloutId(started.out);
+  std::string id = Cluster::RolloutId(started.out);
   ASSERT_TRUE(testing::WaitFor([&] { return CountOn("v2") == 1; }, absl::Seconds(20)));
   // The canary bakes for 2s: pause before the second wave starts.
   CommandOutput paused = cluster_.Fleetctl({"rollout", "pause", id});
@@ -248,7 +243,7 @@ TEST_F(E2ERolloutTest, MaxParallel_CapsSimultaneousSwitches) {
   CommandOutput started = cluster_.Fleetctl(
       {"rollout", "tiny", "v2", "--waves", "100%", "--max-parallel", "3", "--bake", "1s"});
   ASSERT_EQ(started.exit_code, 0) << started.err;
-  std::string id = RolloutId(started.out);
+  std::string id = Cluster::RolloutId(started.out);
   int most = 0;
   ASSERT_TRUE(testing::WaitFor(
       [&] {
@@ -279,7 +274,7 @@ TEST_F(E2ERolloutTest, ControllerKilledMidWave_FinishesWithEveryHostSwitchedOnce
   CommandOutput started = cluster_.Fleetctl(
       {"rollout", "tiny", "v2", "--waves", "1,50%,100%", "--bake", "2s"});
   ASSERT_EQ(started.exit_code, 0) << started.err;
-  std::string id = RolloutId(started.out);
+  std::string id = Cluster::RolloutId(started.out);
   // Kill it while the second wave bakes.
   ASSERT_TRUE(testing::WaitFor([&] { return CountOn("v2") > 1; }, absl::Seconds(30)));
   cluster_.KillController();

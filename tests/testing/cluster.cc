@@ -23,6 +23,11 @@ std::string Cluster::Binary(const std::string& name) {
   return absl::StrCat(FLEET_BINARY_DIR, "/deploy/examples/hello/", name);
 }
 
+std::string Cluster::RolloutId(const std::string& fleetctl_out) {
+  std::vector<std::string> words = absl::StrSplit(fleetctl_out, ' ');
+  return words.size() > 1 ? words[1] : "";
+}
+
 Cluster::Cluster(ClusterOptions options) : options_(options) {
   grpc_port_ = FreePort();
   http_port_ = FreePort();

@@ -34,7 +34,11 @@ class Cluster {
   explicit Cluster(ClusterOptions options = {});
   ~Cluster();
 
-  static std::string Binary(const std::string& name);  // fleet-controller, fleet-agent, fleetctl, hello
+  static std::string Binary(const std::string& name);
+  // The rollout id in what `fleetctl rollout|rollback` (without --wait)
+  // printed: "rollout 7 of ...".
+  static std::string RolloutId(
+      const std::string& fleetctl_out);  // fleet-controller, fleet-agent, fleetctl, hello
 
   void StartController();
   void KillController();  // SIGKILL

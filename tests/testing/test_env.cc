@@ -161,6 +161,19 @@ int Subprocess::Wait(absl::Duration timeout) {
   return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
 }
 
+long ProcStatusKiB(pid_t pid, const std::string& field) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  const std::string prefix = field + ":";
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) != 0) continue;
+    long kib = -1;
+    std::istringstream(line.substr(prefix.size())) >> kib;
+    return kib;
+  }
+  return -1;
+}
+
 CommandOutput RunCommand(const std::vector<std::string>& argv, absl::Duration timeout,
                          const std::map<std::string, std::string>& env) {
   CommandOutput result;

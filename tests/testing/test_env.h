@@ -72,6 +72,10 @@ CommandOutput RunCommand(const std::vector<std::string>& argv,
                          absl::Duration timeout = absl::Seconds(120),
                          const std::map<std::string, std::string>& env = {});
 
+// A "NAME:  N kB" field of /proc/<pid>/status (VmRSS, VmHWM, ...) in KiB;
+// -1 when the process or field is not there.
+long ProcStatusKiB(pid_t pid, const std::string& field);
+
 // Polls `pred` every 20 ms until it returns true or `timeout` passes.
 template <typename Pred>
 bool WaitFor(Pred pred, absl::Duration timeout);

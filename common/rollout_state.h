@@ -1,0 +1,22 @@
+// Names and classes of rollout and task states, shared by the controller
+// and fleetctl so both speak of states the same way.
+#ifndef FLEET_COMMON_ROLLOUT_STATE_H_
+#define FLEET_COMMON_ROLLOUT_STATE_H_
+
+#include <string>
+
+#include "fleet/v1/api.pb.h"
+
+namespace fleet {
+
+// "succeeded", "rolled_back", ... (the enum name without its prefix, lowercase).
+std::string RolloutStateName(fleet::v1::RolloutState state);
+// "healthy", "reverted", ...
+std::string TaskStateName(fleet::v1::TaskState state);
+
+// SUCCEEDED, ROLLED_BACK and FAILED: nothing happens to the rollout any more.
+bool IsTerminal(fleet::v1::RolloutState state);
+
+}  // namespace fleet
+
+#endif  // FLEET_COMMON_ROLLOUT_STATE_H_
