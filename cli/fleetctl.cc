@@ -1,8 +1,11 @@
 #include "cli/fleetctl.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -98,8 +101,9 @@ std::string FormatMs(int64_t ms) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixMillis(ms), absl::LocalTimeZone());
 }
 
-std::string KindName(fleet::v1::RolloutKind k) {
-  return k == fleet::v1::ROLLOUT_KIND_ROLLBACK ? "rollback" : "rollout";
+std::string KindName(const Rollout& r) {
+  const char* kind = r.kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK ? "rollback" : "rollout";
+  return r.subject() == fleet::v1::SUBJECT_CONFIG ? absl::StrCat("config ", kind) : kind;
 }
 
 std::string OrDash(const std::string& s) { return s.empty() ? "-" : s; }
@@ -137,7 +141,7 @@ void PrintTable(const std::vector<std::vector<std::string>>& rows) {
 std::string WaveLine(const Rollout& r, int w);
 
 void PrintRollout(const Rollout& r) {
-  std::cout << KindName(r.kind()) << " " << r.id() << " of " << r.app() << ": "
+  std::cout << KindName(r) << " " << r.id() << " of " << r.app() << ": "
             << OrDash(r.from_version()) << " -> " << r.version() << "  " << RolloutStateName(r.state())
             << "\n";
   if (!r.reason().empty()) std::cout << "reason: " << r.reason() << "\n";
@@ -252,7 +256,7 @@ bool Follow(Client& client, const std::string& id, Rollout* out, Failure* failur
                           t.reason(), "\n");
         }
       }
-      absl::StrAppend(&text, KindName(r.kind()), " ", r.id(), " of ", r.app(), " -> ",
+      absl::StrAppend(&text, KindName(r), " ", r.id(), " of ", r.app(), " -> ",
                       r.version(), "  ", RolloutStateName(r.state()),
                       r.awaiting_promote() ? " (waiting for promote)" : "", "  ", elapsed, "\n");
       for (int w = 0; w < std::max(1, r.plan().waves_size()); ++w) {
@@ -278,7 +282,7 @@ bool Follow(Client& client, const std::string& id, Rollout* out, Failure* failur
       }
       if (r.state() != seen_state) {
         seen_state = r.state();
-        std::cout << elapsed << "  " << KindName(r.kind()) << " " << r.id() << " "
+        std::cout << elapsed << "  " << KindName(r) << " " << r.id() << " "
                   << RolloutStateName(r.state());
         if (r.awaiting_promote()) std::cout << " (waiting for: fleetctl rollout promote " << r.id() << ")";
         if (!r.reason().empty()) std::cout << ": " << r.reason();
@@ -301,6 +305,48 @@ std::string ReadAll(const std::string& path, Failure* failure) {
     return "";
   }
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The files under `dir` for a config push: regular files with their
+// relative paths and permission bits. Symlinks and special files are
+// refused rather than followed or skipped, so what is pushed is what the
+// directory shows.
+bool ReadConfigDir(const std::string& dir, fleet::v1::PushConfigRequest* req, Failure* failure) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    *failure = {kExitError, absl::StrCat(dir, " is not a directory")};
+    return false;
+  }
+  std::vector<fs::path> files;
+  fs::recursive_directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    fs::file_status st = it->symlink_status(ec);
+    if (ec) break;
+    if (fs::is_directory(st)) continue;
+    std::string rel = fs::relative(it->path(), dir, ec).generic_string();
+    if (fs::is_symlink(st) || !fs::is_regular_file(st)) {
+      *failure = {kExitError, absl::StrCat(rel, " in ", dir, " is ",
+                                           fs::is_symlink(st) ? "a symlink" : "not a regular file",
+                                           "; config pushes carry regular files only")};
+      return false;
+    }
+    files.push_back(it->path());
+  }
+  if (ec) {
+    *failure = {kExitError, absl::StrCat("cannot read ", dir, ": ", ec.message())};
+    return false;
+  }
+  std::sort(files.begin(), files.end());
+  for (const fs::path& path : files) {
+    fleet::v1::ConfigFile* file = req->add_files();
+    file->set_path(fs::relative(path, dir, ec).generic_string());
+    struct stat st;
+    if (stat(path.c_str(), &st) == 0) file->set_mode(st.st_mode & 0777);
+    file->set_content(ReadAll(path.string(), failure));
+    if (failure->code) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -334,21 +380,27 @@ int Run(int argc, char** argv) {
   auto* rel_list = rel_cmd->add_subcommand("list", "list an app's releases");
   rel_list->add_option("app", a_app)->required();
 
-  auto* rollout = app.add_subcommand("rollout", "roll a release out: rollout APP VERSION");
-  rollout->add_option("app", a_app);
-  rollout->add_option("version", a_version);
-  rollout->add_option("--selector", a_selector, "k=v,k2=v2: only hosts with these labels");
   std::string a_waves, a_max_failures, a_bake, a_host_timeout;
   int a_max_parallel = 0;
   bool manual_promote = false, dry_run = false;
-  rollout->add_option("--waves", a_waves, "cumulative waves, e.g. 1,10%,50%,100% (default: spec, else 1,100%)");
-  rollout->add_option("--max-failures", a_max_failures, "N or P% of hosts that may fail (default 0)");
-  rollout->add_option("--max-parallel", a_max_parallel, "hosts switching at once in a wave (0 = all)");
-  rollout->add_option("--bake", a_bake, "each host stays healthy this long before the next wave");
-  rollout->add_option("--host-timeout", a_host_timeout, "a host silent or away this long fails (default 2m)");
-  rollout->add_flag("--manual-promote", manual_promote, "pause after each wave until promoted");
-  rollout->add_flag("--dry-run", dry_run, "print the plan; change nothing");
-  rollout->add_flag("--wait", wait, "follow it; exit 0 only if it succeeded");
+  // `rollout` and `config rollout` take the same plan options.
+  auto add_plan_options = [&](CLI::App* cmd) {
+    cmd->add_option("--selector", a_selector, "k=v,k2=v2: only hosts with these labels");
+    cmd->add_option("--waves", a_waves,
+                    "cumulative waves, e.g. 1,10%,50%,100% (default: spec, else 1,100%)");
+    cmd->add_option("--max-failures", a_max_failures, "N or P% of hosts that may fail (default 0)");
+    cmd->add_option("--max-parallel", a_max_parallel, "hosts switching at once in a wave (0 = all)");
+    cmd->add_option("--bake", a_bake, "each host stays healthy this long before the next wave");
+    cmd->add_option("--host-timeout", a_host_timeout,
+                    "a host silent or away this long fails (default 2m)");
+    cmd->add_flag("--manual-promote", manual_promote, "pause after each wave until promoted");
+    cmd->add_flag("--dry-run", dry_run, "print the plan; change nothing");
+    cmd->add_flag("--wait", wait, "follow it; exit 0 only if it succeeded");
+  };
+  auto* rollout = app.add_subcommand("rollout", "roll a release out: rollout APP VERSION");
+  rollout->add_option("app", a_app);
+  rollout->add_option("version", a_version);
+  add_plan_options(rollout);
   auto* ro_list = rollout->add_subcommand("list", "list rollouts [APP]");
   ro_list->add_option("app", a_app);
   auto* ro_status = rollout->add_subcommand("status", "show one rollout");
@@ -370,7 +422,26 @@ int Run(int argc, char** argv) {
   rollback->add_option("--to", a_to, "release (default: the last successful one before current)");
   rollback->add_flag("--wait", wait, "follow it; exit 0 only if it succeeded");
 
-  auto* status = app.add_subcommand("status", "an app's hosts, releases and rollouts");
+  auto* cfg_cmd = app.add_subcommand("config", "manage config releases")->require_subcommand(1);
+  auto* cfg_push = cfg_cmd->add_subcommand(
+      "push", "validate and store the files of DIR as config APP VERSION (*.age: secrets)");
+  cfg_push->add_option("app", a_app)->required();
+  cfg_push->add_option("version", a_version)->required();
+  cfg_push->add_option("dir", a_file, "directory with the config files")->required();
+  auto* cfg_list = cfg_cmd->add_subcommand("list", "list an app's config releases");
+  cfg_list->add_option("app", a_app)->required();
+  auto* cfg_rollout =
+      cfg_cmd->add_subcommand("rollout", "roll a config out like a release: APP VERSION");
+  cfg_rollout->add_option("app", a_app)->required();
+  cfg_rollout->add_option("version", a_version)->required();
+  add_plan_options(cfg_rollout);
+  auto* cfg_rollback =
+      cfg_cmd->add_subcommand("rollback", "switch every host back to an earlier config");
+  cfg_rollback->add_option("app", a_app)->required();
+  cfg_rollback->add_option("--to", a_to, "config (default: the last successful one before current)");
+  cfg_rollback->add_flag("--wait", wait, "follow it; exit 0 only if it succeeded");
+
+  auto* status = app.add_subcommand("status", "an app's hosts, releases, configs and rollouts");
   status->add_option("app", a_app)->required();
   auto* hosts = app.add_subcommand("hosts", "list hosts");
   auto* history = app.add_subcommand("history", "an app's rollouts and rollbacks");
@@ -428,9 +499,10 @@ int Run(int argc, char** argv) {
       std::cout << Json(resp);
       return kExitOk;
     }
-    std::vector<std::vector<std::string>> rows = {{"APP", "RELEASE", "KEEP", "CHECKS", "UPDATED"}};
+    std::vector<std::vector<std::string>> rows = {
+        {"APP", "RELEASE", "CONFIG", "KEEP", "CHECKS", "UPDATED"}};
     for (const auto& a : resp.apps()) {
-      rows.push_back({a.spec().name(), OrDash(a.desired_version()),
+      rows.push_back({a.spec().name(), OrDash(a.desired_version()), OrDash(a.desired_config()),
                       std::to_string(a.spec().keep_releases()),
                       std::to_string(a.spec().health_size()), FormatMs(a.updated_at_ms())});
     }
@@ -474,6 +546,47 @@ int Run(int argc, char** argv) {
     }
     return kExitOk;
   }
+  if (cfg_push->parsed()) {
+    fleet::v1::PushConfigRequest req;
+    req.set_app(a_app);
+    req.set_version(a_version);
+    req.set_actor(actor);
+    if (!ReadConfigDir(a_file, &req, &failure)) return fail(failure);
+    fleet::v1::PushConfigResponse resp;
+    grpc::Status st = client.api()->PushConfig(client.Context().get(), req, &resp);
+    if (!st.ok()) return fail(RpcFailure(st));
+    if (json) {
+      std::cout << Json(resp);
+      return kExitOk;
+    }
+    const auto& c = resp.config();
+    int secrets = 0;
+    for (const auto& f : c.files()) secrets += f.secret() ? 1 : 0;
+    std::cout << (resp.created() ? "pushed config " : "config already pushed with these files: ")
+              << c.app() << "@" << c.version() << ": " << c.files_size() << " files (" << secrets
+              << " secret), sha256 " << c.sha256() << " (" << c.size() << " bytes)\n";
+    return kExitOk;
+  }
+  if (cfg_list->parsed()) {
+    fleet::v1::ListConfigsRequest req;
+    req.set_app(a_app);
+    fleet::v1::ListConfigsResponse resp;
+    grpc::Status st = client.api()->ListConfigs(client.Context().get(), req, &resp);
+    if (!st.ok()) return fail(RpcFailure(st));
+    if (json) {
+      std::cout << Json(resp);
+      return kExitOk;
+    }
+    std::vector<std::vector<std::string>> rows = {{"VERSION", "FILES", "SHA256", "PUSHED", "BY"}};
+    for (const auto& c : resp.configs()) {
+      std::vector<std::string> names;
+      for (const auto& f : c.files()) names.push_back(f.path());
+      rows.push_back({c.version(), absl::StrJoin(names, ","), c.sha256().substr(0, 12),
+                      FormatMs(c.created_at_ms()), c.created_by()});
+    }
+    PrintTable(rows);
+    return kExitOk;
+  }
   if (rel_list->parsed()) {
     fleet::v1::ListReleasesRequest req;
     req.set_app(a_app);
@@ -506,7 +619,7 @@ int Run(int argc, char** argv) {
     std::vector<std::vector<std::string>> rows = {
         {"ID", "APP", "KIND", "VERSION", "FROM", "STATE", "STARTED", "BY"}};
     for (const auto& r : resp.rollouts()) {
-      rows.push_back({r.id(), r.app(), KindName(r.kind()), r.version(), OrDash(r.from_version()),
+      rows.push_back({r.id(), r.app(), KindName(r), r.version(), OrDash(r.from_version()),
                       RolloutStateName(r.state()), FormatMs(r.created_at_ms()), r.created_by()});
     }
     PrintTable(rows);
@@ -544,15 +657,19 @@ int Run(int argc, char** argv) {
     if (json) {
       std::cout << Json(r);
     } else {
-      std::cout << KindName(r.kind()) << " " << r.id() << " " << RolloutStateName(r.state()) << "\n";
+      std::cout << KindName(r) << " " << r.id() << " " << RolloutStateName(r.state()) << "\n";
     }
     return kExitOk;
   }
-  if (rollout->parsed() || rollback->parsed()) {
+  if (rollout->parsed() || rollback->parsed() || cfg_rollout->parsed() || cfg_rollback->parsed()) {
+    const fleet::v1::Subject subject =
+        cfg_rollout->parsed() || cfg_rollback->parsed() ? fleet::v1::SUBJECT_CONFIG
+                                                        : fleet::v1::SUBJECT_RELEASE;
     Rollout r;
     grpc::Status st;
-    if (rollout->parsed()) {
+    if (rollout->parsed() || cfg_rollout->parsed()) {
       fleet::v1::StartRolloutRequest req;
+      req.set_subject(subject);
       req.set_app(a_app);
       req.set_version(a_version);
       req.set_selector(a_selector);
@@ -577,6 +694,7 @@ int Run(int argc, char** argv) {
       }
     } else {
       fleet::v1::RollbackRequest req;
+      req.set_subject(subject);
       req.set_app(a_app);
       req.set_to_version(a_to);
       req.set_actor(actor);
@@ -584,7 +702,7 @@ int Run(int argc, char** argv) {
     }
     if (!st.ok()) return fail(RpcFailure(st));
     if (!json) {
-      std::cout << KindName(r.kind()) << " " << r.id() << " of " << r.app() << " "
+      std::cout << KindName(r) << " " << r.id() << " of " << r.app() << " "
                 << OrDash(r.from_version()) << " -> " << r.version() << " on " << r.tasks_size()
                 << " hosts" << (wait ? "" : " started; follow it with: fleetctl rollout watch " + r.id())
                 << "\n";
@@ -595,7 +713,7 @@ int Run(int argc, char** argv) {
     if (json) std::cout << Json(r);
     if (!wait) return kExitOk;
     if (r.state() != fleet::v1::ROLLOUT_STATE_SUCCEEDED) {
-      std::cerr << "fleetctl: " << KindName(r.kind()) << " " << r.id() << " "
+      std::cerr << "fleetctl: " << KindName(r) << " " << r.id() << " "
                 << RolloutStateName(r.state()) << ": " << r.reason() << "\n";
     }
     return ExitCodeFor(r);
@@ -611,19 +729,23 @@ int Run(int argc, char** argv) {
       return kExitOk;
     }
     std::cout << "app " << resp.app().spec().name() << ": fleet release "
-              << OrDash(resp.app().desired_version()) << "\n";
+              << OrDash(resp.app().desired_version()) << ", config "
+              << OrDash(resp.app().desired_config()) << "\n";
     std::vector<std::vector<std::string>> rows = {
-        {"HOST", "CONNECTED", "CURRENT", "LAST GOOD", "PREVIOUS", "ON DISK"}};
+        {"HOST", "CONNECTED", "RELEASE", "CONFIG", "LAST GOOD", "PREVIOUS", "ON DISK", "CONFIGS"}};
     for (const auto& h : resp.hosts()) {
-      rows.push_back({h.host_id(), h.connected() ? "yes" : "no",
-                      OrDash(h.state().current_release()), OrDash(h.state().last_known_good()),
-                      OrDash(h.state().previous_release()),
-                      absl::StrJoin(h.state().releases(), ",")});
+      const auto& s = h.state();
+      // LAST GOOD and PREVIOUS show "release/config".
+      rows.push_back({h.host_id(), h.connected() ? "yes" : "no", OrDash(s.current_release()),
+                      OrDash(s.current_config()),
+                      absl::StrCat(OrDash(s.last_known_good()), "/", OrDash(s.last_good_config())),
+                      absl::StrCat(OrDash(s.previous_release()), "/", OrDash(s.previous_config())),
+                      absl::StrJoin(s.releases(), ","), absl::StrJoin(s.configs(), ",")});
     }
     PrintTable(rows);
     for (const Rollout* r : {&resp.active_rollout(), &resp.last_rollout()}) {
       if (r->id().empty()) continue;
-      std::cout << (r == &resp.active_rollout() ? "running: " : "last: ") << KindName(r->kind())
+      std::cout << (r == &resp.active_rollout() ? "running: " : "last: ") << KindName(*r)
                 << " " << r->id() << " " << OrDash(r->from_version()) << " -> " << r->version()
                 << " " << RolloutStateName(r->state()) << (r->reason().empty() ? "" : ": ") << r->reason()
                 << "\n";
@@ -646,7 +768,10 @@ int Run(int argc, char** argv) {
                                                                   h.labels().end())) {
         labels.push_back(k + "=" + v);
       }
-      for (const auto& a : h.apps()) apps.push_back(a.app() + "@" + OrDash(a.current_release()));
+      for (const auto& a : h.apps()) {
+        apps.push_back(absl::StrCat(a.app(), "@", OrDash(a.current_release()),
+                                    a.current_config().empty() ? "" : "+" + a.current_config()));
+      }
       rows.push_back({h.id(), h.connected() ? "yes" : "no", FormatMs(h.last_seen_ms()),
                       absl::StrJoin(labels, ","), absl::StrJoin(apps, ",")});
     }
@@ -663,11 +788,13 @@ int Run(int argc, char** argv) {
       std::cout << Json(resp);
       return kExitOk;
     }
-    std::vector<std::vector<std::string>> rows = {
-        {"ID", "WHEN", "KIND", "VERSION", "FROM", "RESULT", "BY", "REASON"}};
+    // RELEASE and CONFIG: the pair the fleet runs when it succeeded.
+    std::vector<std::vector<std::string>> rows = {{"ID", "WHEN", "KIND", "VERSION", "FROM",
+                                                   "RELEASE", "CONFIG", "RESULT", "BY", "REASON"}};
     for (const auto& r : resp.rollouts()) {
-      rows.push_back({r.id(), FormatMs(r.created_at_ms()), KindName(r.kind()), r.version(),
-                      OrDash(r.from_version()), RolloutStateName(r.state()), r.created_by(), r.reason()});
+      rows.push_back({r.id(), FormatMs(r.created_at_ms()), KindName(r), r.version(),
+                      OrDash(r.from_version()), OrDash(r.release()), OrDash(r.config()),
+                      RolloutStateName(r.state()), r.created_by(), r.reason()});
     }
     PrintTable(rows);
     return kExitOk;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "common/config_bundle.h"
 #include "common/fs.h"
 
 namespace fleet {
@@ -150,7 +151,8 @@ class SpecParser {
     AppSpec spec;
     absl::Status st = CheckKeys(root, "",
                                 {"name", "keep_releases", "shared_dirs", "reload",
-                                 "reload_timeout", "health", "bake", "hooks", "rollout"});
+                                 "reload_timeout", "health", "bake", "hooks", "rollout",
+                                 "config"});
     if (!st.ok()) return st;
     if (!root["name"]) return Error(root, "name", "is required");
     auto name = String(root["name"], "name");
@@ -231,12 +233,8 @@ class SpecParser {
       st = CheckKeys(node, "rollout", {"waves", "max_failures"});
       if (!st.ok()) return st;
       if (const auto& waves = node["waves"]; waves) {
-        if (!waves.IsSequence()) return Error(waves, "rollout.waves", "must be a list");
-        for (size_t i = 0; i < waves.size(); ++i) {
-          auto v = String(waves[i], absl::StrCat("rollout.waves[", i, "]"));
-          if (!v.ok()) return v.status();
-          spec.mutable_rollout()->add_waves(*v);
-        }
+        st = StringList(waves, "rollout.waves", spec.mutable_rollout()->mutable_waves());
+        if (!st.ok()) return st;
       }
       if (node["max_failures"]) {
         auto v = String(node["max_failures"], "rollout.max_failures");
@@ -244,7 +242,44 @@ class SpecParser {
         spec.mutable_rollout()->set_max_failures(*v);
       }
     }
+    if (const auto& node = root["config"]; node) {
+      st = CheckKeys(node, "config", {"file", "required"});
+      if (!st.ok()) return st;
+      auto* config = spec.mutable_config();
+      if (node["file"]) {
+        auto v = String(node["file"], "config.file");
+        if (!v.ok()) return v.status();
+        if (absl::Status path = CheckConfigPath(*v); !path.ok()) {
+          return Error(node["file"], "config.file", std::string(path.message()));
+        }
+        config->set_file(*v);
+      }
+      if (const auto& required = node["required"]; required) {
+        if (config->file().empty()) {
+          return Error(required, "config.required", "needs config.file: the file that has them");
+        }
+        st = StringList(required, "config.required", config->mutable_required());
+        if (!st.ok()) return st;
+        for (int i = 0; i < config->required_size(); ++i) {
+          if (config->required(i).empty()) {
+            return Error(required[i], absl::StrCat("config.required[", i, "]"), "is empty");
+          }
+        }
+      }
+    }
     return spec;
+  }
+
+  // A YAML list of strings, appended to *out.
+  absl::Status StringList(const YAML::Node& node, const std::string& field,
+                          google::protobuf::RepeatedPtrField<std::string>* out) const {
+    if (!node.IsSequence()) return Error(node, field, "must be a list");
+    for (size_t i = 0; i < node.size(); ++i) {
+      auto v = String(node[i], absl::StrCat(field, "[", i, "]"));
+      if (!v.ok()) return v.status();
+      out->Add(*std::move(v));
+    }
+    return absl::OkStatus();
   }
 
  private:

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/app_spec.h"
 #include "common/clock.h"
+#include "common/config_bundle.h"
 #include "common/fs.h"
 #include "common/logging.h"
 #include "common/sha256.h"
@@ -343,6 +344,86 @@ grpc::ServerUnaryReactor* ApiService::GetHistory(grpc::CallbackServerContext* ct
     auto events = store_->ListEvents(req->app(), limit * 10);
     if (!events.ok()) return events.status();
     for (auto& e : *events) *resp->add_events() = std::move(e);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ApiService::PushConfig(grpc::CallbackServerContext* ctx,
+                                                 const fleet::v1::PushConfigRequest* req,
+                                                 fleet::v1::PushConfigResponse* resp) {
+  return Unary(ctx, [&]() -> absl::Status {
+    FLEET_ASSIGN_OR_RETURN(fleet::v1::App app, store_->GetApp(req->app()));
+    FLEET_ASSIGN_OR_RETURN(fleet::v1::ConfigBundle bundle,
+                           CheckConfigPush(req->version(), req->files(), app.spec(), {}));
+    const std::string bytes = SerializeConfigBundle(bundle);
+    Sha256 hash;
+    hash.Update(bytes);
+    fleet::v1::ConfigRelease config;
+    config.set_app(req->app());
+    config.set_version(req->version());
+    config.set_sha256(hash.HexDigest());
+    config.set_size(static_cast<int64_t>(bytes.size()));
+    config.set_created_at_ms(NowMs());
+    config.set_created_by(req->actor());
+    int secrets = 0;
+    for (const fleet::v1::ConfigFile& file : bundle.files()) {
+      fleet::v1::ConfigFileInfo* info = config.add_files();
+      info->set_path(file.path());
+      info->set_mode(file.mode());
+      info->set_size(static_cast<int64_t>(file.content().size()));
+      info->set_secret(IsSecretPath(file.path()));
+      secrets += info->secret() ? 1 : 0;
+    }
+    // The same version pushed again with the same files is a no-op, so a
+    // retried CI job passes; other files under a used version are refused.
+    auto existing = store_->GetConfig(req->app(), req->version());
+    if (existing.ok()) {
+      if (existing->sha256() != config.sha256()) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "config ", req->app(), "@", req->version(), " exists with other content (sha256 ",
+            existing->sha256().substr(0, 12), ", this push ", config.sha256().substr(0, 12),
+            "); push the change as a new version"));
+      }
+      *resp->mutable_config() = *std::move(existing);
+      resp->set_created(false);
+      return absl::OkStatus();
+    }
+    if (!absl::IsNotFound(existing.status())) return existing.status();
+    // The blob first: a config row always has its bundle on disk.
+    FLEET_ASSIGN_OR_RETURN(std::unique_ptr<BlobStore::Writer> writer, blobs_->NewWriter());
+    FLEET_RETURN_IF_ERROR(writer->Append(bytes));
+    FLEET_ASSIGN_OR_RETURN(std::string stored, writer->Commit());
+    if (stored != config.sha256()) {
+      return absl::InternalError(absl::StrCat("config bundle stored as ", stored, ", expected ",
+                                              config.sha256()));
+    }
+    Store::Transaction txn(store_);
+    FLEET_RETURN_IF_ERROR(store_->InsertConfig(config));
+    fleet::v1::Event e;
+    e.set_at_ms(config.created_at_ms());
+    e.set_app(req->app());
+    e.set_kind("config.pushed");
+    e.set_actor(req->actor());
+    e.set_message(absl::StrCat("config ", req->version(), ": ", bundle.files_size(), " files (",
+                               secrets, " secret), sha256 ", config.sha256().substr(0, 12)));
+    FLEET_RETURN_IF_ERROR(store_->AddEvent(&e));
+    FLEET_RETURN_IF_ERROR(txn.Commit());
+    spdlog::info("config {}@{} pushed by {}: {} files, {} bytes", req->app(), req->version(),
+                 req->actor(), bundle.files_size(), bytes.size());
+    *resp->mutable_config() = std::move(config);
+    resp->set_created(true);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ApiService::ListConfigs(grpc::CallbackServerContext* ctx,
+                                                  const fleet::v1::ListConfigsRequest* req,
+                                                  fleet::v1::ListConfigsResponse* resp) {
+  return Unary(ctx, [&]() -> absl::Status {
+    FLEET_RETURN_IF_ERROR(store_->GetApp(req->app()).status());
+    FLEET_ASSIGN_OR_RETURN(std::vector<fleet::v1::ConfigRelease> configs,
+                           store_->ListConfigs(req->app()));
+    for (auto& c : configs) *resp->add_configs() = std::move(c);
     return absl::OkStatus();
   });
 }

@@ -61,6 +61,12 @@ class ApiService final : public fleet::v1::FleetService::CallbackService {
   grpc::ServerUnaryReactor* GetHistory(grpc::CallbackServerContext* ctx,
                                        const fleet::v1::GetHistoryRequest* req,
                                        fleet::v1::GetHistoryResponse* resp) override;
+  grpc::ServerUnaryReactor* PushConfig(grpc::CallbackServerContext* ctx,
+                                       const fleet::v1::PushConfigRequest* req,
+                                       fleet::v1::PushConfigResponse* resp) override;
+  grpc::ServerUnaryReactor* ListConfigs(grpc::CallbackServerContext* ctx,
+                                        const fleet::v1::ListConfigsRequest* req,
+                                        fleet::v1::ListConfigsResponse* resp) override;
 
  private:
   class PushReader;

@@ -97,6 +97,35 @@ fleet::v1::Event MakeEvent(int64_t at_ms, const std::string& app, const std::str
   return e;
 }
 
+bool IsConfig(const Rollout& r) { return r.subject() == fleet::v1::SUBJECT_CONFIG; }
+
+// The app's desired version of `subject`.
+const std::string& Desired(const fleet::v1::App& app, fleet::v1::Subject subject) {
+  return subject == fleet::v1::SUBJECT_CONFIG ? app.desired_config() : app.desired_version();
+}
+
+// What a host runs of `subject`, and what it has on disk.
+const std::string& HostCurrent(const fleet::v1::HostAppState& state, fleet::v1::Subject subject) {
+  return subject == fleet::v1::SUBJECT_CONFIG ? state.current_config() : state.current_release();
+}
+const google::protobuf::RepeatedPtrField<std::string>& HostOnDisk(
+    const fleet::v1::HostAppState& state, fleet::v1::Subject subject) {
+  return subject == fleet::v1::SUBJECT_CONFIG ? state.configs() : state.releases();
+}
+
+// "v2" for a release, "config c2" for a config: how messages name a version.
+std::string VersionLabel(fleet::v1::Subject subject, const std::string& version) {
+  const std::string shown = version.empty() ? "(none)" : version;
+  return subject == fleet::v1::SUBJECT_CONFIG ? absl::StrCat("config ", shown) : shown;
+}
+
+// Sets the (release, config) pair the fleet runs once `r` succeeds.
+void SetPair(Rollout* r, const fleet::v1::App& app) {
+  const bool config = IsConfig(*r);
+  r->set_release(config ? app.desired_version() : r->version());
+  r->set_config(config ? r->version() : app.desired_config());
+}
+
 // What one Advance() decided: written in one transaction, then sent.
 struct Plan {
   std::set<std::string> changed_tasks;
@@ -127,7 +156,8 @@ class Planner {
                        RolloutStateName(r_->state()), RolloutStateName(to));
       std::abort();
     }
-    spdlog::info("rollout {} of {}@{}: {} -> {}{}{}", r_->id(), r_->app(), r_->version(),
+    spdlog::info("rollout {} of {} {}: {} -> {}{}{}", r_->id(), r_->app(),
+                 VersionLabel(r_->subject(), r_->version()),
                  RolloutStateName(r_->state()), RolloutStateName(to), reason.empty() ? "" : ": ",
                  reason);
     r_->set_state(to);
@@ -155,6 +185,15 @@ class Planner {
   Plan* plan_;
   int64_t now_;
 };
+
+std::string NothingEarlier(const Rollout& r) {
+  return absl::StrCat("no earlier ", IsConfig(r) ? "config" : "release",
+                      " on this host to go back to");
+}
+
+// Reconcile command ids: <prefix>/<host>/<app>/<version>/<ms>[/stage|/activate].
+constexpr char kReconcileRelease[] = "reconcile";
+constexpr char kReconcileConfig[] = "reconcile-config";
 
 std::string FirstFailure(const Rollout& r) {
   for (const HostTask& t : r.tasks()) {
@@ -277,7 +316,8 @@ absl::Status RolloutEngine::CheckNoActiveRollout(const std::string& app) {
   for (const Rollout& r : *active) {
     if (r.app() != app) continue;
     return absl::FailedPreconditionError(absl::StrCat(
-        "rollout ", r.id(), " of ", app, " is running (", r.version(), ", started by ",
+        "rollout ", r.id(), " of ", app, " is running (", VersionLabel(r.subject(), r.version()),
+        ", started by ",
         r.created_by(), " at ", absl::FormatTime(absl::FromUnixMillis(r.created_at_ms())),
         "); wait for it to finish"));
   }
@@ -288,12 +328,19 @@ absl::StatusOr<Rollout> RolloutEngine::StartRollout(const fleet::v1::StartRollou
   absl::MutexLock lock(&mu_);
   auto app = store_->GetApp(req.app());
   if (!app.ok()) return app.status();
-  auto release = store_->GetRelease(req.app(), req.version());
-  if (absl::IsNotFound(release.status())) {
-    return absl::NotFoundError(absl::StrCat("unknown release ", req.app(), "@", req.version(),
-                                            "; push it first with fleetctl release push"));
+  const fleet::v1::Subject subject = req.subject();
+  absl::Status exists = subject == fleet::v1::SUBJECT_CONFIG
+                            ? store_->GetConfig(req.app(), req.version()).status()
+                            : store_->GetRelease(req.app(), req.version()).status();
+  if (absl::IsNotFound(exists)) {
+    return absl::NotFoundError(
+        subject == fleet::v1::SUBJECT_CONFIG
+            ? absl::StrCat("unknown config ", req.app(), "@", req.version(),
+                           "; push it first with fleetctl config push")
+            : absl::StrCat("unknown release ", req.app(), "@", req.version(),
+                           "; push it first with fleetctl release push"));
   }
-  if (!release.ok()) return release.status();
+  if (!exists.ok()) return exists;
   auto selector = ParseSelector(req.selector());
   if (!selector.ok()) return selector.status();
   auto hosts = store_->ListHosts();
@@ -308,7 +355,9 @@ absl::StatusOr<Rollout> RolloutEngine::StartRollout(const fleet::v1::StartRollou
   Rollout r;
   r.set_app(req.app());
   r.set_version(req.version());
-  r.set_from_version(app->desired_version());
+  r.set_subject(subject);
+  r.set_from_version(Desired(*app, subject));
+  SetPair(&r, *app);
   r.set_kind(fleet::v1::ROLLOUT_KIND_DEPLOY);
   r.set_state(fleet::v1::ROLLOUT_STATE_STAGING);
   r.set_selector(req.selector());
@@ -330,7 +379,7 @@ absl::StatusOr<Rollout> RolloutEngine::StartRollout(const fleet::v1::StartRollou
     task->set_to_release(req.version());
     task->set_updated_at_ms(now);
     for (const auto& a : host.apps()) {
-      if (a.app() == req.app()) task->set_from_release(a.current_release());
+      if (a.app() == req.app()) task->set_from_release(HostCurrent(a, subject));
     }
   }
   if (r.tasks_size() == 0) {
@@ -355,7 +404,7 @@ absl::StatusOr<Rollout> RolloutEngine::StartRollout(const fleet::v1::StartRollou
     st = store_->CreateRollout(&r);
     if (!st.ok()) return st;
     std::string message = absl::StrCat(
-        "rollout of ", r.version(), " from ",
+        "rollout of ", VersionLabel(subject, r.version()), " from ",
         r.from_version().empty() ? "(none)" : r.from_version(), " to ", r.tasks_size(), " hosts",
         skipped.empty() ? ""
                         : absl::StrCat("; skipped disconnected: ", absl::StrJoin(skipped, ", ")));
@@ -366,19 +415,21 @@ absl::StatusOr<Rollout> RolloutEngine::StartRollout(const fleet::v1::StartRollou
     st = txn.Commit();
     if (!st.ok()) return st;
   }
-  spdlog::info("rollout {} of {}@{} created by {} for {} hosts", r.id(), r.app(), r.version(),
-               r.created_by(), r.tasks_size());
+  spdlog::info("rollout {} of {} {} created by {} for {} hosts", r.id(), r.app(),
+               VersionLabel(subject, r.version()), r.created_by(), r.tasks_size());
   Advance(r.id());
   return store_->GetRollout(r.id());
 }
 
-absl::StatusOr<std::string> RolloutEngine::DefaultRollbackTarget(const std::string& app_name) {
+absl::StatusOr<std::string> RolloutEngine::DefaultRollbackTarget(const std::string& app_name,
+                                                                 fleet::v1::Subject subject) {
   auto app = store_->GetApp(app_name);
   if (!app.ok()) return app.status();
-  const std::string& current = app->desired_version();
+  const std::string& current = Desired(*app, subject);
+  const char* noun = subject == fleet::v1::SUBJECT_CONFIG ? "config" : "release";
   if (current.empty()) {
     return absl::FailedPreconditionError(
-        absl::StrCat(app_name, " has no successful release yet; nothing to roll back from"));
+        absl::StrCat(app_name, " has no successful ", noun, " yet; nothing to roll back from"));
   }
   auto rollouts = store_->ListRollouts(app_name, 0, /*with_tasks=*/false);
   if (!rollouts.ok()) return rollouts.status();
@@ -387,12 +438,12 @@ absl::StatusOr<std::string> RolloutEngine::DefaultRollbackTarget(const std::stri
   // unless it was deployed successfully again after that rollback.
   std::set<std::string> rolled_away;
   for (const Rollout& r : *rollouts) {
-    if (r.state() != fleet::v1::ROLLOUT_STATE_SUCCEEDED) continue;
+    if (r.state() != fleet::v1::ROLLOUT_STATE_SUCCEEDED || r.subject() != subject) continue;
     if (r.version() != current && rolled_away.count(r.version()) == 0) return r.version();
     if (r.kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK) rolled_away.insert(r.from_version());
   }
   return absl::FailedPreconditionError(
-      absl::StrCat(app_name, " has no successful release before ", current,
+      absl::StrCat(app_name, " has no successful ", noun, " before ", current,
                    " to roll back to; name one with --to VERSION"));
 }
 
@@ -404,9 +455,20 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
   // where that rollout started.
   auto active = store_->ListActiveRollouts();
   if (!active.ok()) return active.status();
+  const fleet::v1::Subject subject = req.subject();
   std::vector<Rollout> superseded;
   for (const Rollout& running : *active) {
-    if (running.app() == req.app()) superseded.push_back(running);
+    if (running.app() != req.app()) continue;
+    if (running.subject() != subject) {
+      // Taking it over would leave its hosts half-switched on the other
+      // subject; its own abort sends them back first.
+      return absl::FailedPreconditionError(absl::StrCat(
+          "rollout ", running.id(), " of ", req.app(), " (",
+          VersionLabel(running.subject(), running.version()),
+          ") is running; abort it first (fleetctl rollout abort ", running.id(),
+          ") or roll back what it changes"));
+    }
+    superseded.push_back(running);
   }
   std::string target = req.to_version();
   if (target.empty() && !superseded.empty() &&
@@ -414,12 +476,14 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
       !superseded.front().from_version().empty()) {
     target = superseded.front().from_version();
   } else if (target.empty()) {
-    auto t = DefaultRollbackTarget(req.app());
+    auto t = DefaultRollbackTarget(req.app(), subject);
     if (!t.ok()) return t.status();
     target = *t;
   } else {
-    auto release = store_->GetRelease(req.app(), target);
-    if (!release.ok()) return release.status();
+    absl::Status exists = subject == fleet::v1::SUBJECT_CONFIG
+                              ? store_->GetConfig(req.app(), target).status()
+                              : store_->GetRelease(req.app(), target).status();
+    if (!exists.ok()) return exists;
   }
   auto hosts = store_->ListHosts();
   if (!hosts.ok()) return hosts.status();
@@ -427,7 +491,9 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
   Rollout r;
   r.set_app(req.app());
   r.set_version(target);
-  r.set_from_version(app->desired_version());
+  r.set_subject(subject);
+  r.set_from_version(Desired(*app, subject));
+  SetPair(&r, *app);
   r.set_kind(fleet::v1::ROLLOUT_KIND_ROLLBACK);
   r.set_state(fleet::v1::ROLLOUT_STATE_ACTIVATING);
   r.set_created_by(req.actor());
@@ -439,7 +505,8 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
     for (const auto& a : host.apps()) {
       if (a.app() == req.app()) state = &a;
     }
-    if (state == nullptr || (state->current_release().empty() && state->releases().empty())) {
+    if (state == nullptr ||
+        (HostCurrent(*state, subject).empty() && HostOnDisk(*state, subject).empty())) {
       continue;
     }
     if (!hub_->IsConnected(host.id())) {
@@ -449,13 +516,14 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
     HostTask* task = r.add_tasks();
     task->set_host_id(host.id());
     task->set_state(fleet::v1::TASK_STATE_STAGED);
-    task->set_from_release(state->current_release());
+    task->set_from_release(HostCurrent(*state, subject));
     task->set_to_release(target);
     task->set_updated_at_ms(now);
   }
   if (r.tasks_size() == 0) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "no connected host runs ", req.app(),
+        "no connected host has ", subject == fleet::v1::SUBJECT_CONFIG ? "a config of " : "",
+        req.app(),
         skipped.empty() ? ""
                         : absl::StrCat(" (disconnected: ", absl::StrJoin(skipped, ", "), ")")));
   }
@@ -475,7 +543,7 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
     if (!st.ok()) return st;
     for (Rollout& old : superseded) {
       std::string reason = absl::StrCat("aborted by ", req.actor(), ": rollback ", r.id(), " to ",
-                                        target, " takes over");
+                                        VersionLabel(subject, target), " takes over");
       for (HostTask& t : *old.mutable_tasks()) {
         if (IsTaskTerminal(t.state())) continue;
         t.set_state(fleet::v1::TASK_STATE_CANCELLED);
@@ -496,18 +564,19 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
       if (!st.ok()) return st;
     }
     // The intent is the target from now on: hosts that are away come back to it.
-    st = store_->SetDesiredVersion(req.app(), target);
+    st = store_->SetDesired(req.app(), subject, target);
     if (!st.ok()) return st;
-    fleet::v1::Event e = MakeEvent(now, r.app(), r.id(), "", "rollback.started", r.created_by(),
-                                   absl::StrCat("rollback from ", r.from_version(), " to ", target,
-                                                " on ", r.tasks_size(), " hosts"));
+    fleet::v1::Event e = MakeEvent(
+        now, r.app(), r.id(), "", "rollback.started", r.created_by(),
+        absl::StrCat("rollback from ", VersionLabel(subject, r.from_version()), " to ",
+                     VersionLabel(subject, target), " on ", r.tasks_size(), " hosts"));
     st = store_->AddEvent(&e);
     if (!st.ok()) return st;
     st = txn.Commit();
     if (!st.ok()) return st;
   }
-  spdlog::info("rollback {} of {} to {} created by {} for {} hosts", r.id(), r.app(), target,
-               r.created_by(), r.tasks_size());
+  spdlog::info("rollback {} of {} to {} created by {} for {} hosts", r.id(), r.app(),
+               VersionLabel(subject, target), r.created_by(), r.tasks_size());
   Advance(r.id());
   return store_->GetRollout(r.id());
 }
@@ -682,8 +751,8 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
           }
           p.SetRollout(fleet::v1::ROLLOUT_STATE_SUCCEEDED, reason);
           p.Event("", rollback_kind ? "rollback.succeeded" : "rollout.succeeded",
-                  absl::StrCat(r.version(), " is live on ", count(fleet::v1::TASK_STATE_HEALTHY),
-                               " hosts"));
+                  absl::StrCat(VersionLabel(r.subject(), r.version()), " is live on ",
+                               count(fleet::v1::TASK_STATE_HEALTHY), " hosts"));
         } else if (cfg.manual_promote()) {
           p.SetRollout(fleet::v1::ROLLOUT_STATE_PAUSED);
           r.set_awaiting_promote(true);
@@ -723,7 +792,7 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
                 // First release on this host: there is nothing to go back to.
                 p.SetTask(&t, fleet::v1::TASK_STATE_REVERTING);
                 p.SetTask(&t, fleet::v1::TASK_STATE_REVERT_FAILED,
-                          "no earlier release on this host to go back to");
+                          NothingEarlier(r));
               } else {
                 p.SetTask(&t, fleet::v1::TASK_STATE_REVERTING);
                 p.Send(&t, kPhaseRevert);
@@ -737,7 +806,7 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
                 if (t.from_release().empty()) {
                   p.SetTask(&t, fleet::v1::TASK_STATE_REVERTING);
                   p.SetTask(&t, fleet::v1::TASK_STATE_REVERT_FAILED,
-                            absl::StrCat(why, "; no earlier release on this host to go back to"));
+                            absl::StrCat(why, "; ", NothingEarlier(r)));
                 } else {
                   p.SetTask(&t, fleet::v1::TASK_STATE_REVERTING);
                   p.Send(&t, kPhaseRevert);
@@ -787,7 +856,7 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
     }
     if (st.ok() && plan.rollout_changed) st = store_->UpdateRollout(r);
     if (st.ok() && r.state() == fleet::v1::ROLLOUT_STATE_SUCCEEDED) {
-      st = store_->SetDesiredVersion(r.app(), r.version());
+      st = store_->SetDesired(r.app(), r.subject(), r.version());
     }
     for (auto& e : plan.events) {
       if (st.ok()) st = store_->AddEvent(&e);
@@ -887,24 +956,33 @@ void RolloutEngine::SendTaskCommands(const Rollout& r, const std::vector<std::st
   if (hosts.empty()) return;
   auto app = store_->GetApp(r.app());
   if (!app.ok()) return;
-  std::optional<fleet::v1::Release> release;
-  if (auto loaded = store_->GetRelease(r.app(), r.version()); loaded.ok()) release = *loaded;
+  // What a stage command carries: the release, or the config release.
+  std::optional<fleet::v1::StageCommand> stage;
+  if (IsConfig(r)) {
+    if (auto loaded = store_->GetConfig(r.app(), r.version()); loaded.ok()) {
+      stage.emplace();
+      *stage->mutable_config() = *std::move(loaded);
+    }
+  } else if (auto loaded = store_->GetRelease(r.app(), r.version()); loaded.ok()) {
+    stage.emplace();
+    *stage->mutable_release() = *std::move(loaded);
+  }
   std::set<std::string> wanted(hosts.begin(), hosts.end());
   for (const HostTask& t : r.tasks()) {
-    if (wanted.count(t.host_id())) SendTaskCommand(r, t, *app, release);
+    if (wanted.count(t.host_id())) SendTaskCommand(r, t, *app, stage);
   }
 }
 
 void RolloutEngine::SendTaskCommand(const Rollout& r, const HostTask& t, const fleet::v1::App& app,
-                                    const std::optional<fleet::v1::Release>& release) {
+                                    const std::optional<fleet::v1::StageCommand>& stage) {
   Command cmd;
   cmd.set_id(t.command_id());
   cmd.set_rollout_id(r.id());
   switch (t.state()) {
     case fleet::v1::TASK_STATE_STAGING: {
-      if (!release || release->version() != t.to_release()) return;
+      if (!stage || r.version() != t.to_release()) return;
+      *cmd.mutable_stage() = *stage;
       *cmd.mutable_stage()->mutable_spec() = app.spec();
-      *cmd.mutable_stage()->mutable_release() = *release;
       break;
     }
     case fleet::v1::TASK_STATE_ACTIVATING:
@@ -916,12 +994,13 @@ void RolloutEngine::SendTaskCommand(const Rollout& r, const HostTask& t, const f
       a->set_mode(revert || r.kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK
                       ? fleet::v1::ACTIVATE_MODE_ROLLBACK
                       : fleet::v1::ACTIVATE_MODE_DEPLOY);
+      a->set_subject(r.subject());
       if (!revert && r.kind() == fleet::v1::ROLLOUT_KIND_DEPLOY) {
         a->set_bake_ms(r.plan().bake_ms());
         a->set_has_bake(true);
       }
       if (!t.from_release().empty()) a->add_keep(t.from_release());
-      if (!app.desired_version().empty()) a->add_keep(app.desired_version());
+      if (!Desired(app, r.subject()).empty()) a->add_keep(Desired(app, r.subject()));
       break;
     }
     default:
@@ -997,42 +1076,56 @@ void RolloutEngine::Reconcile(const fleet::v1::Hello& hello, const std::set<std:
   for (const auto& state : hello.apps()) {
     if (busy.count(state.app())) continue;
     auto app = store_->GetApp(state.app());
-    if (!app.ok() || app->desired_version().empty()) continue;
-    const std::string& desired = app->desired_version();
-    if (state.current_release() == desired) continue;
-    bool on_disk = false;
-    for (const auto& v : state.releases()) on_disk |= v == desired;
-    const std::string id = absl::StrCat("reconcile/", hello.host_id(), "/", state.app(), "/",
-                                        desired, "/", absl::ToUnixMillis(clock_->Now()));
-    if (!on_disk) {
-      // It missed the release while away: stage it, then switch like a
-      // deploy (probes, switching back on its own if they fail).
-      auto release = store_->GetRelease(state.app(), desired);
-      if (!release.ok()) continue;
+    if (!app.ok()) continue;
+    for (fleet::v1::Subject subject : {fleet::v1::SUBJECT_RELEASE, fleet::v1::SUBJECT_CONFIG}) {
+      const std::string& desired = Desired(*app, subject);
+      const std::string& current = HostCurrent(state, subject);
+      if (desired.empty() || current == desired) continue;
+      const auto& on_disk = HostOnDisk(state, subject);
+      const bool staged = std::find(on_disk.begin(), on_disk.end(), desired) != on_disk.end();
+      const std::string id = absl::StrCat(
+          subject == fleet::v1::SUBJECT_CONFIG ? kReconcileConfig : kReconcileRelease, "/",
+          hello.host_id(), "/", state.app(), "/", desired, "/",
+          absl::ToUnixMillis(clock_->Now()));
+      const std::string have = VersionLabel(subject, current);
+      const std::string want = VersionLabel(subject, desired);
+      if (!staged) {
+        // It missed the version while away: stage it, then switch like a
+        // deploy (probes, switching back on its own if they fail).
+        Command cmd;
+        cmd.set_id(absl::StrCat(id, "/", kPhaseStage));
+        if (subject == fleet::v1::SUBJECT_CONFIG) {
+          auto config = store_->GetConfig(state.app(), desired);
+          if (!config.ok()) continue;
+          *cmd.mutable_stage()->mutable_config() = *std::move(config);
+        } else {
+          auto release = store_->GetRelease(state.app(), desired);
+          if (!release.ok()) continue;
+          *cmd.mutable_stage()->mutable_release() = *std::move(release);
+        }
+        *cmd.mutable_stage()->mutable_spec() = app->spec();
+        spdlog::info("host {} runs {} {} and missed {}; staging it", hello.host_id(), state.app(),
+                     have, want);
+        AddEvent(state.app(), "", hello.host_id(), "host.catch_up", "controller",
+                 absl::StrCat("runs ", have, ", fleet runs ", want,
+                              ", which is not on this host: staging it"));
+        pending_reconcile_.push_back({hello.host_id(), cmd});
+        continue;
+      }
       Command cmd;
-      cmd.set_id(absl::StrCat(id, "/", kPhaseStage));
-      *cmd.mutable_stage()->mutable_spec() = app->spec();
-      *cmd.mutable_stage()->mutable_release() = *release;
-      spdlog::info("host {} runs {}@{} and missed {}; staging it", hello.host_id(), state.app(),
-                   state.current_release(), desired);
-      AddEvent(state.app(), "", hello.host_id(), "host.catch_up", "controller",
-               absl::StrCat("runs ", state.current_release(), ", fleet runs ", desired,
-                            ", which is not on this host: staging it"));
+      cmd.set_id(id);
+      auto* a = cmd.mutable_activate();
+      *a->mutable_spec() = app->spec();
+      a->set_version(desired);
+      a->set_mode(fleet::v1::ACTIVATE_MODE_ROLLBACK);
+      a->set_subject(subject);
+      a->add_keep(desired);
+      spdlog::info("host {} runs {} {} but the fleet runs {}; switching it", hello.host_id(),
+                   state.app(), have, want);
+      AddEvent(state.app(), "", hello.host_id(), "host.reconcile", "controller",
+               absl::StrCat("switching from ", have, " to ", want));
       pending_reconcile_.push_back({hello.host_id(), cmd});
-      continue;
     }
-    Command cmd;
-    cmd.set_id(id);
-    auto* a = cmd.mutable_activate();
-    *a->mutable_spec() = app->spec();
-    a->set_version(desired);
-    a->set_mode(fleet::v1::ACTIVATE_MODE_ROLLBACK);
-    a->add_keep(desired);
-    spdlog::info("host {} runs {}@{} but the fleet runs {}; switching it", hello.host_id(),
-                 state.app(), state.current_release(), desired);
-    AddEvent(state.app(), "", hello.host_id(), "host.reconcile", "controller",
-             absl::StrCat("switching from ", state.current_release(), " to ", desired));
-    pending_reconcile_.push_back({hello.host_id(), cmd});
   }
 }
 
@@ -1044,9 +1137,10 @@ void RolloutEngine::OnConnected(const std::string& host_id) {
 }
 
 void RolloutEngine::CatchUp(const std::string& host_id, const std::string& app_name,
-                            const std::string& version, const std::string& id) {
+                            fleet::v1::Subject subject, const std::string& version,
+                            const std::string& id) {
   auto app = store_->GetApp(app_name);
-  if (!app.ok() || app->desired_version() != version) return;  // the fleet moved on
+  if (!app.ok() || Desired(*app, subject) != version) return;  // the fleet moved on
   auto active = store_->ListActiveRollouts();
   if (!active.ok()) return;
   for (const Rollout& r : *active) {
@@ -1058,9 +1152,10 @@ void RolloutEngine::CatchUp(const std::string& host_id, const std::string& app_n
   *a->mutable_spec() = app->spec();
   a->set_version(version);
   a->set_mode(fleet::v1::ACTIVATE_MODE_DEPLOY);
+  a->set_subject(subject);
   a->add_keep(version);
   AddEvent(app_name, "", host_id, "host.reconcile", "controller",
-           absl::StrCat("staged ", version, "; switching to it"));
+           absl::StrCat("staged ", VersionLabel(subject, version), "; switching to it"));
   hub_->Send(host_id, cmd);
 }
 
@@ -1127,19 +1222,23 @@ void RolloutEngine::HandleResults(const std::vector<const AgentEvent*>& results,
       states.emplace_back(host_id, result.state());
     }
     std::vector<std::string> parts = absl::StrSplit(result.command_id(), '/');
-    if (!parts.empty() && parts[0] == "reconcile") {
-      // reconcile/<host>/<app>/<version>/<ms>[/stage|/activate]
+    if (!parts.empty() && (parts[0] == kReconcileRelease || parts[0] == kReconcileConfig)) {
+      const fleet::v1::Subject subject = parts[0] == kReconcileConfig
+                                             ? fleet::v1::SUBJECT_CONFIG
+                                             : fleet::v1::SUBJECT_RELEASE;
       const std::string app = parts.size() > 2 ? parts[2] : "";
       const std::string version = parts.size() > 3 ? parts[3] : "";
       const bool staged = parts.size() == 6 && parts[5] == kPhaseStage;
       if (staged && result.ok()) {
-        CatchUp(host_id, app, version, absl::StrJoin(parts.begin(), parts.begin() + 5, "/"));
+        CatchUp(host_id, app, subject, version,
+                absl::StrJoin(parts.begin(), parts.begin() + 5, "/"));
         continue;
       }
       std::string kind = result.ok() ? "host.reconciled" : "host.reconcile_failed";
-      events.push_back(MakeEvent(now_ms, app, "", host_id, kind, host_id,
-                                 result.ok() ? absl::StrCat("now on ", result.current_release())
-                                             : result.reason()));
+      events.push_back(MakeEvent(
+          now_ms, app, "", host_id, kind, host_id,
+          result.ok() ? absl::StrCat("now on ", VersionLabel(subject, result.current_release()))
+                      : result.reason()));
       continue;
     }
     if (parts.size() != 3) {
@@ -1190,9 +1289,9 @@ void RolloutEngine::HandleResults(const std::vector<const AgentEvent*>& results,
     changed[rollout_id].insert(host_id);
     fleet::v1::Event e = MakeEvent(
         now_ms, r.app(), r.id(), host_id, kind, host_id,
-        result.ok()
-            ? absl::StrCat("on ", result.current_release(), " (switch ", result.switch_us(), " us)")
-            : result.reason());
+        result.ok() ? absl::StrCat("on ", VersionLabel(r.subject(), result.current_release()),
+                                   " (switch ", result.switch_us(), " us)")
+                    : result.reason());
     events.push_back(std::move(e));
   }
 

@@ -80,17 +80,21 @@ class RolloutEngine : public AgentListener {
   void Start();
   void Stop();
 
-  // Creates a deploy rollout of app@version to the connected hosts that
-  // match the selector. Fails (and persists nothing) on an unknown app,
-  // release or host, a bad selector, no matching host, or a rollout of the
-  // app already running (FailedPrecondition naming it).
+  // Creates a deploy rollout of app@version (a release, or a config release
+  // when req.subject is SUBJECT_CONFIG) to the connected hosts that match
+  // the selector. Fails (and persists nothing) on an unknown app, version
+  // or host, a bad selector, no matching host, or a rollout of the app
+  // already running, of either subject (FailedPrecondition naming it).
   absl::StatusOr<fleet::v1::Rollout> StartRollout(const fleet::v1::StartRolloutRequest& req);
 
-  // Creates a rollback of the app to req.to_version or, by default, to the
-  // last successful release before the current one. Every connected host
-  // with the app switches at once to the release already on its disk. A
-  // rollout of the app that is running is aborted and the rollback takes
-  // over its hosts: the rollback always works.
+  // Creates a rollback of the app's req.subject (release or config) to
+  // req.to_version or, by default, to the last successful version before
+  // the current one. Every connected host with the app switches at once to
+  // the version already on its disk. A running rollout of the same subject
+  // is aborted and the rollback takes over its hosts: the rollback always
+  // works. A running rollout of the other subject is left alone and the
+  // rollback refused (FailedPrecondition naming it): taking it over would
+  // leave its hosts half-switched.
   absl::StatusOr<fleet::v1::Rollout> Rollback(const fleet::v1::RollbackRequest& req);
 
   // Pause, resume, promote (past a manual gate) or abort a running rollout.
@@ -99,8 +103,10 @@ class RolloutEngine : public AgentListener {
   absl::StatusOr<fleet::v1::Rollout> Act(const fleet::v1::RolloutActionRequest& req,
                                          RolloutAction action);
 
-  // The release a rollback goes to by default, or FailedPrecondition.
-  absl::StatusOr<std::string> DefaultRollbackTarget(const std::string& app);
+  // The version of `subject` a rollback goes to by default, or
+  // FailedPrecondition.
+  absl::StatusOr<std::string> DefaultRollbackTarget(
+      const std::string& app, fleet::v1::Subject subject = fleet::v1::SUBJECT_RELEASE);
 
   // Advances every active rollout (timeouts, hosts that came back). Called
   // periodically and at start.
@@ -130,8 +136,9 @@ class RolloutEngine : public AgentListener {
   // After a reconcile staged `version` on a host that missed it: switches
   // the host to it (as a deploy, with probes) if that is still the fleet's
   // release and no rollout of the app runs. `id` is the reconcile's id.
-  void CatchUp(const std::string& host_id, const std::string& app, const std::string& version,
-               const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CatchUp(const std::string& host_id, const std::string& app, fleet::v1::Subject subject,
+               const std::string& version, const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleDisconnected(const std::string& host_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Applies results, persists them in one transaction, and adds the ids of
   // the rollouts that changed to *touched.
@@ -143,15 +150,16 @@ class RolloutEngine : public AgentListener {
   // Sends the command that `task` is waiting on (by its state), if any.
   void SendTaskCommand(const fleet::v1::Rollout& rollout, const fleet::v1::HostTask& task,
                        const fleet::v1::App& app,
-                       const std::optional<fleet::v1::Release>& release)
+                       const std::optional<fleet::v1::StageCommand>& stage)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // SendTaskCommand for the tasks of `hosts`, reading app and release once.
+  // SendTaskCommand for the tasks of `hosts`, reading app and release (or
+  // config) once.
   void SendTaskCommands(const fleet::v1::Rollout& rollout, const std::vector<std::string>& hosts)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Queues a switch for every app the host runs at another release than
-  // the fleet's desired one, when no rollout of the app is running (`busy`
-  // are the apps with a rollout). A release missing from its disk is staged
-  // first (CatchUp switches after).
+  // Queues a switch for every app the host runs at another release or
+  // config than the fleet's desired one, when no rollout of the app is
+  // running (`busy` are the apps with a rollout). A version missing from its
+  // disk is staged first (CatchUp switches after).
   void Reconcile(const fleet::v1::Hello& hello, const std::set<std::string>& busy)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AddEvent(const std::string& app, const std::string& rollout_id, const std::string& host,

@@ -6,6 +6,7 @@
 //   spec             BLOB, serialized fleet.v1.AppSpec
 //   spec_yaml        TEXT, the YAML it was parsed from, as applied
 //   desired_version  TEXT, release of the last successful rollout ("" = none)
+//   desired_config   TEXT, config of the last successful config rollout (v3)
 //   created_at_ms    INTEGER, App.updated_at_ms of the first apply
 //   updated_at_ms    INTEGER, App.updated_at_ms of the last apply
 //
@@ -19,6 +20,18 @@
 //   created_by       TEXT, actor who pushed it
 //   metadata         BLOB, serialized fleet.v1.Release in which only
 //                    `metadata` is set (keys and values are arbitrary bytes)
+//
+// configs: one row per pushed config release (v3); the bundle itself
+// (fleet.v1.ConfigBundle) is in the blob store under sha256. Push order is
+// rowid order.
+//   app              TEXT, REFERENCES apps(name)
+//   version          TEXT, unique per app: PRIMARY KEY (app, version)
+//   sha256           TEXT, lowercase hex digest of the serialized bundle
+//   size             INTEGER, bundle size in bytes
+//   created_at_ms    INTEGER, when it was pushed
+//   created_by       TEXT, actor who pushed it
+//   files            BLOB, serialized fleet.v1.ConfigRelease in which only
+//                    `files` (path, mode, size, secret) is set
 //
 // hosts: one row per agent that ever connected.
 //   id               TEXT PRIMARY KEY, the agent's --host-id
@@ -40,6 +53,10 @@
 //                    complete releases on disk, oldest first
 //   last_known_good  TEXT, last release that passed its probes
 //   previous_release TEXT, release `current` pointed to before the last switch
+//   current_config   TEXT, target of the `config` link ("" = none) (v3)
+//   configs          TEXT, JSON array of strings, config releases on disk (v3)
+//   last_good_config TEXT, last config that passed its probes (v3)
+//   previous_config  TEXT, config the link pointed to before the last switch (v3)
 //   updated_at_ms    INTEGER, wall-clock time of the write; informational,
 //                    never read back
 //
@@ -47,8 +64,9 @@
 //   id               INTEGER PRIMARY KEY AUTOINCREMENT; Rollout.id in decimal.
 //                    AUTOINCREMENT so that ids are never reused.
 //   app              TEXT, REFERENCES apps(name)
-//   version          TEXT, target release
-//   from_version     TEXT, the app's desired version when it started
+//   version          TEXT, target version of the subject
+//   from_version     TEXT, the app's desired version of the subject when it
+//                    started
 //   kind             INTEGER, fleet.v1.RolloutKind
 //   state            INTEGER, fleet.v1.RolloutState
 //   selector         TEXT, label selector "k=v,k2=v2" ("" = all hosts)
@@ -61,14 +79,18 @@
 //   current_wave     INTEGER, index of the wave being switched (v2)
 //   awaiting_promote INTEGER, 1 while PAUSED at a manual-promote gate (v2)
 //   paused_by        TEXT, actor who paused it ("" = not paused by a person) (v2)
+//   subject          INTEGER, fleet.v1.Subject: release or config (v3)
+//   fleet_release    TEXT, the release of the (release, config) pair the
+//                    fleet runs once it succeeds (v3)
+//   fleet_config     TEXT, the config of that pair (v3)
 //
 // rollout_tasks: one row per host a rollout targets (HostTask).
 //   rollout_id       INTEGER, REFERENCES rollouts(id) ON DELETE CASCADE
 //   host_id          TEXT; PRIMARY KEY (rollout_id, host_id)
 //   wave             INTEGER, 0-based wave index
 //   state            INTEGER, fleet.v1.TaskState
-//   from_release     TEXT, release the host ran before
-//   to_release       TEXT, release the host is sent to
+//   from_release     TEXT, version of the subject the host ran before
+//   to_release       TEXT, version of the subject the host is sent to
 //   reason           TEXT, failure reason reported by the agent
 //   command_id       TEXT, id of the last command sent for this task
 //   updated_at_ms    INTEGER, HostTask.updated_at_ms
@@ -113,6 +135,7 @@ namespace fleet::controller {
 namespace {
 
 using fleet::v1::App;
+using fleet::v1::ConfigRelease;
 using fleet::v1::Event;
 using fleet::v1::Host;
 using fleet::v1::HostAppState;
@@ -207,6 +230,28 @@ ALTER TABLE rollouts ADD COLUMN plan BLOB NOT NULL DEFAULT x'';
 ALTER TABLE rollouts ADD COLUMN current_wave INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE rollouts ADD COLUMN awaiting_promote INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE rollouts ADD COLUMN paused_by TEXT NOT NULL DEFAULT '';
+)sql",
+    // 2 -> 3: config releases, and the (release, config) pair of rollouts.
+    R"sql(
+ALTER TABLE apps ADD COLUMN desired_config TEXT NOT NULL DEFAULT '';
+CREATE TABLE configs (
+  app TEXT NOT NULL REFERENCES apps(name),
+  version TEXT NOT NULL,
+  sha256 TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  created_by TEXT NOT NULL,
+  files BLOB NOT NULL,
+  PRIMARY KEY (app, version)
+);
+ALTER TABLE host_apps ADD COLUMN current_config TEXT NOT NULL DEFAULT '';
+ALTER TABLE host_apps ADD COLUMN configs TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE host_apps ADD COLUMN last_good_config TEXT NOT NULL DEFAULT '';
+ALTER TABLE host_apps ADD COLUMN previous_config TEXT NOT NULL DEFAULT '';
+ALTER TABLE rollouts ADD COLUMN subject INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE rollouts ADD COLUMN fleet_release TEXT NOT NULL DEFAULT '';
+ALTER TABLE rollouts ADD COLUMN fleet_config TEXT NOT NULL DEFAULT '';
+UPDATE rollouts SET fleet_release = version;
 )sql",
 };
 static_assert(std::size(kMigrations) == static_cast<size_t>(Store::kSchemaVersion),
@@ -437,7 +482,8 @@ bool ParseRolloutId(const std::string& id, int64_t* out) {
   return absl::SimpleAtoi(id, out) && *out > 0;
 }
 
-constexpr char kAppColumns[] = "name, spec, spec_yaml, desired_version, updated_at_ms";
+constexpr char kAppColumns[] =
+    "name, spec, spec_yaml, desired_version, updated_at_ms, desired_config";
 
 absl::StatusOr<App> ReadApp(const Statement& stmt) {
   App app;
@@ -447,6 +493,7 @@ absl::StatusOr<App> ReadApp(const Statement& stmt) {
   app.set_spec_yaml(stmt.Text(2));
   app.set_desired_version(stmt.Text(3));
   app.set_updated_at_ms(stmt.Int(4));
+  app.set_desired_config(stmt.Text(5));
   return app;
 }
 
@@ -468,6 +515,23 @@ absl::StatusOr<Release> ReadRelease(const Statement& stmt) {
   return release;
 }
 
+constexpr char kConfigColumns[] = "app, version, sha256, size, created_at_ms, created_by, files";
+
+absl::StatusOr<ConfigRelease> ReadConfig(const Statement& stmt) {
+  ConfigRelease config;
+  if (!config.ParseFromString(stmt.Blob(6))) {
+    return absl::DataLossError(absl::StrCat(
+        "file list of config ", ReleaseName(stmt.Text(0), stmt.Text(1)), " does not parse"));
+  }
+  config.set_app(stmt.Text(0));
+  config.set_version(stmt.Text(1));
+  config.set_sha256(stmt.Text(2));
+  config.set_size(stmt.Int(3));
+  config.set_created_at_ms(stmt.Int(4));
+  config.set_created_by(stmt.Text(5));
+  return config;
+}
+
 constexpr char kHostColumns[] = "id, labels, connected, last_seen_ms, agent_version, peer";
 
 absl::StatusOr<Host> ReadHost(const Statement& stmt) {
@@ -483,7 +547,8 @@ absl::StatusOr<Host> ReadHost(const Statement& stmt) {
 }
 
 constexpr char kHostAppColumns[] =
-    "host_id, app, current_release, releases, last_known_good, previous_release";
+    "host_id, app, current_release, releases, last_known_good, previous_release, "
+    "current_config, configs, last_good_config, previous_config";
 
 absl::StatusOr<HostAppState> ReadHostAppState(const Statement& stmt) {
   HostAppState state;
@@ -496,20 +561,33 @@ absl::StatusOr<HostAppState> ReadHostAppState(const Statement& stmt) {
   }
   state.set_last_known_good(stmt.Text(4));
   state.set_previous_release(stmt.Text(5));
+  state.set_current_config(stmt.Text(6));
+  st = DecodeStringList(stmt.Text(7), state.mutable_configs());
+  if (!st.ok()) {
+    return Annotate(
+        st, absl::StrCat("configs of app '", state.app(), "' on host '", stmt.Text(0), "'"));
+  }
+  state.set_last_good_config(stmt.Text(8));
+  state.set_previous_config(stmt.Text(9));
   return state;
 }
 
 absl::Status InsertHostAppState(sqlite3* db, const std::string& host_id,
                                 const HostAppState& state) {
   FLEET_ASSIGN_OR_RETURN(std::string releases, EncodeStringList(state.releases()));
+  FLEET_ASSIGN_OR_RETURN(std::string configs, EncodeStringList(state.configs()));
   Statement stmt(db,
                  "INSERT INTO host_apps (host_id, app, current_release, releases, "
-                 "last_known_good, previous_release, updated_at_ms) "
-                 "VALUES (?, ?, ?, ?, ?, ?, ?) "
+                 "last_known_good, previous_release, current_config, configs, "
+                 "last_good_config, previous_config, updated_at_ms) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                  "ON CONFLICT (host_id, app) DO UPDATE SET "
                  "current_release = excluded.current_release, releases = excluded.releases, "
                  "last_known_good = excluded.last_known_good, "
                  "previous_release = excluded.previous_release, "
+                 "current_config = excluded.current_config, configs = excluded.configs, "
+                 "last_good_config = excluded.last_good_config, "
+                 "previous_config = excluded.previous_config, "
                  "updated_at_ms = excluded.updated_at_ms");
   stmt.Bind(host_id)
       .Bind(state.app())
@@ -517,6 +595,10 @@ absl::Status InsertHostAppState(sqlite3* db, const std::string& host_id,
       .Bind(releases)
       .Bind(state.last_known_good())
       .Bind(state.previous_release())
+      .Bind(state.current_config())
+      .Bind(configs)
+      .Bind(state.last_good_config())
+      .Bind(state.previous_config())
       .Bind(NowMs());
   absl::Status st = stmt.Run();
   if (IsForeignKeyError(stmt.code())) {
@@ -527,7 +609,8 @@ absl::Status InsertHostAppState(sqlite3* db, const std::string& host_id,
 
 constexpr char kRolloutColumns[] =
     "id, app, version, from_version, kind, state, selector, created_by, created_at_ms, "
-    "finished_at_ms, reason, plan, current_wave, awaiting_promote, paused_by";
+    "finished_at_ms, reason, plan, current_wave, awaiting_promote, paused_by, subject, "
+    "fleet_release, fleet_config";
 
 Rollout ReadRollout(const Statement& stmt) {
   Rollout rollout;
@@ -547,6 +630,9 @@ Rollout ReadRollout(const Statement& stmt) {
   rollout.set_current_wave(static_cast<int32_t>(stmt.Int(12)));
   rollout.set_awaiting_promote(stmt.Int(13) != 0);
   rollout.set_paused_by(stmt.Text(14));
+  rollout.set_subject(static_cast<fleet::v1::Subject>(stmt.Int(15)));
+  rollout.set_release(stmt.Text(16));
+  rollout.set_config(stmt.Text(17));
   return rollout;
 }
 
@@ -805,12 +891,20 @@ absl::StatusOr<std::vector<App>> Store::ListApps() {
 }
 
 absl::Status Store::SetDesiredVersion(const std::string& app, const std::string& version) {
+  return SetDesired(app, fleet::v1::SUBJECT_RELEASE, version);
+}
+
+absl::Status Store::SetDesired(const std::string& app, fleet::v1::Subject subject,
+                               const std::string& version) {
   std::lock_guard<std::recursive_mutex> lock(mu_);
   FLEET_RETURN_IF_ERROR(CheckTransaction());
-  Statement stmt(db_, "UPDATE apps SET desired_version = ? WHERE name = ?");
+  const bool config = subject == fleet::v1::SUBJECT_CONFIG;
+  Statement stmt(db_, config ? "UPDATE apps SET desired_config = ? WHERE name = ?"
+                             : "UPDATE apps SET desired_version = ? WHERE name = ?");
   stmt.Bind(version).Bind(app);
-  FLEET_RETURN_IF_ERROR(Annotate(stmt.Run(), absl::StrCat("cannot set desired version of app '",
-                                                          app, "' to '", version, "'")));
+  FLEET_RETURN_IF_ERROR(
+      Annotate(stmt.Run(), absl::StrCat("cannot set desired ", config ? "config" : "version",
+                                        " of app '", app, "' to '", version, "'")));
   if (sqlite3_changes(db_) == 0)
     return absl::NotFoundError(absl::StrCat("unknown app '", app, "'"));
   return absl::OkStatus();
@@ -887,6 +981,74 @@ absl::StatusOr<std::vector<Release>> Store::ListReleases(const std::string& app)
     releases.push_back(*std::move(release));
   }
   return releases;
+}
+
+absl::Status Store::InsertConfig(const ConfigRelease& config) {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  FLEET_RETURN_IF_ERROR(CheckTransaction());
+  const std::string name = ReleaseName(config.app(), config.version());
+  const std::string what = absl::StrCat("cannot insert config ", name);
+  if (config.app().empty() || config.version().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": app and version must be set"));
+  }
+  ConfigRelease files;
+  *files.mutable_files() = config.files();
+  Statement stmt(
+      db_, absl::StrCat("INSERT INTO configs (", kConfigColumns, ") VALUES (?, ?, ?, ?, ?, ?, ?)")
+               .c_str());
+  stmt.Bind(config.app())
+      .Bind(config.version())
+      .Bind(config.sha256())
+      .Bind(config.size())
+      .Bind(config.created_at_ms())
+      .Bind(config.created_by())
+      .BindBlob(files.SerializeAsString());
+  absl::Status st = stmt.Run();
+  if (IsDuplicateKeyError(stmt.code())) {
+    return absl::AlreadyExistsError(absl::StrCat("config ", name, " exists already"));
+  }
+  if (IsForeignKeyError(stmt.code())) {
+    return absl::NotFoundError(absl::StrCat(what, ": unknown app '", config.app(), "'"));
+  }
+  return Annotate(st, what);
+}
+
+absl::StatusOr<ConfigRelease> Store::GetConfig(const std::string& app,
+                                               const std::string& version) {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  FLEET_RETURN_IF_ERROR(CheckTransaction());
+  const std::string name = ReleaseName(app, version);
+  const std::string what = absl::StrCat("cannot read config ", name);
+  Statement stmt(
+      db_, absl::StrCat("SELECT ", kConfigColumns, " FROM configs WHERE app = ? AND version = ?")
+               .c_str());
+  stmt.Bind(app).Bind(version);
+  absl::StatusOr<bool> row = stmt.Step();
+  if (!row.ok()) return Annotate(row.status(), what);
+  if (!*row) return absl::NotFoundError(absl::StrCat("unknown config ", name));
+  absl::StatusOr<ConfigRelease> config = ReadConfig(stmt);
+  if (!config.ok()) return Annotate(config.status(), what);
+  return config;
+}
+
+absl::StatusOr<std::vector<ConfigRelease>> Store::ListConfigs(const std::string& app) {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  FLEET_RETURN_IF_ERROR(CheckTransaction());
+  const std::string what = absl::StrCat("cannot list configs of app '", app, "'");
+  Statement stmt(
+      db_, absl::StrCat("SELECT ", kConfigColumns, " FROM configs WHERE app = ? ORDER BY rowid")
+               .c_str());
+  stmt.Bind(app);
+  std::vector<ConfigRelease> configs;
+  while (true) {
+    absl::StatusOr<bool> row = stmt.Step();
+    if (!row.ok()) return Annotate(row.status(), what);
+    if (!*row) break;
+    absl::StatusOr<ConfigRelease> config = ReadConfig(stmt);
+    if (!config.ok()) return Annotate(config.status(), what);
+    configs.push_back(*std::move(config));
+  }
+  return configs;
 }
 
 absl::Status Store::UpsertHost(const Host& host) {
@@ -1027,8 +1189,8 @@ absl::Status Store::CreateRollout(Rollout* rollout) {
   Statement insert(db_,
                    "INSERT INTO rollouts (app, version, from_version, kind, state, selector, "
                    "created_by, created_at_ms, finished_at_ms, reason, plan, current_wave, "
-                   "awaiting_promote, paused_by) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                   "awaiting_promote, paused_by, subject, fleet_release, fleet_config) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   insert.Bind(rollout->app())
       .Bind(rollout->version())
       .Bind(rollout->from_version())
@@ -1042,7 +1204,10 @@ absl::Status Store::CreateRollout(Rollout* rollout) {
       .BindBlob(rollout->plan().SerializeAsString())
       .Bind(rollout->current_wave())
       .Bind(rollout->awaiting_promote())
-      .Bind(rollout->paused_by());
+      .Bind(rollout->paused_by())
+      .Bind(static_cast<int>(rollout->subject()))
+      .Bind(rollout->release())
+      .Bind(rollout->config());
   absl::Status st = insert.Run();
   if (IsForeignKeyError(insert.code())) {
     return absl::NotFoundError(absl::StrCat(what, ": unknown app '", rollout->app(), "'"));

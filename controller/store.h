@@ -31,7 +31,7 @@ namespace fleet::controller {
 
 class Store {
  public:
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens or creates the database at `path` and migrates it. Fails with
   // FailedPrecondition when the database's user_version is newer than
@@ -72,6 +72,10 @@ class Store {
   absl::StatusOr<std::vector<fleet::v1::App>> ListApps();
   // NotFound for an unknown app.
   absl::Status SetDesiredVersion(const std::string& app, const std::string& version);
+  // Sets desired_version (SUBJECT_RELEASE) or desired_config (SUBJECT_CONFIG).
+  // NotFound for an unknown app.
+  absl::Status SetDesired(const std::string& app, fleet::v1::Subject subject,
+                          const std::string& version);
 
   // Releases. AlreadyExists when (app, version) exists; NotFound when the app
   // is unknown.
@@ -81,6 +85,15 @@ class Store {
                                                 const std::string& version);
   // Oldest first.
   absl::StatusOr<std::vector<fleet::v1::Release>> ListReleases(const std::string& app);
+
+  // Config releases. AlreadyExists when (app, version) exists; NotFound when
+  // the app is unknown. Only the file list of `files` is stored (no content).
+  absl::Status InsertConfig(const fleet::v1::ConfigRelease& config);
+  // NotFound("unknown config web@c9") when absent.
+  absl::StatusOr<fleet::v1::ConfigRelease> GetConfig(const std::string& app,
+                                                     const std::string& version);
+  // Push order, oldest first.
+  absl::StatusOr<std::vector<fleet::v1::ConfigRelease>> ListConfigs(const std::string& app);
 
   // Hosts. UpsertHost writes id, labels, connected, last_seen_ms,
   // agent_version and peer, and replaces the host's app states with

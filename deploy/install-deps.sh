@@ -10,7 +10,7 @@ packages=(
   libabsl-dev libspdlog-dev libarchive-dev libyaml-cpp-dev libcli11-dev
   libcurl4-openssl-dev libcpp-httplib-dev prometheus-cpp-dev libsodium-dev
   libssl-dev libsqlite3-dev libgtest-dev libgmock-dev
-  nlohmann-json3-dev libtomlplusplus-dev libinih-dev age
+  nlohmann-json3-dev libtomlplusplus-dev age
   curl ca-certificates
 )
 

@@ -7,6 +7,11 @@
 //   VERSION     the version string, served by GET /version and GET /
 //   hello.conf  optional `key=value` lines: healthz_status (default 200),
 //               greeting (default "hello"); `#` starts a comment line.
+//   config/hello.properties
+//               the same keys from the app's config release (Fleet links
+//               config -> ../../config into every release); they override
+//               hello.conf, so a config rollout changes the greeting or
+//               makes /healthz fail without a new release.
 // Endpoints: GET /healthz -> healthz_status with "ok\n" (2xx) or "unhealthy\n",
 //            GET /version -> VERSION + "\n",
 //            GET /        -> greeting + " from " + VERSION + "\n".
@@ -132,8 +137,10 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
   return true;
 }
 
+bool ReadKeyValues(const std::string& conf_path, HelloConfig* config);
+
 // Returns false (after printing why) when VERSION is missing or hello.conf
-// holds a bad value. A missing hello.conf means all defaults.
+// or config/hello.properties holds a bad value. Missing files mean defaults.
 bool LoadConfig(const std::string& release_dir, HelloConfig* config) {
   const std::string version_path = release_dir + "/VERSION";
   std::ifstream version_file(version_path);
@@ -150,7 +157,13 @@ bool LoadConfig(const std::string& release_dir, HelloConfig* config) {
     return false;
   }
 
-  const std::string conf_path = release_dir + "/hello.conf";
+  return ReadKeyValues(release_dir + "/hello.conf", config) &&
+         ReadKeyValues(release_dir + "/config/hello.properties", config);
+}
+
+// Applies the key=value lines of `conf_path` to *config. A missing file
+// changes nothing; a bad value returns false after printing why.
+bool ReadKeyValues(const std::string& conf_path, HelloConfig* config) {
   std::ifstream conf_file(conf_path);
   if (!conf_file) return true;
   std::string line;

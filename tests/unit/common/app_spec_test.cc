@@ -265,5 +265,28 @@ TEST(ParseAppSpecTest, DocumentThatIsNotAMappingIsAnError) {
                                        "app.yaml: an app spec must be a mapping"));
 }
 
+TEST(ParseAppSpecTest, ParsesConfigFileAndRequiredKeys) {
+  absl::StatusOr<AppSpec> spec = ParseAppSpec(
+      "name: web\nconfig: { file: conf/app.yaml, required: [db.url, redis.addr] }\n", "app.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->config().file(), "conf/app.yaml");
+  EXPECT_THAT(spec->config().required(), ElementsAre("db.url", "redis.addr"));
+}
+
+TEST(ParseAppSpecTest, ConfigRequiredWithoutFileIsRefused) {
+  EXPECT_THAT(ParseError("name: web\nconfig:\n  required: [db.url]\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "app.yaml:3: config.required: needs config.file: the file that has them"));
+}
+
+TEST(ParseAppSpecTest, ConfigFileOutsideTheConfigDirIsRefused) {
+  EXPECT_THAT(ParseError("name: web\nconfig: { file: ../etc/passwd }\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       StartsWith("app.yaml:2: config.file: config path '../etc/passwd'")));
+  EXPECT_THAT(ParseError("name: web\nconfig: { file: app.yaml, keys: [a] }\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       StartsWith("app.yaml:2: config.keys: unknown field")));
+}
+
 }  // namespace
 }  // namespace fleet

@@ -52,6 +52,17 @@ std::string QueryOne(const std::string& path, const std::string& sql) {
   return result;
 }
 
+// Runs every statement of `sql` on a connection of its own.
+void ExecAll(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* err = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK)
+      << (err != nullptr ? err : "");
+  sqlite3_free(err);
+  sqlite3_close(db);
+}
+
 App MakeApp(const std::string& name, int64_t at_ms = 1000) {
   App app;
   app.mutable_spec()->set_name(name);
@@ -148,7 +159,7 @@ TEST_F(StoreTest, Store_MigratesNewDatabaseToCurrentSchemaVersion) {
   EXPECT_EQ(QueryOne(path(),
                      "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master "
                      "WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name)"),
-            "apps,events,host_apps,hosts,releases,rollout_tasks,rollouts");
+            "apps,configs,events,host_apps,hosts,releases,rollout_tasks,rollouts");
 }
 
 TEST_F(StoreTest, Store_EnablesWriteAheadLog) {
@@ -772,5 +783,157 @@ TEST_F(StoreTest, Transaction_BeginFailureFailsEveryCallUntilDestroyed) {
   EXPECT_OK(store_->ListApps());
 }
 
+
+// A database written by the schema v2 code: the v3 step keeps every row and
+// records that old rollouts were releases.
+TEST(StoreOpenTest, Store_MigratesVersion2DatabaseKeepingRollouts) {
+  fleet::testing::TempDir dir;
+  const std::string path = dir.Sub("fleet.db");
+  ExecAll(path,
+           "CREATE TABLE apps (name TEXT NOT NULL PRIMARY KEY, spec BLOB NOT NULL, spec_yaml TEXT "
+           "NOT NULL, desired_version TEXT NOT NULL, created_at_ms INTEGER NOT NULL, "
+           "updated_at_ms INTEGER NOT NULL);"
+           "CREATE TABLE releases (app TEXT NOT NULL REFERENCES apps(name), version TEXT NOT "
+           "NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL, created_at_ms INTEGER NOT NULL, "
+           "created_by TEXT NOT NULL, metadata BLOB NOT NULL, PRIMARY KEY (app, version));"
+           "CREATE TABLE hosts (id TEXT NOT NULL PRIMARY KEY, labels TEXT NOT NULL, connected "
+           "INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL, "
+           "agent_version TEXT NOT NULL, peer TEXT NOT NULL);"
+           "CREATE TABLE host_apps (host_id TEXT NOT NULL REFERENCES hosts(id) ON DELETE "
+           "CASCADE, app TEXT NOT NULL, current_release TEXT NOT NULL, releases TEXT NOT NULL, "
+           "last_known_good TEXT NOT NULL, previous_release TEXT NOT NULL, updated_at_ms "
+           "INTEGER NOT NULL, PRIMARY KEY (host_id, app));"
+           "CREATE TABLE rollouts (id INTEGER PRIMARY KEY AUTOINCREMENT, app TEXT NOT NULL "
+           "REFERENCES apps(name), version TEXT NOT NULL, from_version TEXT NOT NULL, kind "
+           "INTEGER NOT NULL, state INTEGER NOT NULL, selector TEXT NOT NULL, created_by TEXT "
+           "NOT NULL, created_at_ms INTEGER NOT NULL, finished_at_ms INTEGER NOT NULL, reason "
+           "TEXT NOT NULL, plan BLOB NOT NULL DEFAULT x'', current_wave INTEGER NOT NULL "
+           "DEFAULT 0, awaiting_promote INTEGER NOT NULL DEFAULT 0, paused_by TEXT NOT NULL "
+           "DEFAULT '');"
+           "CREATE TABLE rollout_tasks (rollout_id INTEGER NOT NULL REFERENCES rollouts(id) ON "
+           "DELETE CASCADE, host_id TEXT NOT NULL, wave INTEGER NOT NULL, state INTEGER NOT "
+           "NULL, from_release TEXT NOT NULL, to_release TEXT NOT NULL, reason TEXT NOT NULL, "
+           "command_id TEXT NOT NULL, updated_at_ms INTEGER NOT NULL, PRIMARY KEY (rollout_id, "
+           "host_id));"
+           "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, "
+           "app TEXT NOT NULL, rollout_id TEXT NOT NULL, host_id TEXT NOT NULL, kind TEXT NOT "
+           "NULL, actor TEXT NOT NULL, message TEXT NOT NULL);"
+           "INSERT INTO apps VALUES ('web', x'', '', 'v2', 1, 1);"
+           "INSERT INTO hosts VALUES ('web-01', '{}', 0, 1, 1, '0.1.0', '');"
+           "INSERT INTO host_apps VALUES ('web-01', 'web', 'v2', '[\"v1\",\"v2\"]', 'v2', "
+           "'v1', 1);"
+           "INSERT INTO rollouts (app, version, from_version, kind, state, selector, created_by, "
+           "created_at_ms, finished_at_ms, reason) VALUES ('web', 'v2', 'v1', 1, 3, '', 'ci', 1, "
+           "2, '');"
+           "PRAGMA user_version = 2;");
+
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(path);
+  ASSERT_OK(store);
+  EXPECT_EQ(QueryOne(path, "PRAGMA user_version"), absl::StrCat(Store::kSchemaVersion));
+  absl::StatusOr<Rollout> rollout = (*store)->GetRollout("1");
+  ASSERT_OK(rollout);
+  EXPECT_EQ(rollout->subject(), fleet::v1::SUBJECT_RELEASE);
+  EXPECT_EQ(rollout->version(), "v2");
+  EXPECT_EQ(rollout->release(), "v2");
+  EXPECT_EQ(rollout->config(), "");
+  absl::StatusOr<App> app = (*store)->GetApp("web");
+  ASSERT_OK(app);
+  EXPECT_EQ(app->desired_version(), "v2");
+  EXPECT_EQ(app->desired_config(), "");
+  absl::StatusOr<Host> host = (*store)->GetHost("web-01");
+  ASSERT_OK(host);
+  ASSERT_EQ(host->apps_size(), 1);
+  EXPECT_THAT(host->apps(0).releases(), ElementsAre("v1", "v2"));
+  EXPECT_THAT(host->apps(0).configs(), ElementsAre());
+  EXPECT_OK((*store)->ListConfigs("web"));
+}
+
+fleet::v1::ConfigRelease MakeConfig(const std::string& app, const std::string& version) {
+  fleet::v1::ConfigRelease config;
+  config.set_app(app);
+  config.set_version(version);
+  config.set_sha256(std::string(64, 'c'));
+  config.set_size(321);
+  config.set_created_at_ms(5000);
+  config.set_created_by("ci");
+  auto* file = config.add_files();
+  file->set_path("app.yaml");
+  file->set_mode(0640);
+  file->set_size(300);
+  auto* secret = config.add_files();
+  secret->set_path("secrets.env.age");
+  secret->set_mode(0600);
+  secret->set_size(21);
+  secret->set_secret(true);
+  return config;
+}
+
+TEST_F(StoreTest, Config_InsertRoundTripsEveryFieldAndListsInPushOrder) {
+  ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
+  ASSERT_OK(store_->InsertConfig(MakeConfig("web", "c2")));
+  ASSERT_OK(store_->InsertConfig(MakeConfig("web", "c1")));
+  absl::StatusOr<fleet::v1::ConfigRelease> got = store_->GetConfig("web", "c2");
+  ASSERT_OK(got);
+  EXPECT_EQ(got->DebugString(), MakeConfig("web", "c2").DebugString());
+  absl::StatusOr<std::vector<fleet::v1::ConfigRelease>> all = store_->ListConfigs("web");
+  ASSERT_OK(all);
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].version(), "c2");
+  EXPECT_EQ((*all)[1].version(), "c1");
+}
+
+TEST_F(StoreTest, Config_InsertTwiceIsAlreadyExistsAndUnknownAppIsNotFound) {
+  ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
+  ASSERT_OK(store_->InsertConfig(MakeConfig("web", "c1")));
+  EXPECT_THAT(store_->InsertConfig(MakeConfig("web", "c1")),
+              StatusIs(absl::StatusCode::kAlreadyExists, "config web@c1 exists already"));
+  EXPECT_THAT(store_->InsertConfig(MakeConfig("api", "c1")),
+              StatusIs(absl::StatusCode::kNotFound,
+                       "cannot insert config api@c1: unknown app 'api'"));
+  EXPECT_THAT(store_->GetConfig("web", "c9"),
+              StatusIs(absl::StatusCode::kNotFound, "unknown config web@c9"));
+}
+
+TEST_F(StoreTest, Config_DesiredConfigIsSeparateFromDesiredVersion) {
+  ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
+  ASSERT_OK(store_->SetDesired("web", fleet::v1::SUBJECT_RELEASE, "v2"));
+  ASSERT_OK(store_->SetDesired("web", fleet::v1::SUBJECT_CONFIG, "c3"));
+  absl::StatusOr<App> app = store_->GetApp("web");
+  ASSERT_OK(app);
+  EXPECT_EQ(app->desired_version(), "v2");
+  EXPECT_EQ(app->desired_config(), "c3");
+  EXPECT_THAT(store_->SetDesired("nope", fleet::v1::SUBJECT_CONFIG, "c1"),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(StoreTest, Config_HostConfigStateAndRolloutPairRoundTrip) {
+  ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
+  Host host;
+  host.set_id("web-01");
+  HostAppState* state = host.add_apps();
+  state->set_app("web");
+  state->set_current_release("v2");
+  state->set_current_config("c2");
+  state->add_configs("c1");
+  state->add_configs("c2");
+  state->set_last_good_config("c2");
+  state->set_previous_config("c1");
+  ASSERT_OK(store_->UpsertHost(host));
+  absl::StatusOr<Host> got = store_->GetHost("web-01");
+  ASSERT_OK(got);
+  ASSERT_EQ(got->apps_size(), 1);
+  EXPECT_EQ(got->apps(0).DebugString(), state->DebugString());
+
+  Rollout rollout = MakeRollout("web", "c2", {MakeTask("web-01", 0)});
+  rollout.set_subject(fleet::v1::SUBJECT_CONFIG);
+  rollout.set_release("v2");
+  rollout.set_config("c2");
+  ASSERT_OK(store_->CreateRollout(&rollout));
+  absl::StatusOr<Rollout> read = store_->GetRollout(rollout.id());
+  ASSERT_OK(read);
+  EXPECT_EQ(read->subject(), fleet::v1::SUBJECT_CONFIG);
+  EXPECT_EQ(read->release(), "v2");
+  EXPECT_EQ(read->config(), "c2");
+}
 }  // namespace
 }  // namespace fleet::controller
