@@ -1,19 +1,30 @@
 #include "agent/deployer.h"
 
+#include <fcntl.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <set>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/config_bundle.h"
+#include "common/config_files.h"
 #include "common/fs.h"
+#include "common/logging.h"
 #include "common/status.h"
 #include "common/vars.h"
-#include "common/logging.h"
 
 namespace fleet::agent {
 
@@ -22,32 +33,138 @@ using fleet::v1::AgentAppRecord;
 using fleet::v1::AppSpec;
 using fleet::v1::Command;
 using fleet::v1::CommandResult;
+using fleet::v1::ConfigFile;
 using fleet::v1::HostAppState;
+using fleet::v1::StageCommand;
+using fleet::v1::Subject;
+using Versions = google::protobuf::RepeatedPtrField<std::string>;
+
+// Releases and configs are staged, activated, retained and recovered by the
+// same code; a Track names what differs between them: the subject's link and
+// directory (AppLayout takes the subject) and its fields in the app record.
+class Track {
+ public:
+  explicit Track(Subject subject) : subject_(subject) {}
+
+  Subject subject() const { return subject_; }
+  bool config() const { return subject_ == fleet::v1::SUBJECT_CONFIG; }
+  const char* noun() const { return config() ? "config" : "release"; }
+
+  const std::string& last_good(const AgentAppRecord& r) const {
+    return config() ? r.last_good_config() : r.last_known_good();
+  }
+  std::string* mutable_last_good(AgentAppRecord* r) const {
+    return config() ? r->mutable_last_good_config() : r->mutable_last_known_good();
+  }
+  const std::string& previous(const AgentAppRecord& r) const {
+    return config() ? r.previous_config() : r.previous_release();
+  }
+  std::string* mutable_previous(AgentAppRecord* r) const {
+    return config() ? r->mutable_previous_config() : r->mutable_previous_release();
+  }
+  // Versions in the order they were staged, oldest first.
+  const Versions& staged(const AgentAppRecord& r) const {
+    return config() ? r.staged_configs() : r.staged();
+  }
+  Versions* mutable_staged(AgentAppRecord* r) const {
+    return config() ? r->mutable_staged_configs() : r->mutable_staged();
+  }
+
+ private:
+  Subject subject_;
+};
 
 namespace {
 
-void RemoveVersion(google::protobuf::RepeatedPtrField<std::string>* list,
-                   const std::string& version) {
+Subject SubjectOf(const Command& command) {
+  if (command.has_stage()) {
+    return command.stage().has_config() ? fleet::v1::SUBJECT_CONFIG : fleet::v1::SUBJECT_RELEASE;
+  }
+  return command.activate().subject();
+}
+
+void RemoveVersion(Versions* list, const std::string& version) {
   for (int i = list->size() - 1; i >= 0; --i) {
     if (list->Get(i) == version) list->DeleteSubrange(i, 1);
   }
 }
 
-// Releases on disk, oldest first: those the record does not know (staged
+// Versions on disk, oldest first: those the record does not know (staged
 // before the state dir existed) by name, then in the order they were staged.
-std::vector<std::string> ReleasesOldestFirst(const AppLayout& layout,
+std::vector<std::string> VersionsOldestFirst(const AppLayout& layout, const Track& track,
                                              const AgentAppRecord& record) {
-  std::vector<std::string> on_disk = layout.ListReleases();
-  std::set<std::string> known(record.staged().begin(), record.staged().end());
+  std::vector<std::string> on_disk = layout.ListVersions(track.subject());
+  const Versions& staged = track.staged(record);
+  std::set<std::string> known(staged.begin(), staged.end());
   std::vector<std::string> order;
   for (const std::string& v : on_disk) {
     if (known.count(v) == 0) order.push_back(v);
   }
   std::set<std::string> present(on_disk.begin(), on_disk.end());
-  for (const std::string& v : record.staged()) {
+  for (const std::string& v : staged) {
     if (present.count(v)) order.push_back(v);
   }
   return order;
+}
+
+std::string OrNone(const std::string& version, const Track& track) {
+  return version.empty() ? absl::StrCat("no ", track.noun()) : version;
+}
+
+absl::Status ErrnoError(absl::string_view what, const std::string& path) {
+  return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
+}
+
+absl::Status WriteAll(int fd, const std::string& data, const std::string& path) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError("cannot write", path);
+    off += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+// Creates the missing parent directories of `rel` below `root`, each 0755
+// whatever the umask: the service's user must be able to read its config.
+absl::Status MakeParentDirs(const std::string& root, const std::string& rel) {
+  for (size_t slash = rel.find('/'); slash != std::string::npos; slash = rel.find('/', slash + 1)) {
+    std::string dir = absl::StrCat(root, "/", rel.substr(0, slash));
+    if (mkdir(dir.c_str(), 0755) == 0) {
+      if (chmod(dir.c_str(), 0755) != 0) return ErrnoError("cannot chmod", dir);
+    } else if (errno != EEXIST) {
+      return ErrnoError("cannot create directory", dir);
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Writes a new file (never through a link, never over an existing file)
+// with exactly `mode`. Durable only after the caller's FsyncTree.
+absl::Status WriteNewFile(const std::string& path, const std::string& content, mode_t mode) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoError("cannot create", path);
+  absl::Status st = WriteAll(fd, content, path);
+  // Explicitly: the umask must not take bits away that the bundle gave.
+  if (st.ok() && fchmod(fd, mode) != 0) st = ErrnoError("cannot chmod", path);
+  close(fd);
+  return st;
+}
+
+// The line of age's output that says what went wrong ("age: error: no
+// identity matched any of the recipients" -> "age: no identity matched any
+// of the recipients"); age ends its errors with a line asking for bug
+// reports, which explains nothing.
+std::string AgeFailure(const ProcessResult& result) {
+  std::vector<absl::string_view> lines = absl::StrSplit(result.output, '\n', absl::SkipEmpty());
+  for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+    absl::string_view line = absl::StripAsciiWhitespace(*it);
+    if (absl::ConsumePrefix(&line, "age: error: ")) {
+      return absl::StrCat("age: ", absl::CHexEscape(line.substr(0, 300)));
+    }
+  }
+  return absl::StrCat("age ", result.Describe());
 }
 
 }  // namespace
@@ -68,13 +185,16 @@ absl::Mutex* Deployer::AppMutex(const std::string& app) {
   return slot.get();
 }
 
-Deployer::Env Deployer::MakeEnv(const AppLayout& layout, const std::string& version) const {
+Deployer::Env Deployer::MakeEnv(const AppLayout& layout, const std::string& release,
+                                const std::string& config) const {
   Env env;
   env.vars = options_.vars;
-  env.release_dir = version.empty() ? "" : layout.release_dir(version);
+  env.release_dir = release.empty() ? "" : layout.release_dir(release);
   env.vars["FLEET_APP"] = layout.app();
-  env.vars["FLEET_RELEASE"] = version;
+  env.vars["FLEET_RELEASE"] = release;
   env.vars["FLEET_RELEASE_DIR"] = env.release_dir;
+  env.vars["FLEET_CONFIG"] = config;
+  env.vars["FLEET_CONFIG_DIR"] = config.empty() ? "" : layout.config_dir(config);
   env.vars["FLEET_APP_DIR"] = layout.app_dir();
   env.vars["FLEET_HOST"] = options_.host_id;
   return env;
@@ -120,19 +240,20 @@ absl::Status Deployer::Recover() {
       continue;
     }
     AppLayout layout(options_.apps_root, app);
+    const Track track(entry->subject());
     if (entry->mode() == fleet::v1::ACTIVATE_MODE_ROLLBACK) {
-      spdlog::warn("{}: rollback of {} to {} was interrupted; it runs again when the "
-                   "controller resends it", options_.host_id, app, entry->to_release());
+      spdlog::warn(
+          "{}: rollback of {} {} to {} was interrupted; it runs again when the "
+          "controller resends it",
+          options_.host_id, app, track.noun(), entry->to_release());
       state_.ClearJournal(app).IgnoreError();
       continue;
     }
-    auto current = layout.CurrentRelease();
-    std::string reason = absl::StrCat("agent restarted during activation of ",
-                                      entry->to_release());
-    absl::Status back = SwitchBack(layout, entry->spec(), entry->from_release());
+    auto current = layout.LinkedVersion(track.subject());
+    std::string reason = absl::StrCat("agent restarted during activation of ", entry->to_release());
+    absl::Status back = SwitchBack(layout, track, entry->spec(), entry->from_release());
     if (back.ok()) {
-      absl::StrAppend(&reason, "; switched back to ",
-                      entry->from_release().empty() ? "no release" : entry->from_release());
+      absl::StrAppend(&reason, "; switched back to ", OrNone(entry->from_release(), track));
     } else {
       absl::StrAppend(&reason, "; switching back failed: ", back.message());
     }
@@ -142,7 +263,7 @@ absl::Status Deployer::Recover() {
     result.set_ok(false);
     result.set_reason(reason);
     result.set_previous_release(entry->from_release());
-    result.set_current_release(layout.CurrentRelease().value_or(""));
+    result.set_current_release(layout.LinkedVersion(track.subject()).value_or(""));
     result.set_switched_back(current.ok() && *current != entry->from_release());
     *result.mutable_state() = AppState(app);
     st = state_.SaveResult(result);
@@ -155,12 +276,18 @@ absl::Status Deployer::Recover() {
 HostAppState Deployer::AppState(const std::string& app) {
   AppLayout layout(options_.apps_root, app);
   AgentAppRecord record = state_.LoadApp(app);
+  const Track releases(fleet::v1::SUBJECT_RELEASE);
+  const Track configs(fleet::v1::SUBJECT_CONFIG);
   HostAppState state;
   state.set_app(app);
   state.set_current_release(layout.CurrentRelease().value_or(""));
-  for (const std::string& v : ReleasesOldestFirst(layout, record)) state.add_releases(v);
+  for (const std::string& v : VersionsOldestFirst(layout, releases, record)) state.add_releases(v);
   state.set_last_known_good(record.last_known_good());
   state.set_previous_release(record.previous_release());
+  state.set_current_config(layout.CurrentConfig().value_or(""));
+  for (const std::string& v : VersionsOldestFirst(layout, configs, record)) state.add_configs(v);
+  state.set_last_good_config(record.last_good_config());
+  state.set_previous_config(record.previous_config());
   return state;
 }
 
@@ -172,8 +299,8 @@ std::vector<HostAppState> Deployer::AppStates() {
 
 CommandResult Deployer::Execute(const Command& command, const ProgressFn& progress) {
   auto started = clock_->Now();
-  std::string app = command.has_stage() ? command.stage().spec().name()
-                                        : command.activate().spec().name();
+  std::string app =
+      command.has_stage() ? command.stage().spec().name() : command.activate().spec().name();
   CommandResult result;
   result.set_command_id(command.id());
   if (!IsSafeName(app)) {
@@ -184,7 +311,8 @@ CommandResult Deployer::Execute(const Command& command, const ProgressFn& progre
   if (auto stored = state_.LoadResult(command.id())) return *stored;
 
   AppLayout layout(options_.apps_root, app);
-  result.set_previous_release(layout.CurrentRelease().value_or(""));
+  const Subject subject = SubjectOf(command);
+  result.set_previous_release(layout.LinkedVersion(subject).value_or(""));
   if (command.has_stage()) {
     absl::Status st = Stage(command.stage(), progress);
     result.set_ok(st.ok());
@@ -194,7 +322,7 @@ CommandResult Deployer::Execute(const Command& command, const ProgressFn& progre
   } else {
     result.set_reason("unknown command");
   }
-  result.set_current_release(layout.CurrentRelease().value_or(""));
+  result.set_current_release(layout.LinkedVersion(subject).value_or(""));
   result.set_duration_ms(absl::ToInt64Milliseconds(clock_->Now() - started));
   *result.mutable_state() = AppState(app);
   absl::Status st = state_.SaveResult(result);
@@ -207,89 +335,212 @@ CommandResult Deployer::Execute(const Command& command, const ProgressFn& progre
   return result;
 }
 
-absl::Status Deployer::Stage(const fleet::v1::StageCommand& cmd, const ProgressFn& progress) {
+absl::Status Deployer::RecordStaged(const Track& track, const std::string& app,
+                                    const std::string& version, bool fresh) {
+  AgentAppRecord record = state_.LoadApp(app);
+  Versions* staged = track.mutable_staged(&record);
+  if (!fresh && std::find(staged->begin(), staged->end(), version) != staged->end()) {
+    return absl::OkStatus();
+  }
+  // A fresh version is the newest, wherever a stale entry had it.
+  RemoveVersion(staged, version);
+  staged->Add()->assign(version);
+  return state_.SaveApp(record);
+}
+
+absl::Status Deployer::Stage(const StageCommand& cmd, const ProgressFn& progress) {
   const AppSpec& spec = cmd.spec();
-  const fleet::v1::Release& release = cmd.release();
-  const std::string& version = release.version();
+  const Track track(cmd.has_config() ? fleet::v1::SUBJECT_CONFIG : fleet::v1::SUBJECT_RELEASE);
+  // What to download: a release's artifact, or a config's bundle, which
+  // artifact sources serve and verify the same way.
+  fleet::v1::Release blob;
+  if (track.config()) {
+    blob.set_app(cmd.config().app());
+    blob.set_version(cmd.config().version());
+    blob.set_sha256(cmd.config().sha256());
+    blob.set_size(cmd.config().size());
+  } else {
+    blob = cmd.release();
+  }
+  const std::string& version = blob.version();
   if (!IsSafeName(version)) {
     return absl::InvalidArgumentError(absl::StrCat("invalid version '", version, "'"));
   }
   AppLayout layout(options_.apps_root, spec.name());
-  absl::Status st = layout.Ensure();
-  if (!st.ok()) return st;
-  if (layout.HasRelease(version)) {
+  FLEET_RETURN_IF_ERROR(layout.Ensure());
+  if (layout.HasVersion(track.subject(), version)) {
     // A crash between the rename and the record leaves it unrecorded, which
-    // would make it the first release retention removes.
-    AgentAppRecord record = state_.LoadApp(spec.name());
-    if (std::find(record.staged().begin(), record.staged().end(), version) ==
-        record.staged().end()) {
-      record.add_staged(version);
-      st = state_.SaveApp(record);
-      if (!st.ok()) return st;
-    }
+    // would make it the first version retention removes.
+    FLEET_RETURN_IF_ERROR(RecordStaged(track, spec.name(), version, /*fresh=*/false));
     progress("staged", absl::StrCat(version, " is already on disk"));
     return absl::OkStatus();
   }
 
-  progress("downloading", absl::StrCat(release.size(), " bytes"));
-  std::string part = state_.DownloadPath(spec.name(), release.sha256());
-  st = artifacts_->Fetch(release, part);
-  if (!st.ok()) return st;
+  progress("downloading", absl::StrCat(blob.size(), " bytes"));
+  std::string part = state_.DownloadPath(spec.name(), blob.sha256());
+  FLEET_RETURN_IF_ERROR(artifacts_->Fetch(blob, part));
 
   progress("unpacking", version);
-  auto staging = MakeTempDir(layout.releases_dir(), absl::StrCat(".staging-", version, "-"));
+  auto staging =
+      MakeTempDir(layout.versions_dir(track.subject()), absl::StrCat(".staging-", version, "-"));
   if (!staging.ok()) return staging.status();
   auto cleanup = [&](absl::Status failure) {
     RemoveAll(*staging).IgnoreError();
     std::remove(part.c_str());
     return failure;
   };
-  // mkdtemp makes 0700; a release must be readable by the service's user.
-  if (chmod(staging->c_str(), 0755) != 0) {
-    return cleanup(absl::InternalError(absl::StrCat("cannot chmod ", *staging)));
+  std::string summary;
+  absl::Status st = track.config() ? WriteConfig(cmd, part, *staging, &summary)
+                                   : UnpackRelease(cmd, layout, part, *staging, &summary);
+  if (!st.ok()) return cleanup(st);
+  // mkdtemp makes 0700, which also keeps a config's files private while
+  // they are written; the service's user must be able to read the result.
+  if (chmod(staging->c_str(), 0755) != 0) return cleanup(ErrnoError("cannot chmod", *staging));
+  st = FsyncTree(*staging);
+  if (!st.ok()) return cleanup(st);
+  std::string final_dir = layout.version_dir(track.subject(), version);
+  if (std::rename(staging->c_str(), final_dir.c_str()) != 0) {
+    return cleanup(absl::InternalError(absl::StrCat("cannot move ", *staging, " to ", final_dir)));
   }
+  std::remove(part.c_str());
+  FLEET_RETURN_IF_ERROR(FsyncDir(layout.versions_dir(track.subject())));
+  FLEET_RETURN_IF_ERROR(RecordStaged(track, spec.name(), version, /*fresh=*/true));
+  progress("staged", absl::StrCat(version, ": ", summary));
+  return absl::OkStatus();
+}
+
+absl::Status Deployer::UnpackRelease(const StageCommand& cmd, const AppLayout& layout,
+                                     const std::string& artifact, const std::string& staging,
+                                     std::string* summary) {
+  const AppSpec& spec = cmd.spec();
+  const std::string& version = cmd.release().version();
+  const std::string label = absl::StrCat(spec.name(), "@", version);
   UnpackStats stats;
-  st = UnpackArchive(part, *staging, options_.unpack_limits, &stats);
-  if (!st.ok()) {
-    return cleanup(Annotate(st, absl::StrCat("cannot unpack ", spec.name(), "@", version)));
+  absl::Status st = UnpackArchive(artifact, staging, options_.unpack_limits, &stats);
+  if (!st.ok()) return Annotate(st, absl::StrCat("cannot unpack ", label));
+  const std::string config_link = absl::StrCat(staging, "/config");
+  if (PathExists(config_link)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "artifact of ", label,
+        " has 'config', where Fleet links the app's config release (config -> ../../config); "
+        "move it elsewhere in the artifact"));
   }
   for (const std::string& dir : spec.shared_dirs()) {
-    std::string shared = absl::StrCat(layout.shared_dir(), "/", dir);
-    st = MakeDirs(shared);
-    if (!st.ok()) return cleanup(st);
-    std::string link = absl::StrCat(*staging, "/", dir);
+    if (dir == "config") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("shared dir 'config' of ", spec.name(),
+                       " is where Fleet links the app's config release; rename it"));
+    }
+    FLEET_RETURN_IF_ERROR(MakeDirs(absl::StrCat(layout.shared_dir(), "/", dir)));
+    std::string link = absl::StrCat(staging, "/", dir);
     // The shared dir replaces whatever the artifact had at that path.
     RemoveAll(link).IgnoreError();
     std::error_code ec;
     std::filesystem::create_directory_symlink(absl::StrCat("../../shared/", dir), link, ec);
     if (ec) {
-      return cleanup(absl::InternalError(absl::StrCat("cannot link shared dir ", dir, ": ",
-                                                      ec.message())));
+      return absl::InternalError(absl::StrCat("cannot link shared dir ", dir, ": ", ec.message()));
     }
+  }
+  // Dangles until the app's first config is activated; the release sees its
+  // config through it whichever config is active.
+  if (symlink("../../config", config_link.c_str()) != 0) {
+    return ErrnoError("cannot link the config release into", staging);
   }
   // after_unpack runs in the staging dir, before the rename: a release in
   // releases/ has always passed it, even after a crash in between.
-  Env env = MakeEnv(layout, version);
-  env.release_dir = *staging;
-  env.vars["FLEET_RELEASE_DIR"] = *staging;
-  st = RunCommand("after_unpack hook", spec.hooks().after_unpack(), env, spec.hooks().timeout_ms());
-  if (!st.ok()) return cleanup(st);
-  st = FsyncTree(*staging);
-  if (!st.ok()) return cleanup(st);
-  std::string final_dir = layout.release_dir(version);
-  if (std::rename(staging->c_str(), final_dir.c_str()) != 0) {
-    return cleanup(absl::InternalError(absl::StrCat("cannot move ", *staging, " to ", final_dir)));
+  Env env = MakeEnv(layout, version, layout.CurrentConfig().value_or(""));
+  env.release_dir = staging;
+  env.vars["FLEET_RELEASE_DIR"] = staging;
+  FLEET_RETURN_IF_ERROR(
+      RunCommand("after_unpack hook", spec.hooks().after_unpack(), env, spec.hooks().timeout_ms()));
+  *summary = absl::StrCat(stats.entries, " entries, ", stats.bytes, " bytes");
+  return absl::OkStatus();
+}
+
+absl::Status Deployer::WriteConfig(const StageCommand& cmd, const std::string& bundle_path,
+                                   const std::string& staging, std::string* summary) {
+  const AppSpec& spec = cmd.spec();
+  const std::string label = absl::StrCat(spec.name(), "@", cmd.config().version());
+  FLEET_ASSIGN_OR_RETURN(std::string bytes, ReadFile(bundle_path));
+  fleet::v1::ConfigBundle bundle;
+  if (!bundle.ParseFromString(bytes)) {
+    return absl::DataLossError(
+        absl::StrCat("config ", label, " is not a config bundle (", bytes.size(), " bytes)"));
   }
-  std::remove(part.c_str());
-  st = FsyncDir(layout.releases_dir());
-  if (!st.ok()) return st;
-  AgentAppRecord record = state_.LoadApp(spec.name());
-  RemoveVersion(record.mutable_staged(), version);
-  record.add_staged(version);
-  st = state_.SaveApp(record);
-  if (!st.ok()) return st;
-  progress("staged", absl::StrCat(version, ": ", stats.entries, " entries, ", stats.bytes,
-                                  " bytes"));
+  int secrets = 0;
+  for (const ConfigFile& file : bundle.files()) {
+    // The controller checked the paths at push time; the host does not
+    // trust that with its filesystem.
+    if (!CheckConfigPath(file.path()).ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("config ", label, " has an unsafe path '",
+                                                     absl::CHexEscape(file.path()), "'"));
+    }
+    if (!IsSecretPath(file.path())) {
+      FLEET_RETURN_IF_ERROR(MakeParentDirs(staging, file.path()));
+      absl::Status st = WriteNewFile(absl::StrCat(staging, "/", file.path()), file.content(),
+                                     static_cast<mode_t>(file.mode() & 0777));
+      if (!st.ok()) return Annotate(st, absl::StrCat("config ", label));
+      continue;
+    }
+    ++secrets;
+    FLEET_RETURN_IF_ERROR(DecryptSecret(label, file, staging));
+    // The controller cannot read a secret: its syntax and required keys are
+    // checked here, on the plaintext, which no message ever quotes.
+    const std::string plain = DecryptedPath(file.path());
+    FLEET_ASSIGN_OR_RETURN(std::string content, ReadFile(absl::StrCat(staging, "/", plain)));
+    absl::Status st = CheckConfigSyntax(plain, content);
+    if (st.ok() && plain == spec.config().file()) st = CheckRequiredKeys(plain, content, spec);
+    if (!st.ok()) return Annotate(st, absl::StrCat("config ", label));
+  }
+  *summary = absl::StrCat(bundle.files_size(), " files, ", secrets, " of them decrypted");
+  return absl::OkStatus();
+}
+
+absl::Status Deployer::DecryptSecret(const std::string& label, const ConfigFile& file,
+                                     const std::string& staging) {
+  auto failure = [&](absl::string_view why) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot decrypt ", file.path(), " for ", label, ": ", why));
+  };
+  const std::string& identity = options_.age_identity;
+  if (access(identity.c_str(), F_OK) != 0) {
+    return failure(absl::StrCat("age identity ", identity,
+                                " does not exist (set fleet-agent --age-identity)"));
+  }
+  const std::string plain = DecryptedPath(file.path());
+  const std::string output = absl::StrCat(staging, "/", plain);
+  // age would overwrite it.
+  if (PathExists(output)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config ", label, " has both ", plain, " and ", file.path()));
+  }
+  FLEET_RETURN_IF_ERROR(MakeParentDirs(staging, plain));
+  // age reads the ciphertext from a file; the staging dir is 0700 and goes
+  // away on any failure.
+  std::string input = absl::StrCat(staging, "/.age-input-XXXXXX");
+  int fd = mkstemp(input.data());
+  if (fd < 0) return ErrnoError("cannot create a temp file in", staging);
+  absl::Status st = WriteAll(fd, file.content(), input);
+  close(fd);
+  if (!st.ok()) {
+    unlink(input.c_str());
+    return st;
+  }
+  ProcessSpec spec;
+  // Paths go through the environment: nothing to quote.
+  spec.command =
+      "umask 077 && exec age --decrypt -i \"$FLEET_AGE_IDENTITY\" -o \"$FLEET_AGE_OUTPUT\" "
+      "\"$FLEET_AGE_INPUT\"";
+  spec.cwd = staging;
+  spec.env = {
+      {"FLEET_AGE_IDENTITY", identity}, {"FLEET_AGE_OUTPUT", output}, {"FLEET_AGE_INPUT", input}};
+  spec.timeout = absl::Seconds(60);
+  absl::StatusOr<ProcessResult> result = runner_->Run(spec);
+  unlink(input.c_str());
+  if (!result.ok()) return failure(result.status().message());
+  if (!result->ok()) return failure(AgeFailure(*result));
+  // Whatever age and the umask made of it: a secret is for the owner only.
+  if (chmod(output.c_str(), 0600) != 0) return ErrnoError("cannot chmod", output);
   return absl::OkStatus();
 }
 
@@ -324,60 +575,86 @@ absl::Status Deployer::ProbeRelease(const AppSpec& spec, const Env& env, absl::D
   return probe_runner_.RunChecks(checks, ctx, bake, cancelled);
 }
 
-absl::Status Deployer::SwitchBack(const AppLayout& layout, const AppSpec& spec,
+absl::Status Deployer::SwitchBack(const AppLayout& layout, const Track& track, const AppSpec& spec,
                                   const std::string& from) {
-  if (from.empty()) return layout.RemoveCurrent();
-  absl::Status st = layout.SwitchCurrent(from);
-  if (!st.ok()) return st;
-  Env env = MakeEnv(layout, from);
-  st = RunCommand("reload", spec.reload(), env, spec.reload_timeout_ms());
-  if (!st.ok()) return st;
+  FLEET_RETURN_IF_ERROR(from.empty() ? layout.RemoveLink(track.subject())
+                                     : layout.SwitchLink(track.subject(), from));
+  // Whatever is current now gets reloaded; without a release nothing runs.
+  Env env =
+      MakeEnv(layout, layout.CurrentRelease().value_or(""), layout.CurrentConfig().value_or(""));
+  if (env.release_dir.empty()) return absl::OkStatus();
+  FLEET_RETURN_IF_ERROR(RunCommand("reload", spec.reload(), env, spec.reload_timeout_ms()));
   return RunCommand("after_rollback hook", spec.hooks().after_rollback(), env,
                     spec.hooks().timeout_ms());
 }
 
-void Deployer::Activate(const Command& command, const ProgressFn& progress,
-                        CommandResult* result) {
+namespace {
+
+// Expands every command and probe target before anything switches, so a
+// missing --var fails the host while it still runs the old version; found
+// only after the switch, it would restart the new one and then switch back.
+absl::Status CheckExpansions(const AppSpec& spec, const std::map<std::string, std::string>& vars) {
+  for (const std::string* text : {&spec.reload(), &spec.hooks().before_switch(),
+                                  &spec.hooks().after_switch(), &spec.hooks().after_rollback()}) {
+    FLEET_RETURN_IF_ERROR(ExpandVars(*text, vars).status());
+  }
+  for (const fleet::v1::HealthCheck& check : spec.health()) {
+    for (const std::string* text : {&check.http(), &check.tcp(), &check.exec()}) {
+      absl::Status st = ExpandVars(*text, vars).status();
+      if (!st.ok()) return Annotate(st, "health check");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status Deployer::ReloadAndProbe(const ActivateCommand& cmd, const Env& env,
+                                      const ProgressFn& progress) {
+  const AppSpec& spec = cmd.spec();
+  const bool rollback = cmd.mode() == fleet::v1::ACTIVATE_MODE_ROLLBACK;
+  progress("reloading", cmd.version());
+  FLEET_RETURN_IF_ERROR(RunCommand("reload", spec.reload(), env, spec.reload_timeout_ms()));
+  FLEET_RETURN_IF_ERROR(
+      RunCommand(rollback ? "after_rollback hook" : "after_switch hook",
+                 rollback ? spec.hooks().after_rollback() : spec.hooks().after_switch(), env,
+                 spec.hooks().timeout_ms()));
+  progress("probing", cmd.version());
+  int64_t bake_ms = cmd.has_bake() ? cmd.bake_ms() : spec.bake_ms();
+  absl::Duration bake = rollback ? absl::ZeroDuration() : absl::Milliseconds(bake_ms);
+  return ProbeRelease(spec, env, bake, CancelFlag(spec.name()));
+}
+
+void Deployer::Activate(const Command& command, const ProgressFn& progress, CommandResult* result) {
   const ActivateCommand& cmd = command.activate();
   const AppSpec& spec = cmd.spec();
   const std::string& version = cmd.version();
   const bool rollback = cmd.mode() == fleet::v1::ACTIVATE_MODE_ROLLBACK;
+  const Track track(cmd.subject());
   AppLayout layout(options_.apps_root, spec.name());
 
-  if (!layout.HasRelease(version)) {
-    result->set_reason(absl::StrCat("release ", version, " of ", spec.name(),
-                                    " is not on disk on host ", options_.host_id, " (on disk: ",
-                                    absl::StrJoin(layout.ListReleases(), ", "), ")"));
+  if (!layout.HasVersion(track.subject(), version)) {
+    result->set_reason(absl::StrCat(
+        track.noun(), " ", version, " of ", spec.name(), " is not on disk on host ",
+        options_.host_id, " (on disk: ", absl::StrJoin(layout.ListVersions(track.subject()), ", "),
+        ")"));
     return;
   }
-  std::string from = layout.CurrentRelease().value_or("");
-  Env env = MakeEnv(layout, version);
-
-  // Expand every command before switching, so a missing --var fails the host
-  // while it still runs the old release.
-  for (const std::string* text : {&spec.reload(), &spec.hooks().before_switch(),
-                                   &spec.hooks().after_switch(), &spec.hooks().after_rollback()}) {
-    auto expanded = ExpandVars(*text, env.vars);
-    if (!expanded.ok()) {
-      result->set_reason(std::string(expanded.status().message()));
-      return;
+  std::string from = layout.LinkedVersion(track.subject()).value_or("");
+  // What runs after the switch: the new version of this subject with the
+  // current one of the other.
+  Env env = track.config() ? MakeEnv(layout, layout.CurrentRelease().value_or(""), version)
+                           : MakeEnv(layout, version, layout.CurrentConfig().value_or(""));
+  // A config for an app that has no release on this host: nothing runs
+  // that could read it, so the link alone switches.
+  const bool runs = !env.release_dir.empty();
+  if (runs) {
+    absl::Status st = CheckExpansions(spec, env.vars);
+    if (st.ok() && !rollback) {
+      progress("before_switch", version);
+      st = RunCommand("before_switch hook", spec.hooks().before_switch(), env,
+                      spec.hooks().timeout_ms());
     }
-  }
-  // Probe targets too: found only after the switch, the missing var would
-  // restart the new release and then switch back.
-  for (const fleet::v1::HealthCheck& check : spec.health()) {
-    for (const std::string* text : {&check.http(), &check.tcp(), &check.exec()}) {
-      auto expanded = ExpandVars(*text, env.vars);
-      if (!expanded.ok()) {
-        result->set_reason(std::string(Annotate(expanded.status(), "health check").message()));
-        return;
-      }
-    }
-  }
-  if (!rollback) {
-    progress("before_switch", version);
-    absl::Status st = RunCommand("before_switch hook", spec.hooks().before_switch(), env,
-                                 spec.hooks().timeout_ms());
     if (!st.ok()) {
       result->set_reason(std::string(st.message()));
       return;
@@ -392,6 +669,7 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress,
   journal.set_to_release(version);
   journal.set_mode(cmd.mode());
   journal.set_started_at_ms(absl::ToUnixMillis(clock_->Now()));
+  journal.set_subject(track.subject());
   *journal.mutable_spec() = spec;
   absl::Status st = state_.WriteJournal(journal);
   if (!st.ok()) {
@@ -401,7 +679,7 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress,
 
   progress("switching", absl::StrCat(from.empty() ? "(none)" : from, " -> ", version));
   auto switch_start = std::chrono::steady_clock::now();
-  st = layout.SwitchCurrent(version);
+  st = layout.SwitchLink(track.subject(), version);
   result->set_switch_us(std::chrono::duration_cast<std::chrono::microseconds>(
                             std::chrono::steady_clock::now() - switch_start)
                             .count());
@@ -409,38 +687,25 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress,
     result->set_reason(std::string(st.message()));
     return;
   }
-  spdlog::info("{}: {}: switched current {} -> {} in {} us", options_.host_id, spec.name(), from,
-               version,
-               result->switch_us());
+  spdlog::info("{}: {}: switched {} {} -> {} in {} us", options_.host_id, spec.name(),
+               track.config() ? "config" : "current", from, version, result->switch_us());
 
-  progress("reloading", version);
-  st = RunCommand("reload", spec.reload(), env, spec.reload_timeout_ms());
-  if (st.ok()) {
-    const std::string& hook = rollback ? spec.hooks().after_rollback() : spec.hooks().after_switch();
-    st = RunCommand(rollback ? "after_rollback hook" : "after_switch hook", hook, env,
-                    spec.hooks().timeout_ms());
-  }
-  if (st.ok()) {
-    progress("probing", version);
-    int64_t bake_ms = cmd.has_bake() ? cmd.bake_ms() : spec.bake_ms();
-    absl::Duration bake = rollback ? absl::ZeroDuration() : absl::Milliseconds(bake_ms);
-    st = ProbeRelease(spec, env, bake, CancelFlag(spec.name()));
-  }
+  if (runs) st = ReloadAndProbe(cmd, env, progress);
 
   AgentAppRecord record = state_.LoadApp(spec.name());
   if (absl::IsCancelled(st)) {
     // A newer activation (a rollback taking over) is waiting: it decides
-    // where current goes, so this one stops here without switching back.
+    // where the link goes, so this one stops here without switching back.
     result->set_reason(absl::StrCat("activation of ", version, " superseded by a newer command"));
     return;
   }
   if (!st.ok()) {
     result->set_reason(std::string(st.message()));
     if (!rollback) {
-      spdlog::warn("{}: {} failed on {}: {}; switching back to {}", spec.name(), version,
-                   options_.host_id, st.message(), from.empty() ? "no release" : from);
+      spdlog::warn("{}: {} {} failed on {}: {}; switching back to {}", spec.name(), track.noun(),
+                   version, options_.host_id, st.message(), OrNone(from, track));
       progress("switching back", std::string(st.message()));
-      absl::Status back = SwitchBack(layout, spec, from);
+      absl::Status back = SwitchBack(layout, track, spec, from);
       result->set_switched_back(true);
       if (!back.ok()) {
         result->set_reason(
@@ -449,43 +714,42 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress,
     } else {
       // A rollback target that fails its probes stays: there is nothing
       // better to go back to, and the controller reports it.
-      record.set_previous_release(from);
+      *track.mutable_previous(&record) = from;
       state_.SaveApp(record).IgnoreError();
     }
     return;
   }
-  record.set_last_known_good(version);
-  if (from != version) record.set_previous_release(from);
+  *track.mutable_last_good(&record) = version;
+  if (from != version) *track.mutable_previous(&record) = from;
   st = state_.SaveApp(record);
   if (!st.ok()) spdlog::error("cannot save state of {}: {}", spec.name(), st.message());
   std::vector<std::string> keep(cmd.keep().begin(), cmd.keep().end());
-  ApplyRetention(layout, spec, record, keep);
+  ApplyRetention(layout, track, spec, record, keep);
   result->set_ok(true);
 }
 
-void Deployer::ApplyRetention(const AppLayout& layout, const AppSpec& spec,
-                              const AgentAppRecord& record,
-                              const std::vector<std::string>& keep) {
-  std::vector<std::string> on_disk = layout.ListReleases();
+void Deployer::ApplyRetention(const AppLayout& layout, const Track& track, const AppSpec& spec,
+                              const AgentAppRecord& record, const std::vector<std::string>& keep) {
+  std::vector<std::string> on_disk = layout.ListVersions(track.subject());
   size_t limit = static_cast<size_t>(std::max(spec.keep_releases(), 3));
   if (on_disk.size() <= limit) return;
   std::set<std::string> protect(keep.begin(), keep.end());
-  protect.insert(layout.CurrentRelease().value_or(""));
-  protect.insert(record.last_known_good());
-  protect.insert(record.previous_release());
-  std::vector<std::string> order = ReleasesOldestFirst(layout, record);
+  protect.insert(layout.LinkedVersion(track.subject()).value_or(""));
+  protect.insert(track.last_good(record));
+  protect.insert(track.previous(record));
+  std::vector<std::string> order = VersionsOldestFirst(layout, track, record);
   size_t count = on_disk.size();
   AgentAppRecord updated = record;
   for (const std::string& v : order) {
     if (count <= limit) break;
     if (protect.count(v)) continue;
-    absl::Status st = RemoveAll(layout.release_dir(v));
+    absl::Status st = RemoveAll(layout.version_dir(track.subject(), v));
     if (!st.ok()) {
       spdlog::warn("retention: {}", st.message());
       continue;
     }
-    spdlog::info("{}: {}: retention removed release {}", options_.host_id, spec.name(), v);
-    RemoveVersion(updated.mutable_staged(), v);
+    spdlog::info("{}: {}: retention removed {} {}", options_.host_id, spec.name(), track.noun(), v);
+    RemoveVersion(track.mutable_staged(&updated), v);
     --count;
   }
   state_.SaveApp(updated).IgnoreError();

@@ -1,6 +1,14 @@
 // The agent's local deploy loop: stage, switch, reload, probe, switch back,
 // retention, and recovery after a crash. Commands for one app run one at a
 // time; different apps run in parallel.
+//
+// A command's subject is either the app's code (releases/, `current`) or its
+// config (configs/, `config`; DESIGN.md "Config"); both go through the same
+// loop. Every command the agent runs for an app (after_unpack, reload, hooks,
+// exec probes) gets FLEET_APP, FLEET_RELEASE, FLEET_RELEASE_DIR,
+// FLEET_APP_DIR, FLEET_HOST, FLEET_CONFIG and FLEET_CONFIG_DIR (the config
+// active for that command: the new one during a config activation; "" when
+// there is none) and every --var.
 #ifndef FLEET_AGENT_DEPLOYER_H_
 #define FLEET_AGENT_DEPLOYER_H_
 
@@ -31,10 +39,17 @@ struct AgentOptions {
   std::map<std::string, std::string> labels;
   std::map<std::string, std::string> vars;
   UnpackLimits unpack_limits;
+  // The age identity (private key file) that decrypts the *.age secrets of
+  // config releases (fleet-agent --age-identity).
+  std::string age_identity = "/etc/fleet/age.key";
 };
 
 // Reports a step of a running command ("downloading", "switching", ...).
 using ProgressFn = std::function<void(const std::string& step, const std::string& message)>;
+
+// Which link, directory and record fields a command's subject uses; an
+// implementation detail of Deployer, defined in deployer.cc.
+class Track;
 
 class Deployer {
  public:
@@ -43,15 +58,29 @@ class Deployer {
            ArtifactSource* artifacts);
 
   // At agent start, before any command: removes leftovers (staging dirs,
-  // .current.tmp, *.part) and finishes every interrupted activation. An
-  // interrupted deploy is switched back to the release it replaced and its
-  // failure stored as the command's result; an interrupted rollback is
-  // forgotten, so the controller's resend redoes it.
+  // .current.tmp, .config.tmp, *.part) and finishes every interrupted
+  // activation. An interrupted deploy (of a release or a config) is switched
+  // back to the version it replaced and its failure stored as the command's
+  // result; an interrupted rollback is forgotten, so the controller's resend
+  // redoes it.
   absl::Status Recover();
 
   // Runs a command to completion and returns its result, which is also
   // stored before this returns. A command id already completed returns the
   // stored result without doing anything. Thread-safe.
+  //
+  // Stage of a release: download, verify, unpack into releases/<v>, link the
+  // shared dirs and `config -> ../../config` (an artifact with its own
+  // `config` is refused), run after_unpack. Stage of a config: download and
+  // verify the bundle, write its files into configs/<v> with their modes
+  // (never setuid/setgid/sticky), decrypt every *.age secret with `age` and
+  // options().age_identity into a 0600 file without the suffix, and check
+  // the decrypted files' syntax and spec.config's required keys. Either way
+  // a failure leaves nothing behind. Activate switches the subject's link,
+  // reloads the current release, probes through the bake and switches back
+  // on failure; a config for an app without a current release only
+  // switches the link. result.previous_release/current_release are versions
+  // of the command's subject.
   fleet::v1::CommandResult Execute(const fleet::v1::Command& command, const ProgressFn& progress);
 
   // The state of every app on this host, for Hello.
@@ -74,23 +103,43 @@ class Deployer {
     std::map<std::string, std::string> vars;  // FLEET_* and --var
     std::string release_dir;
   };
-
   absl::Mutex* AppMutex(const std::string& app);
-  Env MakeEnv(const AppLayout& layout, const std::string& version) const;
-  absl::Status RunCommand(const std::string& what, const std::string& command,
-                          const Env& env, int64_t timeout_ms);
+  // The environment of commands run with `release` and `config` active
+  // (either may be "").
+  Env MakeEnv(const AppLayout& layout, const std::string& release, const std::string& config) const;
+  absl::Status RunCommand(const std::string& what, const std::string& command, const Env& env,
+                          int64_t timeout_ms);
 
   absl::Status Stage(const fleet::v1::StageCommand& cmd, const ProgressFn& progress);
+  // Fill the staging dir of a release or a config from the downloaded blob;
+  // `summary` says what was written, for the progress message.
+  absl::Status UnpackRelease(const fleet::v1::StageCommand& cmd, const AppLayout& layout,
+                             const std::string& artifact, const std::string& staging,
+                             std::string* summary);
+  absl::Status WriteConfig(const fleet::v1::StageCommand& cmd, const std::string& bundle_path,
+                           const std::string& staging, std::string* summary);
+  // Decrypts the secret `file` of config `label` ("web@c2") into
+  // <staging>/<its path without .age>, mode 0600.
+  absl::Status DecryptSecret(const std::string& label, const fleet::v1::ConfigFile& file,
+                             const std::string& staging);
+  absl::Status RecordStaged(const Track& track, const std::string& app, const std::string& version,
+                            bool fresh);
+
   void Activate(const fleet::v1::Command& command, const ProgressFn& progress,
                 fleet::v1::CommandResult* result);
-  // Switches back to `from` (or removes current when from is ""), reloads it
-  // and runs after_rollback. Returns what failed, if anything.
-  absl::Status SwitchBack(const AppLayout& layout, const fleet::v1::AppSpec& spec,
-                          const std::string& from);
+  // Reload, after_switch (after_rollback in ROLLBACK mode), probes through
+  // the bake: what decides whether an activation stays.
+  absl::Status ReloadAndProbe(const fleet::v1::ActivateCommand& cmd, const Env& env,
+                              const ProgressFn& progress);
+  // Switches the track's link back to `from` (or removes it when from is
+  // ""), then reloads the current release, if any, and runs after_rollback.
+  // Returns what failed, if anything.
+  absl::Status SwitchBack(const AppLayout& layout, const Track& track,
+                          const fleet::v1::AppSpec& spec, const std::string& from);
   absl::Status ProbeRelease(const fleet::v1::AppSpec& spec, const Env& env, absl::Duration bake,
                             const std::atomic<bool>* cancelled);
   std::atomic<bool>* CancelFlag(const std::string& app);
-  void ApplyRetention(const AppLayout& layout, const fleet::v1::AppSpec& spec,
+  void ApplyRetention(const AppLayout& layout, const Track& track, const fleet::v1::AppSpec& spec,
                       const fleet::v1::AgentAppRecord& record,
                       const std::vector<std::string>& keep);
 

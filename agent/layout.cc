@@ -15,8 +15,21 @@
 namespace fleet::agent {
 namespace {
 
-constexpr char kReleasesPrefix[] = "releases/";
-constexpr char kTempLink[] = ".current.tmp";
+// The names of one subject's parts of the layout.
+struct SubjectNames {
+  const char* dir;        // under the app dir, holds the versions
+  const char* link;       // in the app dir, selects a version
+  const char* temp_link;  // the link's name while it is being switched
+  const char* noun;       // for messages
+};
+
+const SubjectNames& NamesOf(fleet::v1::Subject subject) {
+  static const SubjectNames kRelease{"releases", "current", ".current.tmp", "release"};
+  static const SubjectNames kConfig{"configs", "config", ".config.tmp", "config"};
+  return subject == fleet::v1::SUBJECT_CONFIG ? kConfig : kRelease;
+}
+
+constexpr fleet::v1::Subject kSubjects[] = {fleet::v1::SUBJECT_RELEASE, fleet::v1::SUBJECT_CONFIG};
 
 absl::Status Errno(absl::string_view what, const std::string& path) {
   return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
@@ -24,34 +37,42 @@ absl::Status Errno(absl::string_view what, const std::string& path) {
 
 }  // namespace
 
+std::string AppLayout::versions_dir(Subject subject) const {
+  return absl::StrCat(app_dir_, "/", NamesOf(subject).dir);
+}
+
+std::string AppLayout::link_path(Subject subject) const {
+  return absl::StrCat(app_dir_, "/", NamesOf(subject).link);
+}
+
 absl::Status AppLayout::Ensure() const {
-  for (const std::string& dir : {app_dir_, releases_dir(), shared_dir()}) {
+  for (const std::string& dir : {app_dir_, releases_dir(), configs_dir(), shared_dir()}) {
     absl::Status st = MakeDirs(dir);
     if (!st.ok()) return st;
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> AppLayout::CurrentRelease() const {
-  absl::StatusOr<std::string> target = ReadLink(current_link());
+absl::StatusOr<std::string> AppLayout::LinkedVersion(Subject subject) const {
+  const std::string link = link_path(subject);
+  absl::StatusOr<std::string> target = ReadLink(link);
   if (absl::IsNotFound(target.status())) return std::string();
   if (!target.ok()) return target.status();
-  // The rest must be one release name: "releases/../x" or "releases/v1/bin"
+  // The rest must be one version name: "releases/../x" or "releases/v1/bin"
   // is not a release either.
-  std::string version = absl::StartsWith(*target, kReleasesPrefix)
-                            ? target->substr(sizeof(kReleasesPrefix) - 1)
-                            : std::string();
+  const std::string prefix = absl::StrCat(NamesOf(subject).dir, "/");
+  std::string version =
+      absl::StartsWith(*target, prefix) ? target->substr(prefix.size()) : std::string();
   if (!IsSafeName(version)) {
-    return absl::DataLossError(absl::StrCat(current_link(), " points to '", *target,
-                                            "', not into releases/"));
+    return absl::DataLossError(absl::StrCat(link, " points to '", *target, "', not into ", prefix));
   }
   return version;
 }
 
-std::vector<std::string> AppLayout::ListReleases() const {
+std::vector<std::string> AppLayout::ListVersions(Subject subject) const {
   std::vector<std::string> out;
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(releases_dir(), ec)) {
+  for (const auto& entry : std::filesystem::directory_iterator(versions_dir(subject), ec)) {
     std::string name = entry.path().filename().string();
     if (name.empty() || name[0] == '.') continue;
     if (!entry.is_directory(ec) || entry.is_symlink(ec)) continue;
@@ -61,29 +82,30 @@ std::vector<std::string> AppLayout::ListReleases() const {
   return out;
 }
 
-bool AppLayout::HasRelease(const std::string& version) const {
+bool AppLayout::HasVersion(Subject subject, const std::string& version) const {
   std::error_code ec;
   // symlink_status: a link placed by hand under releases/ is not a release.
-  return IsSafeName(version) &&
-         std::filesystem::is_directory(std::filesystem::symlink_status(release_dir(version), ec));
+  return IsSafeName(version) && std::filesystem::is_directory(std::filesystem::symlink_status(
+                                    version_dir(subject, version), ec));
 }
 
-absl::Status AppLayout::SwitchCurrent(const std::string& version) const {
-  if (!HasRelease(version)) {
+absl::Status AppLayout::SwitchLink(Subject subject, const std::string& version) const {
+  const SubjectNames& names = NamesOf(subject);
+  if (!HasVersion(subject, version)) {
     return absl::FailedPreconditionError(
-        absl::StrCat("release ", version, " of ", app_, " is not on disk"));
+        absl::StrCat(names.noun, " ", version, " of ", app_, " is not on disk"));
   }
   int dir_fd = open(app_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd < 0) return Errno("cannot open", app_dir_);
-  std::string target = absl::StrCat(kReleasesPrefix, version);
+  std::string target = absl::StrCat(names.dir, "/", version);
   // A temp link left by a crash would make symlinkat fail with EEXIST.
-  unlinkat(dir_fd, kTempLink, 0);
+  unlinkat(dir_fd, names.temp_link, 0);
   absl::Status st;
-  if (symlinkat(target.c_str(), dir_fd, kTempLink) != 0) {
-    st = Errno("cannot create link", app_dir_ + "/" + kTempLink);
-  } else if (renameat(dir_fd, kTempLink, dir_fd, "current") != 0) {
-    st = Errno("cannot rename link over", current_link());
-    unlinkat(dir_fd, kTempLink, 0);
+  if (symlinkat(target.c_str(), dir_fd, names.temp_link) != 0) {
+    st = Errno("cannot create link", absl::StrCat(app_dir_, "/", names.temp_link));
+  } else if (renameat(dir_fd, names.temp_link, dir_fd, names.link) != 0) {
+    st = Errno("cannot rename link over", link_path(subject));
+    unlinkat(dir_fd, names.temp_link, 0);
   } else if (fsync(dir_fd) != 0) {
     st = Errno("cannot fsync", app_dir_);
   }
@@ -91,24 +113,25 @@ absl::Status AppLayout::SwitchCurrent(const std::string& version) const {
   return st;
 }
 
-absl::Status AppLayout::RemoveCurrent() const {
-  if (unlink(current_link().c_str()) != 0 && errno != ENOENT) {
-    return Errno("cannot remove", current_link());
-  }
+absl::Status AppLayout::RemoveLink(Subject subject) const {
+  const std::string link = link_path(subject);
+  if (unlink(link.c_str()) != 0 && errno != ENOENT) return Errno("cannot remove", link);
   return FsyncDir(app_dir_);
 }
 
 std::vector<std::string> AppLayout::RemoveLeftovers() const {
   std::vector<std::string> removed;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(releases_dir(), ec)) {
-    std::string name = entry.path().filename().string();
-    if (absl::StartsWith(name, ".staging-")) {
-      if (RemoveAll(entry.path().string()).ok()) removed.push_back(entry.path().string());
+  for (Subject subject : kSubjects) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(versions_dir(subject), ec)) {
+      std::string name = entry.path().filename().string();
+      if (absl::StartsWith(name, ".staging-")) {
+        if (RemoveAll(entry.path().string()).ok()) removed.push_back(entry.path().string());
+      }
     }
+    std::string tmp = absl::StrCat(app_dir_, "/", NamesOf(subject).temp_link);
+    if (PathExists(tmp) && unlink(tmp.c_str()) == 0) removed.push_back(tmp);
   }
-  std::string tmp = absl::StrCat(app_dir_, "/", kTempLink);
-  if (PathExists(tmp) && unlink(tmp.c_str()) == 0) removed.push_back(tmp);
   return removed;
 }
 

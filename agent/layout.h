@@ -1,10 +1,17 @@
 // The host layout of one app (DESIGN.md "Host layout") and the atomic switch
-// of its `current` link.
+// of its `current` and `config` links.
 //
 //   <apps-root>/<app>/releases/<version>/       complete, never modified after activation
 //   <apps-root>/<app>/releases/.staging-<v>-*/  in-progress unpack
 //   <apps-root>/<app>/shared/<dir>               persistent dirs linked into each release
+//   <apps-root>/<app>/configs/<version>/        config releases (configs/.staging-* in progress)
 //   <apps-root>/<app>/current -> releases/<v>
+//   <apps-root>/<app>/config -> configs/<v>
+//
+// Releases and configs are two "subjects" with the same rules: a directory
+// of complete versions and one link that selects a version. The methods
+// taking a fleet::v1::Subject serve both; the named ones (CurrentRelease,
+// SwitchConfig, ...) are shorthands for one subject.
 #ifndef FLEET_AGENT_LAYOUT_H_
 #define FLEET_AGENT_LAYOUT_H_
 
@@ -13,45 +20,78 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "fleet/v1/types.pb.h"
 
 namespace fleet::agent {
 
 class AppLayout {
  public:
+  using Subject = fleet::v1::Subject;
+  static constexpr Subject kRelease = fleet::v1::SUBJECT_RELEASE;
+  static constexpr Subject kConfig = fleet::v1::SUBJECT_CONFIG;
+
   AppLayout(std::string apps_root, std::string app)
       : app_dir_(apps_root + "/" + app), app_(std::move(app)) {}
 
   const std::string& app() const { return app_; }
   const std::string& app_dir() const { return app_dir_; }
-  std::string releases_dir() const { return app_dir_ + "/releases"; }
-  std::string release_dir(const std::string& version) const {
-    return releases_dir() + "/" + version;
-  }
   std::string shared_dir() const { return app_dir_ + "/shared"; }
-  std::string current_link() const { return app_dir_ + "/current"; }
 
-  // Creates app, releases and shared dirs.
+  // "releases" or "configs": where the versions of `subject` live.
+  std::string versions_dir(Subject subject) const;
+  std::string version_dir(Subject subject, const std::string& version) const {
+    return versions_dir(subject) + "/" + version;
+  }
+  // "current" or "config": the link that selects the active version.
+  std::string link_path(Subject subject) const;
+
+  std::string releases_dir() const { return versions_dir(kRelease); }
+  std::string release_dir(const std::string& version) const {
+    return version_dir(kRelease, version);
+  }
+  std::string current_link() const { return link_path(kRelease); }
+  std::string configs_dir() const { return versions_dir(kConfig); }
+  std::string config_dir(const std::string& version) const { return version_dir(kConfig, version); }
+  std::string config_link() const { return link_path(kConfig); }
+
+  // Creates app, releases, configs and shared dirs.
   absl::Status Ensure() const;
 
-  // The version `current` points to; "" when there is no current link.
-  absl::StatusOr<std::string> CurrentRelease() const;
+  // The version the subject's link points to; "" when there is no link.
+  // DataLoss when the link points anywhere but at one version.
+  absl::StatusOr<std::string> LinkedVersion(Subject subject) const;
+  absl::StatusOr<std::string> CurrentRelease() const { return LinkedVersion(kRelease); }
+  absl::StatusOr<std::string> CurrentConfig() const { return LinkedVersion(kConfig); }
 
-  // Complete releases on disk (no staging dirs), sorted by name.
-  std::vector<std::string> ListReleases() const;
-  bool HasRelease(const std::string& version) const;
+  // Complete versions on disk (no staging dirs, no symlinks), sorted by name.
+  std::vector<std::string> ListVersions(Subject subject) const;
+  std::vector<std::string> ListReleases() const { return ListVersions(kRelease); }
+  std::vector<std::string> ListConfigs() const { return ListVersions(kConfig); }
+  bool HasVersion(Subject subject, const std::string& version) const;
+  bool HasRelease(const std::string& version) const { return HasVersion(kRelease, version); }
+  bool HasConfig(const std::string& version) const { return HasVersion(kConfig, version); }
 
-  // Points `current` at releases/<version> atomically: symlinkat to
-  // ".current.tmp", renameat over "current", fsync of the app dir. At every
-  // instant `current` names either the old or the new release. The release
-  // must exist (FailedPrecondition otherwise).
-  absl::Status SwitchCurrent(const std::string& version) const;
+  // Points the subject's link at <versions dir>/<version> atomically:
+  // symlinkat to ".current.tmp" (".config.tmp"), renameat over the link,
+  // fsync of the app dir. At every instant the link names either the old or
+  // the new version. The version must exist (FailedPrecondition otherwise).
+  absl::Status SwitchLink(Subject subject, const std::string& version) const;
+  absl::Status SwitchCurrent(const std::string& version) const {
+    return SwitchLink(kRelease, version);
+  }
+  absl::Status SwitchConfig(const std::string& version) const {
+    return SwitchLink(kConfig, version);
+  }
 
-  // Removes the current link atomically (used when a first deploy fails and
-  // there is nothing to go back to).
-  absl::Status RemoveCurrent() const;
+  // Removes the subject's link (used when a first activation fails and there
+  // is nothing to go back to). OK when there is none.
+  absl::Status RemoveLink(Subject subject) const;
+  absl::Status RemoveCurrent() const { return RemoveLink(kRelease); }
+  absl::Status RemoveConfigLink() const { return RemoveLink(kConfig); }
 
-  // Removes leftovers of an interrupted agent: releases/.staging-* and
-  // .current.tmp. Returns what it removed, for the log.
+  // Removes leftovers of an interrupted agent: releases/.staging-*,
+  // configs/.staging-*, .current.tmp and .config.tmp. Returns what it
+  // removed, for the log.
   std::vector<std::string> RemoveLeftovers() const;
 
  private:

@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   CLI::App app{"fleet-agent: applies Fleet's deploy and rollback commands on this host"};
   std::string controller, host_id, apps_root = "/opt", state_dir = "/var/lib/fleet-agent";
   std::string log_level = "info";
+  std::string age_identity = fleet::agent::AgentOptions().age_identity;
   std::vector<std::string> labels, vars;
   int simulate = 0;
   app.add_option("--controller", controller, "controller address HOST:PORT")->required();
@@ -36,6 +37,9 @@ int main(int argc, char** argv) {
   app.add_option("--state-dir", state_dir, "agent state (journal, results)")->capture_default_str();
   app.add_option("--label", labels, "KEY=VALUE label for selectors (repeatable)");
   app.add_option("--var", vars, "KEY=VALUE for ${KEY} in specs and commands' env (repeatable)");
+  app.add_option("--age-identity", age_identity,
+                 "age identity file that decrypts the *.age secrets of config releases")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
   app.add_option("--simulate", simulate,
                  "run N simulated hosts <host-id>-0001... in this process, each with its own "
@@ -57,6 +61,8 @@ int main(int argc, char** argv) {
   options.host_id = host_id;
   options.apps_root = apps_root;
   options.state_dir = state_dir;
+  // Simulated hosts share it (Simulator::HostOptions copies the base).
+  options.age_identity = age_identity;
   for (const auto& [flag, list, out] :
        {std::tuple{"--label", &labels, &options.labels}, std::tuple{"--var", &vars, &options.vars}}) {
     for (const std::string& kv : *list) {

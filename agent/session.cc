@@ -177,9 +177,16 @@ void AgentSession::OnCommand(const Command& command) {
     return;
   }
   Worker& worker = workers_[app];
-  // A new activation while one is baking means the controller changed its
-  // mind (a rollback took over): stop baking the old one.
-  if (command.has_activate() && running_.count(app)) deployer_->CancelActivation(app);
+  // A new activation while one of the same subject is baking means the
+  // controller changed its mind (a rollback took over): stop baking the old
+  // one. Code and config are rolled out independently, so an activation of
+  // the other subject waits for the bake instead.
+  if (command.has_activate()) {
+    auto running = activating_.find(app);
+    if (running != activating_.end() && running->second == command.activate().subject()) {
+      deployer_->CancelActivation(app);
+    }
+  }
   worker.queue.push_back(command);
   if (!worker.thread.joinable()) {
     worker.thread = std::thread([this, app] { WorkerLoop(app); });
@@ -198,10 +205,12 @@ void AgentSession::WorkerLoop(const std::string& app) {
       if (shutdown_) return;
       command = std::move(workers_[app].queue.front());
       workers_[app].queue.pop_front();
-      running_.insert(app);
       // Reset here, under mu_, so that a cancel OnCommand sends for this
       // command (also under mu_) cannot be lost.
-      if (command.has_activate()) deployer_->ResetCancel(app);
+      if (command.has_activate()) {
+        activating_[app] = command.activate().subject();
+        deployer_->ResetCancel(app);
+      }
     }
     spdlog::info("running command {}", command.id());
     auto progress = [this, &command](const std::string& step, const std::string& message) {
@@ -224,7 +233,7 @@ void AgentSession::WorkerLoop(const std::string& app) {
     Send(msg);
     absl::MutexLock lock(&mu_);
     in_flight_.erase(command.id());
-    running_.erase(app);
+    activating_.erase(app);
   }
 }
 

@@ -67,7 +67,9 @@ class AgentSession {
   bool stream_done_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> in_flight_ ABSL_GUARDED_BY(mu_);
-  std::set<std::string> running_ ABSL_GUARDED_BY(mu_);  // apps with a command running
+  // Apps with an activation running, and its subject: a new activation of
+  // the same subject cancels its bake, one of the other subject queues.
+  std::map<std::string, fleet::v1::Subject> activating_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace fleet::agent

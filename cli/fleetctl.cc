@@ -1,8 +1,10 @@
 #include "cli/fleetctl.h"
 
+#include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -10,9 +12,6 @@
 #include <iostream>
 #include <map>
 #include <memory>
-
-#include <CLI/CLI.hpp>
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -141,9 +140,8 @@ void PrintTable(const std::vector<std::vector<std::string>>& rows) {
 std::string WaveLine(const Rollout& r, int w);
 
 void PrintRollout(const Rollout& r) {
-  std::cout << KindName(r) << " " << r.id() << " of " << r.app() << ": "
-            << OrDash(r.from_version()) << " -> " << r.version() << "  " << RolloutStateName(r.state())
-            << "\n";
+  std::cout << KindName(r) << " " << r.id() << " of " << r.app() << ": " << OrDash(r.from_version())
+            << " -> " << r.version() << "  " << RolloutStateName(r.state()) << "\n";
   if (!r.reason().empty()) std::cout << "reason: " << r.reason() << "\n";
   if (r.plan().waves_size() > 1 || r.awaiting_promote()) {
     for (int w = 0; w < r.plan().waves_size(); ++w) std::cout << WaveLine(r, w) << "\n";
@@ -256,8 +254,8 @@ bool Follow(Client& client, const std::string& id, Rollout* out, Failure* failur
                           t.reason(), "\n");
         }
       }
-      absl::StrAppend(&text, KindName(r), " ", r.id(), " of ", r.app(), " -> ",
-                      r.version(), "  ", RolloutStateName(r.state()),
+      absl::StrAppend(&text, KindName(r), " ", r.id(), " of ", r.app(), " -> ", r.version(), "  ",
+                      RolloutStateName(r.state()),
                       r.awaiting_promote() ? " (waiting for promote)" : "", "  ", elapsed, "\n");
       for (int w = 0; w < std::max(1, r.plan().waves_size()); ++w) {
         absl::StrAppend(&text, WaveLine(r, w), "\n");
@@ -389,7 +387,8 @@ int Run(int argc, char** argv) {
     cmd->add_option("--waves", a_waves,
                     "cumulative waves, e.g. 1,10%,50%,100% (default: spec, else 1,100%)");
     cmd->add_option("--max-failures", a_max_failures, "N or P% of hosts that may fail (default 0)");
-    cmd->add_option("--max-parallel", a_max_parallel, "hosts switching at once in a wave (0 = all)");
+    cmd->add_option("--max-parallel", a_max_parallel,
+                    "hosts switching at once in a wave (0 = all)");
     cmd->add_option("--bake", a_bake, "each host stays healthy this long before the next wave");
     cmd->add_option("--host-timeout", a_host_timeout,
                     "a host silent or away this long fails (default 2m)");
@@ -438,7 +437,8 @@ int Run(int argc, char** argv) {
   auto* cfg_rollback =
       cfg_cmd->add_subcommand("rollback", "switch every host back to an earlier config");
   cfg_rollback->add_option("app", a_app)->required();
-  cfg_rollback->add_option("--to", a_to, "config (default: the last successful one before current)");
+  cfg_rollback->add_option("--to", a_to,
+                           "config (default: the last successful one before current)");
   cfg_rollback->add_flag("--wait", wait, "follow it; exit 0 only if it succeeded");
 
   auto* status = app.add_subcommand("status", "an app's hosts, releases, configs and rollouts");
@@ -662,9 +662,9 @@ int Run(int argc, char** argv) {
     return kExitOk;
   }
   if (rollout->parsed() || rollback->parsed() || cfg_rollout->parsed() || cfg_rollback->parsed()) {
-    const fleet::v1::Subject subject =
-        cfg_rollout->parsed() || cfg_rollback->parsed() ? fleet::v1::SUBJECT_CONFIG
-                                                        : fleet::v1::SUBJECT_RELEASE;
+    const fleet::v1::Subject subject = cfg_rollout->parsed() || cfg_rollback->parsed()
+                                           ? fleet::v1::SUBJECT_CONFIG
+                                           : fleet::v1::SUBJECT_RELEASE;
     Rollout r;
     grpc::Status st;
     if (rollout->parsed() || cfg_rollout->parsed()) {
@@ -704,7 +704,8 @@ int Run(int argc, char** argv) {
     if (!json) {
       std::cout << KindName(r) << " " << r.id() << " of " << r.app() << " "
                 << OrDash(r.from_version()) << " -> " << r.version() << " on " << r.tasks_size()
-                << " hosts" << (wait ? "" : " started; follow it with: fleetctl rollout watch " + r.id())
+                << " hosts"
+                << (wait ? "" : " started; follow it with: fleetctl rollout watch " + r.id())
                 << "\n";
     }
     if (wait) {
@@ -745,9 +746,9 @@ int Run(int argc, char** argv) {
     PrintTable(rows);
     for (const Rollout* r : {&resp.active_rollout(), &resp.last_rollout()}) {
       if (r->id().empty()) continue;
-      std::cout << (r == &resp.active_rollout() ? "running: " : "last: ") << KindName(*r)
-                << " " << r->id() << " " << OrDash(r->from_version()) << " -> " << r->version()
-                << " " << RolloutStateName(r->state()) << (r->reason().empty() ? "" : ": ") << r->reason()
+      std::cout << (r == &resp.active_rollout() ? "running: " : "last: ") << KindName(*r) << " "
+                << r->id() << " " << OrDash(r->from_version()) << " -> " << r->version() << " "
+                << RolloutStateName(r->state()) << (r->reason().empty() ? "" : ": ") << r->reason()
                 << "\n";
     }
     return kExitOk;
@@ -789,8 +790,8 @@ int Run(int argc, char** argv) {
       return kExitOk;
     }
     // RELEASE and CONFIG: the pair the fleet runs when it succeeded.
-    std::vector<std::vector<std::string>> rows = {{"ID", "WHEN", "KIND", "VERSION", "FROM",
-                                                   "RELEASE", "CONFIG", "RESULT", "BY", "REASON"}};
+    std::vector<std::vector<std::string>> rows = {
+        {"ID", "WHEN", "KIND", "VERSION", "FROM", "RELEASE", "CONFIG", "RESULT", "BY", "REASON"}};
     for (const auto& r : resp.rollouts()) {
       rows.push_back({r.id(), FormatMs(r.created_at_ms()), KindName(r), r.version(),
                       OrDash(r.from_version()), OrDash(r.release()), OrDash(r.config()),

@@ -150,9 +150,8 @@ class SpecParser {
   absl::StatusOr<AppSpec> ParseRoot(const YAML::Node& root) const {
     AppSpec spec;
     absl::Status st = CheckKeys(root, "",
-                                {"name", "keep_releases", "shared_dirs", "reload",
-                                 "reload_timeout", "health", "bake", "hooks", "rollout",
-                                 "config"});
+                                {"name", "keep_releases", "shared_dirs", "reload", "reload_timeout",
+                                 "health", "bake", "hooks", "rollout", "config"});
     if (!st.ok()) return st;
     if (!root["name"]) return Error(root, "name", "is required");
     auto name = String(root["name"], "name");

@@ -69,9 +69,8 @@ absl::StatusOr<fleet::v1::ConfigBundle> CheckConfigPush(
   }
   if (files.empty()) return absl::InvalidArgumentError("a config release needs at least one file");
   if (files.size() > limits.max_files) {
-    return absl::InvalidArgumentError(absl::StrCat("config has ", files.size(),
-                                                   " files; at most ", limits.max_files,
-                                                   " are allowed"));
+    return absl::InvalidArgumentError(absl::StrCat("config has ", files.size(), " files; at most ",
+                                                   limits.max_files, " are allowed"));
   }
   std::map<std::string, const fleet::v1::ConfigFile*> by_path;
   int64_t total = 0;
@@ -83,8 +82,8 @@ absl::StatusOr<fleet::v1::ConfigBundle> CheckConfigPush(
     }
     const int64_t size = static_cast<int64_t>(file.content().size());
     if (size > limits.max_file_bytes) {
-      return absl::InvalidArgumentError(absl::StrCat(file.path(), " has ", size,
-                                                     " bytes; at most ", limits.max_file_bytes,
+      return absl::InvalidArgumentError(absl::StrCat(file.path(), " has ", size, " bytes; at most ",
+                                                     limits.max_file_bytes,
                                                      " per file are allowed"));
     }
     total += size;
@@ -98,13 +97,13 @@ absl::StatusOr<fleet::v1::ConfigBundle> CheckConfigPush(
     for (size_t slash = path.find('/'); slash != std::string::npos;
          slash = path.find('/', slash + 1)) {
       if (by_path.count(path.substr(0, slash))) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            path.substr(0, slash), " is a file and also the directory of ", path));
+        return absl::InvalidArgumentError(
+            absl::StrCat(path.substr(0, slash), " is a file and also the directory of ", path));
       }
     }
     if (IsSecretPath(path) && by_path.count(DecryptedPath(path))) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, " decrypts to ", DecryptedPath(path), ", which is in the push as well"));
+      return absl::InvalidArgumentError(absl::StrCat(path, " decrypts to ", DecryptedPath(path),
+                                                     ", which is in the push as well"));
     }
   }
   for (const auto& [path, file] : by_path) {
@@ -119,8 +118,8 @@ absl::StatusOr<fleet::v1::ConfigBundle> CheckConfigPush(
       absl::Status st = CheckRequiredKeys(keyed, plain->second->content(), spec);
       if (!st.ok()) return st;
     } else if (by_path.count(absl::StrCat(keyed, kSecretSuffix)) == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the app spec names config file ", keyed, " (config.file), which is not in the push"));
+      return absl::InvalidArgumentError(absl::StrCat("the app spec names config file ", keyed,
+                                                     " (config.file), which is not in the push"));
     }
   }
   fleet::v1::ConfigBundle bundle;

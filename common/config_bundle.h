@@ -45,7 +45,8 @@ absl::Status CheckConfigPath(absl::string_view path);
 // spec.config.file is pushed encrypted, its keys are checked on the hosts
 // after decryption.
 absl::StatusOr<fleet::v1::ConfigBundle> CheckConfigPush(
-    const std::string& version, const google::protobuf::RepeatedPtrField<fleet::v1::ConfigFile>& files,
+    const std::string& version,
+    const google::protobuf::RepeatedPtrField<fleet::v1::ConfigFile>& files,
     const fleet::v1::AppSpec& spec, const ConfigLimits& limits);
 
 // Checks the required keys of spec.config.file in `content`, the plaintext

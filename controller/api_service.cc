@@ -394,8 +394,8 @@ grpc::ServerUnaryReactor* ApiService::PushConfig(grpc::CallbackServerContext* ct
     FLEET_RETURN_IF_ERROR(writer->Append(bytes));
     FLEET_ASSIGN_OR_RETURN(std::string stored, writer->Commit());
     if (stored != config.sha256()) {
-      return absl::InternalError(absl::StrCat("config bundle stored as ", stored, ", expected ",
-                                              config.sha256()));
+      return absl::InternalError(
+          absl::StrCat("config bundle stored as ", stored, ", expected ", config.sha256()));
     }
     Store::Transaction txn(store_);
     FLEET_RETURN_IF_ERROR(store_->InsertConfig(config));

@@ -157,9 +157,8 @@ class Planner {
       std::abort();
     }
     spdlog::info("rollout {} of {} {}: {} -> {}{}{}", r_->id(), r_->app(),
-                 VersionLabel(r_->subject(), r_->version()),
-                 RolloutStateName(r_->state()), RolloutStateName(to), reason.empty() ? "" : ": ",
-                 reason);
+                 VersionLabel(r_->subject(), r_->version()), RolloutStateName(r_->state()),
+                 RolloutStateName(to), reason.empty() ? "" : ": ", reason);
     r_->set_state(to);
     if (!reason.empty()) r_->set_reason(reason);
     if (IsTerminal(to)) r_->set_finished_at_ms(now_);
@@ -317,9 +316,8 @@ absl::Status RolloutEngine::CheckNoActiveRollout(const std::string& app) {
     if (r.app() != app) continue;
     return absl::FailedPreconditionError(absl::StrCat(
         "rollout ", r.id(), " of ", app, " is running (", VersionLabel(r.subject(), r.version()),
-        ", started by ",
-        r.created_by(), " at ", absl::FormatTime(absl::FromUnixMillis(r.created_at_ms())),
-        "); wait for it to finish"));
+        ", started by ", r.created_by(), " at ",
+        absl::FormatTime(absl::FromUnixMillis(r.created_at_ms())), "); wait for it to finish"));
   }
   return absl::OkStatus();
 }
@@ -333,12 +331,11 @@ absl::StatusOr<Rollout> RolloutEngine::StartRollout(const fleet::v1::StartRollou
                             ? store_->GetConfig(req.app(), req.version()).status()
                             : store_->GetRelease(req.app(), req.version()).status();
   if (absl::IsNotFound(exists)) {
-    return absl::NotFoundError(
-        subject == fleet::v1::SUBJECT_CONFIG
-            ? absl::StrCat("unknown config ", req.app(), "@", req.version(),
-                           "; push it first with fleetctl config push")
-            : absl::StrCat("unknown release ", req.app(), "@", req.version(),
-                           "; push it first with fleetctl release push"));
+    return absl::NotFoundError(subject == fleet::v1::SUBJECT_CONFIG
+                                   ? absl::StrCat("unknown config ", req.app(), "@", req.version(),
+                                                  "; push it first with fleetctl config push")
+                                   : absl::StrCat("unknown release ", req.app(), "@", req.version(),
+                                                  "; push it first with fleetctl release push"));
   }
   if (!exists.ok()) return exists;
   auto selector = ParseSelector(req.selector());
@@ -462,11 +459,11 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
     if (running.subject() != subject) {
       // Taking it over would leave its hosts half-switched on the other
       // subject; its own abort sends them back first.
-      return absl::FailedPreconditionError(absl::StrCat(
-          "rollout ", running.id(), " of ", req.app(), " (",
-          VersionLabel(running.subject(), running.version()),
-          ") is running; abort it first (fleetctl rollout abort ", running.id(),
-          ") or roll back what it changes"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("rollout ", running.id(), " of ", req.app(), " (",
+                       VersionLabel(running.subject(), running.version()),
+                       ") is running; abort it first (fleetctl rollout abort ", running.id(),
+                       ") or roll back what it changes"));
     }
     superseded.push_back(running);
   }
@@ -566,10 +563,10 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
     // The intent is the target from now on: hosts that are away come back to it.
     st = store_->SetDesired(req.app(), subject, target);
     if (!st.ok()) return st;
-    fleet::v1::Event e = MakeEvent(
-        now, r.app(), r.id(), "", "rollback.started", r.created_by(),
-        absl::StrCat("rollback from ", VersionLabel(subject, r.from_version()), " to ",
-                     VersionLabel(subject, target), " on ", r.tasks_size(), " hosts"));
+    fleet::v1::Event e =
+        MakeEvent(now, r.app(), r.id(), "", "rollback.started", r.created_by(),
+                  absl::StrCat("rollback from ", VersionLabel(subject, r.from_version()), " to ",
+                               VersionLabel(subject, target), " on ", r.tasks_size(), " hosts"));
     st = store_->AddEvent(&e);
     if (!st.ok()) return st;
     st = txn.Commit();
@@ -791,8 +788,7 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
               if (t.from_release().empty()) {
                 // First release on this host: there is nothing to go back to.
                 p.SetTask(&t, fleet::v1::TASK_STATE_REVERTING);
-                p.SetTask(&t, fleet::v1::TASK_STATE_REVERT_FAILED,
-                          NothingEarlier(r));
+                p.SetTask(&t, fleet::v1::TASK_STATE_REVERT_FAILED, NothingEarlier(r));
               } else {
                 p.SetTask(&t, fleet::v1::TASK_STATE_REVERTING);
                 p.Send(&t, kPhaseRevert);
@@ -1085,8 +1081,7 @@ void RolloutEngine::Reconcile(const fleet::v1::Hello& hello, const std::set<std:
       const bool staged = std::find(on_disk.begin(), on_disk.end(), desired) != on_disk.end();
       const std::string id = absl::StrCat(
           subject == fleet::v1::SUBJECT_CONFIG ? kReconcileConfig : kReconcileRelease, "/",
-          hello.host_id(), "/", state.app(), "/", desired, "/",
-          absl::ToUnixMillis(clock_->Now()));
+          hello.host_id(), "/", state.app(), "/", desired, "/", absl::ToUnixMillis(clock_->Now()));
       const std::string have = VersionLabel(subject, current);
       const std::string want = VersionLabel(subject, desired);
       if (!staged) {
@@ -1223,9 +1218,8 @@ void RolloutEngine::HandleResults(const std::vector<const AgentEvent*>& results,
     }
     std::vector<std::string> parts = absl::StrSplit(result.command_id(), '/');
     if (!parts.empty() && (parts[0] == kReconcileRelease || parts[0] == kReconcileConfig)) {
-      const fleet::v1::Subject subject = parts[0] == kReconcileConfig
-                                             ? fleet::v1::SUBJECT_CONFIG
-                                             : fleet::v1::SUBJECT_RELEASE;
+      const fleet::v1::Subject subject =
+          parts[0] == kReconcileConfig ? fleet::v1::SUBJECT_CONFIG : fleet::v1::SUBJECT_RELEASE;
       const std::string app = parts.size() > 2 ? parts[2] : "";
       const std::string version = parts.size() > 3 ? parts[3] : "";
       const bool staged = parts.size() == 6 && parts[5] == kPhaseStage;

@@ -1013,8 +1013,7 @@ absl::Status Store::InsertConfig(const ConfigRelease& config) {
   return Annotate(st, what);
 }
 
-absl::StatusOr<ConfigRelease> Store::GetConfig(const std::string& app,
-                                               const std::string& version) {
+absl::StatusOr<ConfigRelease> Store::GetConfig(const std::string& app, const std::string& version) {
   std::lock_guard<std::recursive_mutex> lock(mu_);
   FLEET_RETURN_IF_ERROR(CheckTransaction());
   const std::string name = ReleaseName(app, version);

@@ -3,7 +3,9 @@
 # 127.0.0.1, all in a temp dir, deploying the hello example:
 #
 #   v1 rolls out, v2 rolls out, v3 (its /healthz returns 502) fails and is
-#   undone, `fleetctl rollback` returns to v1.
+#   undone, `fleetctl rollback` returns to v1. Then config: c1 (a greeting
+#   and an age-encrypted secret) rolls out, c2 (makes /healthz fail) is
+#   undone, c3 rolls out, `fleetctl config rollback` returns to c1.
 #
 #   deploy/demo.sh BUILD_DIR        (FLEET_DEMO_KEEP=1 keeps the temp dir)
 #
@@ -31,9 +33,9 @@ hello_bin="$build_dir/deploy/examples/hello/hello"
 for bin in "$controller_bin" "$agent_bin" "$fleetctl_bin" "$hello_bin"; do
   [[ -x "$bin" ]] || { echo "demo: $bin is missing; build first (make)" >&2; exit 2; }
 done
-for tool in curl python3 setsid; do
+for tool in curl python3 setsid age age-keygen; do
   command -v "$tool" >/dev/null ||
-    { echo "demo: $tool is required (deploy/install-deps.sh installs curl)" >&2; exit 2; }
+    { echo "demo: $tool is required (deploy/install-deps.sh installs curl and age)" >&2; exit 2; }
 done
 
 # Everything talks to 127.0.0.1; a proxy from the environment must not be
@@ -188,19 +190,20 @@ sys.exit(0 if seen == want else 1)
 EOF
 }
 
-# Waits up to 10 s until every host serves VERSION on /version.
+# Waits up to 10 s until every host serves WANT on PATH (default /version).
 expect_version() {
-  local want="$1" n i got
+  local want="$1" path="${2:-/version}" n i got
   for ((n = 1; n <= kHosts; n++)); do
     for ((i = 0; ; i++)); do
-      got="$(curl -fsS --max-time 2 "http://127.0.0.1:${hello_ports[n - 1]}/version" 2>&1)" || true
+      got="$(curl -fsS --max-time 2 "http://127.0.0.1:${hello_ports[n - 1]}$path" 2>&1)" || true
       [[ "$got" == "$want" ]] && break
       ((i < kWaitTenths)) ||
-        fail "demo-$n (127.0.0.1:${hello_ports[n - 1]}) serves '${got}', expected '$want'"
+        fail "demo-$n (127.0.0.1:${hello_ports[n - 1]}$path) serves '${got}', expected '$want'"
       sleep 0.1
     done
     printf '  demo-%d  127.0.0.1:%-5s  /version -> %s   / -> %s\n' "$n" \
-      "${hello_ports[n - 1]}" "$got" \
+      "${hello_ports[n - 1]}" \
+      "$(curl -fsS --max-time 2 "http://127.0.0.1:${hello_ports[n - 1]}/version" 2>&1)" \
       "$(curl -fsS --max-time 2 "http://127.0.0.1:${hello_ports[n - 1]}/" 2>&1)"
   done
 }
@@ -211,6 +214,11 @@ mapfile -t ports < <(free_ports $((2 + kHosts)))
 grpc_port="${ports[0]}"
 http_port="${ports[1]}"
 hello_ports=("${ports[@]:2}")
+
+# The hosts' age identity: secrets in config releases are encrypted to it
+# and decrypted only by the agents.
+age-keygen -o "$tmp/age.key" 2>/dev/null || fail "age-keygen failed"
+age_recipient="$(age-keygen -y "$tmp/age.key")"
 
 mkdir -p "$tmp/controller"
 start_process "fleet-controller" "$tmp/controller.log" \
@@ -230,7 +238,7 @@ for ((n = 1; n <= kHosts; n++)); do
   start_process "fleet-agent demo-$n" "$tmp/agent-demo-$n.log" \
     "$agent_bin" --controller "127.0.0.1:$grpc_port" --host-id "demo-$n" \
     --apps-root "$host_dir/apps" --state-dir "$host_dir/state" \
-    --label role=web --var "port=${hello_ports[n - 1]}"
+    --label role=web --var "port=${hello_ports[n - 1]}" --age-identity "$tmp/age.key"
   echo "agent demo-$n: hello will serve on 127.0.0.1:${hello_ports[n - 1]}"
 done
 export FLEET_CONTROLLER="127.0.0.1:$grpc_port"
@@ -282,7 +290,36 @@ step "Rolling back (to v1)"
 fleetctl rollback hello --wait || fail "rollback failed"
 expect_version v1
 
-step "Release history"
+step "Config c1: a greeting, and a secret encrypted with age to the hosts' key"
+mkdir -p "$tmp/config/c1" "$tmp/config/c2" "$tmp/config/c3"
+printf 'greeting=hello from config c1\n' >"$tmp/config/c1/hello.properties"
+printf 'DB_PASSWORD=demo-only-password\n' |
+  age -r "$age_recipient" -o "$tmp/config/c1/secrets.env.age" || fail "age could not encrypt"
+fleetctl config push hello c1 "$tmp/config/c1" || fail "config push of c1 failed"
+fleetctl config rollout hello c1 --wait || fail "config rollout of c1 failed"
+expect_version "hello from config c1 from v1" /
+secret="$tmp/hosts/demo-1/apps/hello/configs/c1/secrets.env"
+[[ "$(stat -c %a "$secret")" == 600 ]] || fail "$secret is not mode 0600"
+echo "demo-1 decrypted the secret into $secret (mode 0600)"
+
+step "Config c2 makes /healthz fail: this config rollout must fail and go back to c1"
+printf 'greeting=broken\nhealthz_status=503\n' >"$tmp/config/c2/hello.properties"
+fleetctl config push hello c2 "$tmp/config/c2" || fail "config push of c2 failed"
+if fleetctl config rollout hello c2 --wait; then
+  fail "config rollout of c2 succeeded although it makes /healthz return 503"
+fi
+expect_version "hello from config c1 from v1" /
+
+step "Config c3 rolls out; then config rollback returns to c1 (code stays on v1)"
+printf 'greeting=hello from config c3\n' >"$tmp/config/c3/hello.properties"
+fleetctl config push hello c3 "$tmp/config/c3" || fail "config push of c3 failed"
+fleetctl config rollout hello c3 --wait || fail "config rollout of c3 failed"
+expect_version "hello from config c3 from v1" /
+fleetctl config rollback hello --wait || fail "config rollback failed"
+expect_version "hello from config c1 from v1" /
+fleetctl status hello || fail "fleetctl status hello failed"
+
+step "History: every rollout and rollback with its (release, config) pair"
 fleetctl history hello || fail "fleetctl history hello failed"
 
 step "Demo passed"

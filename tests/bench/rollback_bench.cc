@@ -1,11 +1,14 @@
 // Rollback speed with a real controller and three real agents on loopback:
-// median of N `fleetctl rollback --wait` runs (all hosts switched, reloaded,
-// probed and reported), the agent-side switch alone (symlink + rename +
-// fsync, as each agent measured it), and the agents' idle RSS.
+// median of N `fleetctl rollback --wait` runs and of N `fleetctl config
+// rollback --wait` runs (all hosts switched, reloaded, probed and reported),
+// the agent-side switch alone (symlink + rename + fsync, as each agent
+// measured it), and the agents' idle RSS.
 //
 //   build/tests/bench/rollback_bench [RUNS]     (make bench)
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -70,6 +73,27 @@ int main(int argc, char** argv) {
     rollback_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
   }
 
+  // Config: two config releases rolled out, then rolled back to each other.
+  for (const char* c : {"c1", "c2"}) {
+    std::string dir = absl::StrCat(cluster.dir(), "/bench-config/", c);
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir + "/hello.properties") << "greeting=hello from " << c << "\n";
+    if (!Check(cluster.Fleetctl({"config", "push", "hello", c, dir}), "config push")) return 1;
+    if (!Check(cluster.Fleetctl({"config", "rollout", "hello", c, "--wait"}), "config rollout")) {
+      return 1;
+    }
+  }
+  std::vector<double> config_rollback_ms;
+  for (int run = 0; run < runs; ++run) {
+    const char* to = run % 2 == 0 ? "c1" : "c2";
+    absl::Time start = absl::Now();
+    if (!Check(cluster.Fleetctl({"config", "rollback", "hello", "--to", to, "--wait"}),
+               "config rollback")) {
+      return 1;
+    }
+    config_rollback_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
+  }
+
   // Each agent reports its switch time in the host.healthy event: "(switch N us)".
   std::vector<double> switch_us;
   CommandOutput history = cluster.Fleetctl({"--output", "json", "history", "hello"});
@@ -85,6 +109,8 @@ int main(int argc, char** argv) {
   std::printf("%-52s %10s\n", "figure", "median");
   std::printf("%-52s %8.1f ms\n", "fleetctl rollback --wait (3 hosts switched+reported)",
               Median(rollback_ms));
+  std::printf("%-52s %8.1f ms\n", "fleetctl config rollback --wait (3 hosts)",
+              Median(config_rollback_ms));
   std::printf("%-52s %8.1f us\n", "one host's switch (symlink+rename+fsync)", Median(switch_us));
   std::printf(
       "%-52s %7ld KiB\n", "agent idle RSS (median of 3)",
@@ -93,6 +119,8 @@ int main(int argc, char** argv) {
   std::printf("%-52s %7ld KiB\n", "controller RSS after 2 rollouts", controller_rss);
   std::printf("rollback runs (ms):");
   for (double ms : rollback_ms) std::printf(" %.1f", ms);
-  std::printf("\nswitch samples: %zu\n", switch_us.size());
+  std::printf("\nconfig rollback runs (ms):");
+  for (double ms : config_rollback_ms) std::printf(" %.1f", ms);
+  std::printf("\nswitch samples (release and config links): %zu\n", switch_us.size());
   return 0;
 }

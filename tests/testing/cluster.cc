@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "gtest/gtest.h"
 #include "tests/testing/archive_builder.h"
 
@@ -103,16 +104,17 @@ void Cluster::StartAgent(int i) {
         std::vector<std::string>{Binary("fleet-agent"), "--controller", address(), "--simulate",
                                  std::to_string(options_.simulated), "--host-id",
                                  options_.host_prefix, "--apps-root", dir_.Sub("sim/apps"),
-                                 "--state-dir", dir_.Sub("sim/state"), "--label", "role=web"},
+                                 "--state-dir", dir_.Sub("sim/state"), "--label", "role=web",
+                                 "--age-identity", AgeIdentity()},
         SimulatorLog());
     return;
   }
   agents_[i] = std::make_unique<Subprocess>(
-      std::vector<std::string>{Binary("fleet-agent"), "--controller", address(), "--host-id",
-                               HostId(i), "--apps-root", AppsRoot(i), "--state-dir", StateDir(i),
-                               "--label", "role=web", "--label",
-                               absl::StrCat("zone=", i % 2 == 0 ? "a" : "b"), "--var",
-                               absl::StrCat("port=", service_ports_[i])},
+      std::vector<std::string>{
+          Binary("fleet-agent"), "--controller", address(), "--host-id", HostId(i), "--apps-root",
+          AppsRoot(i), "--state-dir", StateDir(i), "--label", "role=web", "--label",
+          absl::StrCat("zone=", i % 2 == 0 ? "a" : "b"), "--var",
+          absl::StrCat("port=", service_ports_[i]), "--age-identity", AgeIdentity()},
       dir_.Sub(HostId(i) + ".log"));
 }
 
@@ -159,7 +161,17 @@ std::string Cluster::MakeHelloArtifact(const std::string& version, int healthz_s
   return out;
 }
 
-void Cluster::ApplyHelloSpec(const std::string& bake) {
+std::string Cluster::AgeRecipient() {
+  if (!std::filesystem::exists(AgeIdentity())) {
+    CommandOutput made = RunCommand({"age-keygen", "-o", AgeIdentity()});
+    EXPECT_EQ(made.exit_code, 0) << made.err;
+  }
+  CommandOutput recipient = RunCommand({"age-keygen", "-y", AgeIdentity()});
+  EXPECT_EQ(recipient.exit_code, 0) << recipient.err;
+  return std::string(absl::StripAsciiWhitespace(recipient.out));
+}
+
+void Cluster::ApplyHelloSpec(const std::string& bake, const std::string& extra) {
   std::string spec = absl::StrCat(R"(name: hello
 keep_releases: 3
 shared_dirs: [log, run]
@@ -171,7 +183,7 @@ health:
     interval: 200ms
   - tcp: "127.0.0.1:${port}"
 bake: )",
-                                  bake, "\n");
+                                  bake, "\n", extra);
   std::string path = dir_.Sub("hello.yaml");
   WriteTextFile(path, spec);
   CommandOutput out = Fleetctl({"app", "apply", "-f", path});

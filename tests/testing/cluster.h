@@ -62,8 +62,16 @@ class Cluster {
   // its probes fail. Returns the artifact's path.
   std::string MakeHelloArtifact(const std::string& version, int healthz_status = 200);
   // Applies the hello example spec with `bake` (e.g. "1s") and short probe
-  // intervals, for fast tests.
-  void ApplyHelloSpec(const std::string& bake = "500ms");
+  // intervals, for fast tests; `extra` is YAML appended to it (e.g. a
+  // config: section).
+  void ApplyHelloSpec(const std::string& bake = "500ms", const std::string& extra = "");
+
+  // The age identity file every agent decrypts secrets with
+  // (--age-identity). It exists once AgeRecipient() made it.
+  std::string AgeIdentity() const { return dir_.Sub("age.key"); }
+  // Makes the identity with age-keygen on first use; returns its recipient
+  // (public key) for `age -r`.
+  std::string AgeRecipient();
 
   // An artifact holding VERSION and, when `healthy`, a file named healthy,
   // for the spec of ApplyExecSpec. Returns the artifact's path.

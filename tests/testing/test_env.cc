@@ -96,7 +96,8 @@ pid_t Spawn(const std::vector<std::string>& argv, int out_fd, int err_fd,
     if (err_fd >= 0) dup2(err_fd, 2);
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0) dup2(devnull, 0);
-    execve(argp[0], argp.data(), envp.data());
+    // PATH is searched for a bare name ("age", "sh").
+    execvpe(argp[0], argp.data(), envp.data());
     _exit(127);
   }
   if (pid > 0) setpgid(pid, pid);

@@ -42,14 +42,14 @@ TEST(ConfigPathTest, RefusesAbsoluteDotDotEmptyAndControlCharacters) {
   EXPECT_OK(CheckConfigPath("app.yaml"));
   EXPECT_OK(CheckConfigPath(".env"));
   EXPECT_OK(CheckConfigPath("db/replica/app.toml"));
-  EXPECT_THAT(CheckConfigPath("/etc/passwd"), StatusIs(absl::StatusCode::kInvalidArgument,
-                                                       HasSubstr("is absolute")));
-  EXPECT_THAT(CheckConfigPath("a/../../x"), StatusIs(absl::StatusCode::kInvalidArgument,
-                                                     HasSubstr("'.' or '..' component")));
-  EXPECT_THAT(CheckConfigPath("a//b"), StatusIs(absl::StatusCode::kInvalidArgument,
-                                                HasSubstr("empty component")));
-  EXPECT_THAT(CheckConfigPath("a\nb"), StatusIs(absl::StatusCode::kInvalidArgument,
-                                                HasSubstr("control character")));
+  EXPECT_THAT(CheckConfigPath("/etc/passwd"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("is absolute")));
+  EXPECT_THAT(CheckConfigPath("a/../../x"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'.' or '..' component")));
+  EXPECT_THAT(CheckConfigPath("a//b"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("empty component")));
+  EXPECT_THAT(CheckConfigPath("a\nb"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("control character")));
   EXPECT_THAT(CheckConfigPath(std::string(256, 'a')),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("longer than 255")));
 }
@@ -66,8 +66,9 @@ TEST(ConfigPushTest, ReturnsFilesSortedWithPermissionBitsOnly) {
 }
 
 TEST(ConfigPushTest, SyntaxErrorNamesFileAndLine) {
-  EXPECT_THAT(CheckConfigPush("c1", MakeFiles({{"app.json", "{\n  \"a\": 1,\n}\n"}}), AppSpec(), {}),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("app.json:3: invalid JSON")));
+  EXPECT_THAT(
+      CheckConfigPush("c1", MakeFiles({{"app.json", "{\n  \"a\": 1,\n}\n"}}), AppSpec(), {}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("app.json:3: invalid JSON")));
   EXPECT_THAT(CheckConfigPush("c1", MakeFiles({{"x/app.yaml", "a: [1, 2\nb: 3\n"}}), AppSpec(), {}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("x/app.yaml:")));
   EXPECT_THAT(CheckConfigPush("c1", MakeFiles({{"app.toml", "a = 1\nb = = 2\n"}}), AppSpec(), {}),
@@ -76,10 +77,9 @@ TEST(ConfigPushTest, SyntaxErrorNamesFileAndLine) {
 
 TEST(ConfigPushTest, RequiredKeyMissingIsRefusedNamingTheKeys) {
   AppSpec spec = SpecRequiring("app.yaml", {"db.url", "redis.addr"});
-  EXPECT_THAT(CheckConfigPush("c1", MakeFiles({{"app.yaml", "db:\n  url: postgres://db\n"}}), spec,
-                              {}),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       "app.yaml lacks required keys: redis.addr"));
+  EXPECT_THAT(
+      CheckConfigPush("c1", MakeFiles({{"app.yaml", "db:\n  url: postgres://db\n"}}), spec, {}),
+      StatusIs(absl::StatusCode::kInvalidArgument, "app.yaml lacks required keys: redis.addr"));
   EXPECT_OK(CheckConfigPush(
       "c1", MakeFiles({{"app.yaml", "db:\n  url: postgres://db\nredis: {addr: r:6379}\n"}}), spec,
       {}));
@@ -112,13 +112,15 @@ TEST(ConfigPushTest, EnforcesLimitsAndVersionNames) {
   limits.max_files = 2;
   limits.max_file_bytes = 10;
   limits.max_total_bytes = 15;
-  EXPECT_THAT(CheckConfigPush("c1", MakeFiles({{"a", ""}, {"b", ""}, {"c", ""}}), AppSpec(), limits),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at most 2 are allowed")));
+  EXPECT_THAT(
+      CheckConfigPush("c1", MakeFiles({{"a", ""}, {"b", ""}, {"c", ""}}), AppSpec(), limits),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at most 2 are allowed")));
   EXPECT_THAT(CheckConfigPush("c1", MakeFiles({{"a", std::string(11, 'x')}}), AppSpec(), limits),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("a has 11 bytes")));
-  EXPECT_THAT(CheckConfigPush("c1", MakeFiles({{"a", std::string(8, 'x')}, {"b", std::string(8, 'x')}}),
-                              AppSpec(), limits),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("more than 15 bytes")));
+  EXPECT_THAT(
+      CheckConfigPush("c1", MakeFiles({{"a", std::string(8, 'x')}, {"b", std::string(8, 'x')}}),
+                      AppSpec(), limits),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("more than 15 bytes")));
   EXPECT_THAT(CheckConfigPush("../c1", MakeFiles({{"a", ""}}), AppSpec(), {}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("invalid config version")));
   EXPECT_THAT(CheckConfigPush("c1", Files(), AppSpec(), {}),

@@ -783,49 +783,48 @@ TEST_F(StoreTest, Transaction_BeginFailureFailsEveryCallUntilDestroyed) {
   EXPECT_OK(store_->ListApps());
 }
 
-
 // A database written by the schema v2 code: the v3 step keeps every row and
 // records that old rollouts were releases.
 TEST(StoreOpenTest, Store_MigratesVersion2DatabaseKeepingRollouts) {
   fleet::testing::TempDir dir;
   const std::string path = dir.Sub("fleet.db");
   ExecAll(path,
-           "CREATE TABLE apps (name TEXT NOT NULL PRIMARY KEY, spec BLOB NOT NULL, spec_yaml TEXT "
-           "NOT NULL, desired_version TEXT NOT NULL, created_at_ms INTEGER NOT NULL, "
-           "updated_at_ms INTEGER NOT NULL);"
-           "CREATE TABLE releases (app TEXT NOT NULL REFERENCES apps(name), version TEXT NOT "
-           "NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL, created_at_ms INTEGER NOT NULL, "
-           "created_by TEXT NOT NULL, metadata BLOB NOT NULL, PRIMARY KEY (app, version));"
-           "CREATE TABLE hosts (id TEXT NOT NULL PRIMARY KEY, labels TEXT NOT NULL, connected "
-           "INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL, "
-           "agent_version TEXT NOT NULL, peer TEXT NOT NULL);"
-           "CREATE TABLE host_apps (host_id TEXT NOT NULL REFERENCES hosts(id) ON DELETE "
-           "CASCADE, app TEXT NOT NULL, current_release TEXT NOT NULL, releases TEXT NOT NULL, "
-           "last_known_good TEXT NOT NULL, previous_release TEXT NOT NULL, updated_at_ms "
-           "INTEGER NOT NULL, PRIMARY KEY (host_id, app));"
-           "CREATE TABLE rollouts (id INTEGER PRIMARY KEY AUTOINCREMENT, app TEXT NOT NULL "
-           "REFERENCES apps(name), version TEXT NOT NULL, from_version TEXT NOT NULL, kind "
-           "INTEGER NOT NULL, state INTEGER NOT NULL, selector TEXT NOT NULL, created_by TEXT "
-           "NOT NULL, created_at_ms INTEGER NOT NULL, finished_at_ms INTEGER NOT NULL, reason "
-           "TEXT NOT NULL, plan BLOB NOT NULL DEFAULT x'', current_wave INTEGER NOT NULL "
-           "DEFAULT 0, awaiting_promote INTEGER NOT NULL DEFAULT 0, paused_by TEXT NOT NULL "
-           "DEFAULT '');"
-           "CREATE TABLE rollout_tasks (rollout_id INTEGER NOT NULL REFERENCES rollouts(id) ON "
-           "DELETE CASCADE, host_id TEXT NOT NULL, wave INTEGER NOT NULL, state INTEGER NOT "
-           "NULL, from_release TEXT NOT NULL, to_release TEXT NOT NULL, reason TEXT NOT NULL, "
-           "command_id TEXT NOT NULL, updated_at_ms INTEGER NOT NULL, PRIMARY KEY (rollout_id, "
-           "host_id));"
-           "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, "
-           "app TEXT NOT NULL, rollout_id TEXT NOT NULL, host_id TEXT NOT NULL, kind TEXT NOT "
-           "NULL, actor TEXT NOT NULL, message TEXT NOT NULL);"
-           "INSERT INTO apps VALUES ('web', x'', '', 'v2', 1, 1);"
-           "INSERT INTO hosts VALUES ('web-01', '{}', 0, 1, 1, '0.1.0', '');"
-           "INSERT INTO host_apps VALUES ('web-01', 'web', 'v2', '[\"v1\",\"v2\"]', 'v2', "
-           "'v1', 1);"
-           "INSERT INTO rollouts (app, version, from_version, kind, state, selector, created_by, "
-           "created_at_ms, finished_at_ms, reason) VALUES ('web', 'v2', 'v1', 1, 3, '', 'ci', 1, "
-           "2, '');"
-           "PRAGMA user_version = 2;");
+          "CREATE TABLE apps (name TEXT NOT NULL PRIMARY KEY, spec BLOB NOT NULL, spec_yaml TEXT "
+          "NOT NULL, desired_version TEXT NOT NULL, created_at_ms INTEGER NOT NULL, "
+          "updated_at_ms INTEGER NOT NULL);"
+          "CREATE TABLE releases (app TEXT NOT NULL REFERENCES apps(name), version TEXT NOT "
+          "NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL, created_at_ms INTEGER NOT NULL, "
+          "created_by TEXT NOT NULL, metadata BLOB NOT NULL, PRIMARY KEY (app, version));"
+          "CREATE TABLE hosts (id TEXT NOT NULL PRIMARY KEY, labels TEXT NOT NULL, connected "
+          "INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL, "
+          "agent_version TEXT NOT NULL, peer TEXT NOT NULL);"
+          "CREATE TABLE host_apps (host_id TEXT NOT NULL REFERENCES hosts(id) ON DELETE "
+          "CASCADE, app TEXT NOT NULL, current_release TEXT NOT NULL, releases TEXT NOT NULL, "
+          "last_known_good TEXT NOT NULL, previous_release TEXT NOT NULL, updated_at_ms "
+          "INTEGER NOT NULL, PRIMARY KEY (host_id, app));"
+          "CREATE TABLE rollouts (id INTEGER PRIMARY KEY AUTOINCREMENT, app TEXT NOT NULL "
+          "REFERENCES apps(name), version TEXT NOT NULL, from_version TEXT NOT NULL, kind "
+          "INTEGER NOT NULL, state INTEGER NOT NULL, selector TEXT NOT NULL, created_by TEXT "
+          "NOT NULL, created_at_ms INTEGER NOT NULL, finished_at_ms INTEGER NOT NULL, reason "
+          "TEXT NOT NULL, plan BLOB NOT NULL DEFAULT x'', current_wave INTEGER NOT NULL "
+          "DEFAULT 0, awaiting_promote INTEGER NOT NULL DEFAULT 0, paused_by TEXT NOT NULL "
+          "DEFAULT '');"
+          "CREATE TABLE rollout_tasks (rollout_id INTEGER NOT NULL REFERENCES rollouts(id) ON "
+          "DELETE CASCADE, host_id TEXT NOT NULL, wave INTEGER NOT NULL, state INTEGER NOT "
+          "NULL, from_release TEXT NOT NULL, to_release TEXT NOT NULL, reason TEXT NOT NULL, "
+          "command_id TEXT NOT NULL, updated_at_ms INTEGER NOT NULL, PRIMARY KEY (rollout_id, "
+          "host_id));"
+          "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, "
+          "app TEXT NOT NULL, rollout_id TEXT NOT NULL, host_id TEXT NOT NULL, kind TEXT NOT "
+          "NULL, actor TEXT NOT NULL, message TEXT NOT NULL);"
+          "INSERT INTO apps VALUES ('web', x'', '', 'v2', 1, 1);"
+          "INSERT INTO hosts VALUES ('web-01', '{}', 0, 1, 1, '0.1.0', '');"
+          "INSERT INTO host_apps VALUES ('web-01', 'web', 'v2', '[\"v1\",\"v2\"]', 'v2', "
+          "'v1', 1);"
+          "INSERT INTO rollouts (app, version, from_version, kind, state, selector, created_by, "
+          "created_at_ms, finished_at_ms, reason) VALUES ('web', 'v2', 'v1', 1, 3, '', 'ci', 1, "
+          "2, '');"
+          "PRAGMA user_version = 2;");
 
   absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(path);
   ASSERT_OK(store);
@@ -887,9 +886,9 @@ TEST_F(StoreTest, Config_InsertTwiceIsAlreadyExistsAndUnknownAppIsNotFound) {
   ASSERT_OK(store_->InsertConfig(MakeConfig("web", "c1")));
   EXPECT_THAT(store_->InsertConfig(MakeConfig("web", "c1")),
               StatusIs(absl::StatusCode::kAlreadyExists, "config web@c1 exists already"));
-  EXPECT_THAT(store_->InsertConfig(MakeConfig("api", "c1")),
-              StatusIs(absl::StatusCode::kNotFound,
-                       "cannot insert config api@c1: unknown app 'api'"));
+  EXPECT_THAT(
+      store_->InsertConfig(MakeConfig("api", "c1")),
+      StatusIs(absl::StatusCode::kNotFound, "cannot insert config api@c1: unknown app 'api'"));
   EXPECT_THAT(store_->GetConfig("web", "c9"),
               StatusIs(absl::StatusCode::kNotFound, "unknown config web@c9"));
 }
