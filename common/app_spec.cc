@@ -5,6 +5,8 @@
 #include <set>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
@@ -151,7 +153,8 @@ class SpecParser {
     AppSpec spec;
     absl::Status st = CheckKeys(root, "",
                                 {"name", "keep_releases", "shared_dirs", "reload", "reload_timeout",
-                                 "health", "bake", "hooks", "rollout", "config"});
+                                 "health", "bake", "hooks", "rollout", "config",
+                                 "prometheus_url", "analysis", "rollback_on_alert", "notify"});
     if (!st.ok()) return st;
     if (!root["name"]) return Error(root, "name", "is required");
     auto name = String(root["name"], "name");
@@ -266,7 +269,131 @@ class SpecParser {
         }
       }
     }
+    if (root["prometheus_url"]) {
+      auto v = String(root["prometheus_url"], "prometheus_url");
+      if (!v.ok()) return v.status();
+      if (!absl::StartsWith(*v, "http://") && !absl::StartsWith(*v, "https://")) {
+        return Error(root["prometheus_url"], "prometheus_url", "must be an http:// or https:// URL");
+      }
+      spec.set_prometheus_url(*v);
+    }
+    if (const auto& list = root["analysis"]; list) {
+      if (!list.IsSequence()) return Error(list, "analysis", "must be a list of queries");
+      for (size_t i = 0; i < list.size(); ++i) {
+        st = ParseAnalysis(list[i], absl::StrCat("analysis[", i, "]"), spec.add_analysis());
+        if (!st.ok()) return st;
+      }
+    }
+    if (const auto& node = root["rollback_on_alert"]; node) {
+      st = CheckKeys(node, "rollback_on_alert", {"within"});
+      if (!st.ok()) return st;
+      if (!node["within"]) return Error(node, "rollback_on_alert.within", "is required");
+      auto v = DurationMs(node["within"], "rollback_on_alert.within");
+      if (!v.ok()) return v.status();
+      if (*v <= 0) return Error(node["within"], "rollback_on_alert.within", "must be positive");
+      spec.set_rollback_on_alert_within_ms(*v);
+    }
+    if (const auto& list = root["notify"]; list) {
+      if (!list.IsSequence()) return Error(list, "notify", "must be a list of sinks");
+      for (size_t i = 0; i < list.size(); ++i) {
+        st = ParseSink(list[i], absl::StrCat("notify[", i, "]"), spec.add_notify());
+        if (!st.ok()) return st;
+      }
+    }
     return spec;
+  }
+
+  absl::Status ParseAnalysis(const YAML::Node& node, const std::string& field,
+                             fleet::v1::AnalysisCheck* check) const {
+    absl::Status st = CheckKeys(node, field,
+                                {"name", "query", "fail_if", "interval", "failure_limit",
+                                 "on_inconclusive"});
+    if (!st.ok()) return st;
+    for (const char* key : {"query", "fail_if"}) {
+      if (!node[key]) return Error(node, absl::StrCat(field, ".", key), "is required");
+    }
+    auto query = String(node["query"], field + ".query");
+    if (!query.ok()) return query.status();
+    check->set_query(*query);
+    check->set_name(*query);
+    if (node["name"]) {
+      auto v = String(node["name"], field + ".name");
+      if (!v.ok()) return v.status();
+      check->set_name(*v);
+    }
+    auto fail_if = String(node["fail_if"], field + ".fail_if");
+    if (!fail_if.ok()) return fail_if.status();
+    std::string text(absl::StripAsciiWhitespace(*fail_if));
+    std::string op;
+    for (const char* candidate : {">=", "<=", "==", "!=", ">", "<"}) {
+      if (absl::StartsWith(text, candidate)) {
+        op = candidate;
+        break;
+      }
+    }
+    double threshold = 0;
+    if (op.empty() ||
+        !absl::SimpleAtod(absl::StripAsciiWhitespace(text.substr(op.size())), &threshold)) {
+      return Error(node["fail_if"], field + ".fail_if",
+                   absl::StrCat("'", *fail_if,
+                                "' must be a comparison with a number, e.g. \"> 0.05\""));
+    }
+    check->set_fail_if(*fail_if);
+    check->set_op(op);
+    check->set_threshold(threshold);
+    check->set_interval_ms(10000);
+    if (node["interval"]) {
+      auto v = DurationMs(node["interval"], field + ".interval");
+      if (!v.ok()) return v.status();
+      if (*v < 100) return Error(node["interval"], field + ".interval", "must be at least 100ms");
+      check->set_interval_ms(*v);
+    }
+    if (node["failure_limit"]) {
+      auto v = Int(node["failure_limit"], field + ".failure_limit", 0, 1000);
+      if (!v.ok()) return v.status();
+      check->set_failure_limit(static_cast<int32_t>(*v));
+    }
+    if (node["on_inconclusive"]) {
+      auto v = String(node["on_inconclusive"], field + ".on_inconclusive");
+      if (!v.ok()) return v.status();
+      if (*v != "pause" && *v != "fail") {
+        return Error(node["on_inconclusive"], field + ".on_inconclusive",
+                     absl::StrCat("'", *v, "' must be pause or fail"));
+      }
+      check->set_fail_on_inconclusive(*v == "fail");
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ParseSink(const YAML::Node& node, const std::string& field,
+                         fleet::v1::NotifySink* sink) const {
+    absl::Status st = CheckKeys(node, field, {"type", "url", "secret"});
+    if (!st.ok()) return st;
+    for (const char* key : {"type", "url"}) {
+      if (!node[key]) return Error(node, absl::StrCat(field, ".", key), "is required");
+    }
+    auto type = String(node["type"], field + ".type");
+    if (!type.ok()) return type.status();
+    if (*type != "dingtalk" && *type != "wecom" && *type != "slack" && *type != "webhook") {
+      return Error(node["type"], field + ".type",
+                   absl::StrCat("'", *type, "' must be dingtalk, wecom, slack or webhook"));
+    }
+    auto url = String(node["url"], field + ".url");
+    if (!url.ok()) return url.status();
+    if (!absl::StartsWith(*url, "http://") && !absl::StartsWith(*url, "https://")) {
+      return Error(node["url"], field + ".url", "must be an http:// or https:// URL");
+    }
+    sink->set_type(*type);
+    sink->set_url(*url);
+    if (node["secret"]) {
+      if (*type != "dingtalk") {
+        return Error(node["secret"], field + ".secret", "only applies to dingtalk sinks");
+      }
+      auto v = String(node["secret"], field + ".secret");
+      if (!v.ok()) return v.status();
+      sink->set_secret(*v);
+    }
+    return absl::OkStatus();
   }
 
   // A YAML list of strings, appended to *out.

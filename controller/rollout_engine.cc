@@ -306,7 +306,31 @@ void RolloutEngine::AddEvent(const std::string& app, const std::string& rollout_
   fleet::v1::Event e =
       MakeEvent(absl::ToUnixMillis(clock_->Now()), app, rollout_id, host, kind, actor, message);
   absl::Status st = store_->AddEvent(&e);
-  if (!st.ok()) spdlog::error("cannot record event: {}", st.message());
+  if (!st.ok()) {
+    spdlog::error("cannot record event: {}", st.message());
+    return;
+  }
+  Publish({e}, nullptr);
+}
+
+void RolloutEngine::Publish(const std::vector<fleet::v1::Event>& events, const Rollout* rollout) {
+  if (observers_.empty() || events.empty()) return;
+  std::vector<EngineEvent> out;
+  out.reserve(events.size());
+  for (const fleet::v1::Event& e : events) {
+    EngineEvent& ee = out.emplace_back();
+    ee.event = e;
+    if (rollout != nullptr) {
+      ee.subject = rollout->subject();
+      ee.version = rollout->version();
+      ee.kind = rollout->kind();
+    }
+  }
+  for (EngineObserver* observer : observers_) observer->OnEvents(out);
+}
+
+void RolloutEngine::PublishFinished(const Rollout& rollout) {
+  for (EngineObserver* observer : observers_) observer->OnRolloutFinished(rollout);
 }
 
 absl::Status RolloutEngine::CheckNoActiveRollout(const std::string& app) {
@@ -411,6 +435,7 @@ absl::StatusOr<Rollout> RolloutEngine::StartRollout(const fleet::v1::StartRollou
     if (!st.ok()) return st;
     st = txn.Commit();
     if (!st.ok()) return st;
+    Publish({e}, &r);
   }
   spdlog::info("rollout {} of {} {} created by {} for {} hosts", r.id(), r.app(),
                VersionLabel(subject, r.version()), r.created_by(), r.tasks_size());
@@ -534,6 +559,7 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
   // The emergency exit always works: a running rollout of the app is
   // stopped and this rollback takes over its hosts.
   absl::Status st;
+  std::vector<fleet::v1::Event> aborted;  // one per superseded rollout, in order
   {
     Store::Transaction txn(store_);
     st = store_->CreateRollout(&r);
@@ -559,6 +585,7 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
           MakeEvent(now, old.app(), old.id(), "", "rollout.aborted", req.actor(), reason);
       st = store_->AddEvent(&e);
       if (!st.ok()) return st;
+      aborted.push_back(e);
     }
     // The intent is the target from now on: hosts that are away come back to it.
     st = store_->SetDesired(req.app(), subject, target);
@@ -571,6 +598,11 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
     if (!st.ok()) return st;
     st = txn.Commit();
     if (!st.ok()) return st;
+    for (size_t i = 0; i < superseded.size(); ++i) {
+      Publish({aborted[i]}, &superseded[i]);
+      PublishFinished(superseded[i]);
+    }
+    Publish({e}, &r);
   }
   spdlog::info("rollback {} of {} to {} created by {} for {} hosts", r.id(), r.app(),
                VersionLabel(subject, target), r.created_by(), r.tasks_size());
@@ -865,6 +897,8 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
       return;
     }
   }
+  Publish(plan.events, &r);
+  if (plan.rollout_changed && IsTerminal(r.state())) PublishFinished(r);
   SendTaskCommands(r, plan.to_send);
 }
 
@@ -942,6 +976,7 @@ absl::StatusOr<Rollout> RolloutEngine::Act(const fleet::v1::RolloutActionRequest
     if (st.ok()) st = store_->AddEvent(&e);
     if (st.ok()) st = txn.Commit();
     if (!st.ok()) return st;
+    Publish({e}, &r);
   }
   spdlog::info("rollout {}: {} by {}", r.id(), kind, req.actor());
   Advance(r.id());
@@ -1309,6 +1344,10 @@ void RolloutEngine::HandleResults(const std::vector<const AgentEvent*>& results,
     // next reconnect or the task's timeout recovers.
     spdlog::error("cannot record {} results: {}", results.size(), st.message());
     return;
+  }
+  for (const fleet::v1::Event& e : events) {
+    auto it = rollouts.find(e.rollout_id());
+    Publish({e}, it == rollouts.end() ? nullptr : &it->second);
   }
   for (const auto& [rollout_id, hosts] : changed) touched->insert(rollout_id);
 }

@@ -65,6 +65,28 @@ struct EngineOptions {
   absl::Duration host_timeout = absl::Minutes(2);
 };
 
+// An audit event the engine stored, with what it is about.
+struct EngineEvent {
+  fleet::v1::Event event;  // as stored: app, rollout_id, host_id, kind, actor, message
+  // The rollout's subject, target version and kind; version "" when the
+  // event is not about a rollout.
+  fleet::v1::Subject subject = fleet::v1::SUBJECT_RELEASE;
+  std::string version;
+  fleet::v1::RolloutKind kind = fleet::v1::ROLLOUT_KIND_UNSPECIFIED;
+};
+
+// Told what the engine recorded, after it is committed to the store. Called
+// on the engine's threads, in order, with the engine's lock held: an
+// observer must not block (it queues slow work) and must not call the
+// engine.
+class EngineObserver {
+ public:
+  virtual ~EngineObserver() = default;
+  virtual void OnEvents(const std::vector<EngineEvent>& events) = 0;
+  // A rollout or rollback reached SUCCEEDED, ROLLED_BACK or FAILED.
+  virtual void OnRolloutFinished(const fleet::v1::Rollout& rollout) = 0;
+};
+
 // What agents say is queued by the AgentListener methods (called on gRPC
 // threads, which must not block on rollout work) and handled on the
 // engine's own thread, in arrival order, results of one rollout in batches.
@@ -79,6 +101,10 @@ class RolloutEngine : public AgentListener {
   // reconnecting).
   void Start();
   void Stop();
+
+  // Adds an observer; only before Start(). Borrowed: it must outlive the
+  // engine's threads (Stop()).
+  void AddObserver(EngineObserver* observer) { observers_.push_back(observer); }
 
   // Creates a deploy rollout of app@version (a release, or a config release
   // when req.subject is SUBJECT_CONFIG) to the connected hosts that match
@@ -164,11 +190,16 @@ class RolloutEngine : public AgentListener {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AddEvent(const std::string& app, const std::string& rollout_id, const std::string& host,
                 const std::string& kind, const std::string& actor, const std::string& message);
+  // Tells the observers about stored events; `rollout` is what they are
+  // about, or nullptr.
+  void Publish(const std::vector<fleet::v1::Event>& events, const fleet::v1::Rollout* rollout);
+  void PublishFinished(const fleet::v1::Rollout& rollout);
 
   Store* store_;
   AgentHub* hub_;
   Clock* clock_;
   EngineOptions options_;
+  std::vector<EngineObserver*> observers_;  // fixed before Start()
   // Serializes every decision; the store has its own lock underneath.
   absl::Mutex mu_;
   // Work decided in OnHello for a host whose stream registers right after.

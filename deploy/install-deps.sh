@@ -11,6 +11,7 @@ packages=(
   libcurl4-openssl-dev libcpp-httplib-dev prometheus-cpp-dev libsodium-dev
   libssl-dev libsqlite3-dev libgtest-dev libgmock-dev
   nlohmann-json3-dev libtomlplusplus-dev age
+  prometheus prometheus-alertmanager
   curl ca-certificates
 )
 

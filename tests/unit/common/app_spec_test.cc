@@ -288,5 +288,60 @@ TEST(ParseAppSpecTest, ConfigFileOutsideTheConfigDirIsRefused) {
                        StartsWith("app.yaml:2: config.keys: unknown field")));
 }
 
+TEST(ParseAppSpecTest, ParsesAnalysisAlertWindowAndNotifySinks) {
+  absl::StatusOr<AppSpec> spec = ParseAppSpec(R"(name: web
+prometheus_url: http://127.0.0.1:9090
+analysis:
+  - name: error rate
+    query: sum(rate(errors[1m]))
+    fail_if: "> 0.05"
+    interval: 2s
+    failure_limit: 2
+    on_inconclusive: fail
+  - query: up
+    fail_if: "<1"
+rollback_on_alert: { within: 30m }
+notify:
+  - { type: dingtalk, url: "https://oapi.dingtalk.com/robot/send?access_token=x", secret: SEC1 }
+  - { type: webhook, url: "http://127.0.0.1:9/hook" }
+)",
+                                              "app.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->prometheus_url(), "http://127.0.0.1:9090");
+  ASSERT_EQ(spec->analysis_size(), 2);
+  EXPECT_EQ(spec->analysis(0).name(), "error rate");
+  EXPECT_EQ(spec->analysis(0).op(), ">");
+  EXPECT_DOUBLE_EQ(spec->analysis(0).threshold(), 0.05);
+  EXPECT_EQ(spec->analysis(0).interval_ms(), 2000);
+  EXPECT_EQ(spec->analysis(0).failure_limit(), 2);
+  EXPECT_TRUE(spec->analysis(0).fail_on_inconclusive());
+  EXPECT_EQ(spec->analysis(1).name(), "up");
+  EXPECT_EQ(spec->analysis(1).op(), "<");
+  EXPECT_EQ(spec->analysis(1).interval_ms(), 10000);
+  EXPECT_FALSE(spec->analysis(1).fail_on_inconclusive());
+  EXPECT_EQ(spec->rollback_on_alert_within_ms(), 30 * 60 * 1000);
+  ASSERT_EQ(spec->notify_size(), 2);
+  EXPECT_EQ(spec->notify(0).type(), "dingtalk");
+  EXPECT_EQ(spec->notify(0).secret(), "SEC1");
+  EXPECT_EQ(spec->notify(1).type(), "webhook");
+}
+
+TEST(ParseAppSpecTest, BadAnalysisAndSinksNameTheField) {
+  EXPECT_THAT(ParseError("name: web\nanalysis:\n  - query: up\n    fail_if: above 3\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "app.yaml:4: analysis[0].fail_if: 'above 3' must be a comparison with a "
+                       "number, e.g. \"> 0.05\""));
+  EXPECT_THAT(ParseError("name: web\nanalysis:\n  - query: up\n    fail_if: '> 1'\n"
+                         "    on_inconclusive: ignore\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "app.yaml:5: analysis[0].on_inconclusive: 'ignore' must be pause or fail"));
+  EXPECT_THAT(ParseError("name: web\nnotify:\n  - { type: teams, url: 'http://x' }\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       StartsWith("app.yaml:3: notify[0].type: 'teams' must be")));
+  EXPECT_THAT(ParseError("name: web\nnotify:\n  - { type: slack, url: 'http://x', secret: s }\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "app.yaml:3: notify[0].secret: only applies to dingtalk sinks"));
+}
+
 }  // namespace
 }  // namespace fleet
