@@ -115,6 +115,27 @@ absl::Status ErrnoError(absl::string_view what, const std::string& path) {
   return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
 }
 
+// Where each release links the app's config release.
+constexpr char kReleaseConfigLink[] = "../../config";
+
+// Makes `config -> ../../config` in a release dir, unless it is there.
+// FailedPrecondition when the release has a `config` of its own.
+absl::Status LinkConfigInto(const std::string& release_dir) {
+  const std::string link = absl::StrCat(release_dir, "/config");
+  absl::StatusOr<std::string> target = ReadLink(link);
+  if (target.ok() && *target == kReleaseConfigLink) return absl::OkStatus();
+  if (PathExists(link)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        release_dir, " has its own 'config', so config releases cannot reach it; ship the "
+        "release without one"));
+  }
+  if (symlink(kReleaseConfigLink, link.c_str()) != 0) {
+    return ErrnoError("cannot link the config release into", release_dir);
+  }
+  return FsyncDir(release_dir);
+}
+
+
 absl::Status WriteAll(int fd, const std::string& data, const std::string& path) {
   size_t off = 0;
   while (off < data.size()) {
@@ -419,7 +440,10 @@ absl::Status Deployer::UnpackRelease(const StageCommand& cmd, const AppLayout& l
   absl::Status st = UnpackArchive(artifact, staging, options_.unpack_limits, &stats);
   if (!st.ok()) return Annotate(st, absl::StrCat("cannot unpack ", label));
   const std::string config_link = absl::StrCat(staging, "/config");
-  if (PathExists(config_link)) {
+  // An app that uses config releases (its spec has `config:`) needs the
+  // link; one that does not may ship its own config/ and keeps it.
+  const bool own_config = PathExists(config_link);
+  if (own_config && spec.has_config()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "artifact of ", label,
         " has 'config', where Fleet links the app's config release (config -> ../../config); "
@@ -443,9 +467,7 @@ absl::Status Deployer::UnpackRelease(const StageCommand& cmd, const AppLayout& l
   }
   // Dangles until the app's first config is activated; the release sees its
   // config through it whichever config is active.
-  if (symlink("../../config", config_link.c_str()) != 0) {
-    return ErrnoError("cannot link the config release into", staging);
-  }
+  if (!own_config) FLEET_RETURN_IF_ERROR(LinkConfigInto(staging));
   // after_unpack runs in the staging dir, before the rename: a release in
   // releases/ has always passed it, even after a crash in between.
   Env env = MakeEnv(layout, version, layout.CurrentConfig().value_or(""));
@@ -478,7 +500,7 @@ absl::Status Deployer::WriteConfig(const StageCommand& cmd, const std::string& b
     if (!IsSecretPath(file.path())) {
       FLEET_RETURN_IF_ERROR(MakeParentDirs(staging, file.path()));
       absl::Status st = WriteNewFile(absl::StrCat(staging, "/", file.path()), file.content(),
-                                     static_cast<mode_t>(file.mode() & 0777));
+                                     static_cast<mode_t>(file.mode() & kConfigModeMask));
       if (!st.ok()) return Annotate(st, absl::StrCat("config ", label));
       continue;
     }
@@ -633,6 +655,22 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress, Comm
   const Track track(cmd.subject());
   AppLayout layout(options_.apps_root, spec.name());
 
+  if (track.config() && version.empty() && rollback) {
+    // Back to no config: the revert of the app's first config. Like every
+    // rollback it is not journalled; an interrupted one is sent again.
+    const std::string from = layout.CurrentConfig().value_or("");
+    progress("switching", absl::StrCat(OrNone(from, track), " -> no config"));
+    absl::Status st = SwitchBack(layout, track, spec, "");
+    if (!st.ok()) {
+      result->set_reason(absl::StrCat("cannot remove the config link: ", st.message()));
+      return;
+    }
+    AgentAppRecord record = state_.LoadApp(spec.name());
+    *track.mutable_previous(&record) = from;
+    state_.SaveApp(record).IgnoreError();
+    result->set_ok(true);
+    return;
+  }
   if (!layout.HasVersion(track.subject(), version)) {
     result->set_reason(absl::StrCat(
         track.noun(), " ", version, " of ", spec.name(), " is not on disk on host ",
@@ -641,6 +679,17 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress, Comm
     return;
   }
   std::string from = layout.LinkedVersion(track.subject()).value_or("");
+  // Releases unpacked before Fleet linked config into every release get the
+  // link now; one with a config of its own cannot take config releases.
+  const std::string release = track.config() ? layout.CurrentRelease().value_or("") : version;
+  if (!release.empty()) {
+    absl::Status linked = LinkConfigInto(layout.release_dir(release));
+    if (!linked.ok() && track.config()) {
+      result->set_reason(std::string(linked.message()));
+      return;
+    }
+    if (!linked.ok()) spdlog::warn("{}: {}", spec.name(), linked.message());
+  }
   // What runs after the switch: the new version of this subject with the
   // current one of the other.
   Env env = track.config() ? MakeEnv(layout, layout.CurrentRelease().value_or(""), version)

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -21,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "cli/actor.h"
+#include "common/config_bundle.h"
 #include "common/rollout_state.h"
 #include "common/sha256.h"
 #include "fleet/v1/api.grpc.pb.h"
@@ -321,8 +323,21 @@ bool ReadConfigDir(const std::string& dir, fleet::v1::PushConfigRequest* req, Fa
   for (; !ec && it != end; it.increment(ec)) {
     fs::file_status st = it->symlink_status(ec);
     if (ec) break;
-    if (fs::is_directory(st)) continue;
+    const std::string name = it->path().filename().string();
+    if (fs::is_directory(st)) {
+      // Version control metadata is never config.
+      if (name == ".git" || name == ".hg" || name == ".svn") it.disable_recursion_pending();
+      continue;
+    }
     std::string rel = fs::relative(it->path(), dir, ec).generic_string();
+    // An editor's backup of a secret is its plaintext.
+    if (absl::EndsWith(name, "~") || absl::EndsWith(name, ".swp") ||
+        absl::EndsWith(name, ".swo") || absl::EndsWith(name, ".bak")) {
+      *failure = {kExitError, absl::StrCat(rel, " in ", dir,
+                                           " looks like an editor backup; remove it or push a "
+                                           "clean directory")};
+      return false;
+    }
     if (fs::is_symlink(st) || !fs::is_regular_file(st)) {
       *failure = {kExitError, absl::StrCat(rel, " in ", dir, " is ",
                                            fs::is_symlink(st) ? "a symlink" : "not a regular file",
@@ -336,11 +351,24 @@ bool ReadConfigDir(const std::string& dir, fleet::v1::PushConfigRequest* req, Fa
     return false;
   }
   std::sort(files.begin(), files.end());
+  int64_t total = 0;
   for (const fs::path& path : files) {
     fleet::v1::ConfigFile* file = req->add_files();
     file->set_path(fs::relative(path, dir, ec).generic_string());
     struct stat st;
-    if (stat(path.c_str(), &st) == 0) file->set_mode(st.st_mode & 0777);
+    if (lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      *failure = {kExitError, absl::StrCat("cannot read ", path.string(), ": it changed")};
+      return false;
+    }
+    file->set_mode(st.st_mode & 0777);
+    total += st.st_size;
+    // The controller refuses this too, but a request past gRPC's message
+    // limit would not get that far.
+    if (total > ConfigLimits().max_total_bytes) {
+      *failure = {kExitError, absl::StrCat(dir, " has more than ", ConfigLimits().max_total_bytes,
+                                           " bytes; keep big data out of config")};
+      return false;
+    }
     file->set_content(ReadAll(path.string(), failure));
     if (failure->code) return false;
   }

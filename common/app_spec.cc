@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "common/config_bundle.h"
+#include "common/config_files.h"
 #include "common/fs.h"
 
 namespace fleet {
@@ -180,6 +181,10 @@ class SpecParser {
         if (!IsSafeName(*dir)) {
           return Error(dirs[i], field, absl::StrCat("'", *dir, "' must be one plain directory name"));
         }
+        if (*dir == "config") {
+          return Error(dirs[i], field,
+                       "'config' is where Fleet links the app's config release; use another name");
+        }
         spec.add_shared_dirs(*dir);
       }
     }
@@ -259,6 +264,11 @@ class SpecParser {
       if (const auto& required = node["required"]; required) {
         if (config->file().empty()) {
           return Error(required, "config.required", "needs config.file: the file that has them");
+        }
+        if (ConfigFormatOf(config->file()) == ConfigFormat::kUnknown) {
+          return Error(node["file"], "config.file",
+                       absl::StrCat("Fleet cannot read keys from '", config->file(),
+                                    "' (use .json, .yaml, .toml, .ini, .env or .properties)"));
         }
         st = StringList(required, "config.required", config->mutable_required());
         if (!st.ok()) return st;

@@ -93,17 +93,29 @@ absl::StatusOr<fleet::v1::ConfigBundle> CheckConfigPush(
                                                      " bytes in all; keep big data out of config"));
     }
   }
+  // What each file is called on the hosts: secrets lose ".age". Two files
+  // with one name, or a name that is also a directory, cannot be staged.
+  std::map<std::string, std::string> final_names;  // host name -> pushed path
   for (const auto& [path, file] : by_path) {
-    for (size_t slash = path.find('/'); slash != std::string::npos;
-         slash = path.find('/', slash + 1)) {
-      if (by_path.count(path.substr(0, slash))) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(path.substr(0, slash), " is a file and also the directory of ", path));
-      }
+    auto [it, fresh] = final_names.emplace(DecryptedPath(path), path);
+    if (!fresh) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, " decrypts to ", it->first, ", which is in the push as well"));
     }
-    if (IsSecretPath(path) && by_path.count(DecryptedPath(path))) {
-      return absl::InvalidArgumentError(absl::StrCat(path, " decrypts to ", DecryptedPath(path),
-                                                     ", which is in the push as well"));
+    if (IsSecretPath(path) && !LooksAgeEncrypted(file->content())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, " is not age-encrypted (no age header); encrypt it with age -r RECIPIENT, "
+                "or drop the .age suffix if it is not a secret"));
+    }
+  }
+  for (const auto& [name, path] : final_names) {
+    for (size_t slash = name.find('/'); slash != std::string::npos;
+         slash = name.find('/', slash + 1)) {
+      auto dir = final_names.find(name.substr(0, slash));
+      if (dir != final_names.end()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(dir->second, " is a file and also the directory of ", path));
+      }
     }
   }
   for (const auto& [path, file] : by_path) {
@@ -122,13 +134,27 @@ absl::StatusOr<fleet::v1::ConfigBundle> CheckConfigPush(
                                                      " (config.file), which is not in the push"));
     }
   }
+  return SortedConfigBundle(files);
+}
+
+fleet::v1::ConfigBundle SortedConfigBundle(
+    const google::protobuf::RepeatedPtrField<fleet::v1::ConfigFile>& files) {
+  std::vector<const fleet::v1::ConfigFile*> sorted;
+  for (const fleet::v1::ConfigFile& file : files) sorted.push_back(&file);
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const auto* a, const auto* b) { return a->path() < b->path(); });
   fleet::v1::ConfigBundle bundle;
-  for (const auto& [path, file] : by_path) {
+  for (const fleet::v1::ConfigFile* file : sorted) {
     fleet::v1::ConfigFile* out = bundle.add_files();
     *out = *file;
-    out->set_mode(file->mode() & 0777);
+    out->set_mode(file->mode() & kConfigModeMask);
   }
   return bundle;
+}
+
+bool LooksAgeEncrypted(absl::string_view content) {
+  return absl::StartsWith(content, "age-encryption.org/v1\n") ||
+         absl::StartsWith(content, "-----BEGIN AGE ENCRYPTED FILE-----");
 }
 
 std::string SerializeConfigBundle(const fleet::v1::ConfigBundle& bundle) {

@@ -19,6 +19,10 @@ struct ConfigLimits {
   int64_t max_total_bytes = 4 << 20;
 };
 
+// The permission bits a config file keeps: never setuid/setgid/sticky, and
+// never writable by group or others, whatever the pushing machine had.
+inline constexpr uint32_t kConfigModeMask = 0755;
+
 // Suffix of a secret: an age-encrypted file that only hosts decrypt.
 inline constexpr absl::string_view kSecretSuffix = ".age";
 
@@ -32,12 +36,21 @@ std::string DecryptedPath(absl::string_view path);
 // at most 255 bytes. InvalidArgument naming the path otherwise.
 absl::Status CheckConfigPath(absl::string_view path);
 
+// Whether `content` starts like an age file (binary or armored).
+bool LooksAgeEncrypted(absl::string_view content);
+
+// `files` sorted by path with modes masked by kConfigModeMask: the bundle
+// that CheckConfigPush returns for a valid push, unchecked.
+fleet::v1::ConfigBundle SortedConfigBundle(
+    const google::protobuf::RepeatedPtrField<fleet::v1::ConfigFile>& files);
+
 // Checks a push of `files` as config release `version` of the app with
-// `spec`, and returns them as a bundle sorted by path, modes reduced to
-// their permission bits. Refused with InvalidArgument (one line naming the
-// file, and the line for syntax errors):
-//  - an unsafe version or path, the same path twice, a path that is also a
-//    directory of another, a secret whose decrypted name is also pushed;
+// `spec`, and returns SortedConfigBundle(files). Refused with
+// InvalidArgument (one line naming the file, and the line for syntax
+// errors):
+//  - an unsafe version or path, the same path twice, two files with the
+//    same name on the hosts (a secret's name loses ".age"), a name that is
+//    also a directory of another, a `.age` file that is not age-encrypted;
 //  - more files or bytes than `limits` allow;
 //  - a file of a known format (common/config_files.h) whose syntax is bad;
 //  - spec.config.file missing from the push, or lacking a required key.

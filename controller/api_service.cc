@@ -348,20 +348,46 @@ grpc::ServerUnaryReactor* ApiService::GetHistory(grpc::CallbackServerContext* ct
   });
 }
 
+namespace {
+
+// Answers a push of a version that exists: a no-op when it carries the same
+// files, AlreadyExists otherwise.
+absl::Status SamePushOrRefuse(fleet::v1::ConfigRelease existing, const std::string& pushed_sha,
+                              fleet::v1::PushConfigResponse* resp) {
+  if (existing.sha256() != pushed_sha) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "config ", existing.app(), "@", existing.version(), " exists with other content (sha256 ",
+        existing.sha256().substr(0, 12), ", this push ", pushed_sha.substr(0, 12),
+        "); push the change as a new version"));
+  }
+  *resp->mutable_config() = std::move(existing);
+  resp->set_created(false);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 grpc::ServerUnaryReactor* ApiService::PushConfig(grpc::CallbackServerContext* ctx,
                                                  const fleet::v1::PushConfigRequest* req,
                                                  fleet::v1::PushConfigResponse* resp) {
   return Unary(ctx, [&]() -> absl::Status {
     FLEET_ASSIGN_OR_RETURN(fleet::v1::App app, store_->GetApp(req->app()));
-    FLEET_ASSIGN_OR_RETURN(fleet::v1::ConfigBundle bundle,
-                           CheckConfigPush(req->version(), req->files(), app.spec(), {}));
+    // The same files under a version pushed before are a no-op whatever the
+    // spec says now, so a retried CI job passes; other files are refused.
+    const fleet::v1::ConfigBundle bundle = SortedConfigBundle(req->files());
     const std::string bytes = SerializeConfigBundle(bundle);
-    Sha256 hash;
-    hash.Update(bytes);
+    Sha256 pushed;
+    pushed.Update(bytes);
+    const std::string pushed_sha = pushed.HexDigest();
+    auto existing = store_->GetConfig(req->app(), req->version());
+    if (existing.ok()) return SamePushOrRefuse(*std::move(existing), pushed_sha, resp);
+    if (!absl::IsNotFound(existing.status())) return existing.status();
+    // CheckConfigPush returns this same bundle when the push is valid.
+    FLEET_RETURN_IF_ERROR(CheckConfigPush(req->version(), req->files(), app.spec(), {}).status());
     fleet::v1::ConfigRelease config;
     config.set_app(req->app());
     config.set_version(req->version());
-    config.set_sha256(hash.HexDigest());
+    config.set_sha256(pushed_sha);
     config.set_size(static_cast<int64_t>(bytes.size()));
     config.set_created_at_ms(NowMs());
     config.set_created_by(req->actor());
@@ -374,21 +400,6 @@ grpc::ServerUnaryReactor* ApiService::PushConfig(grpc::CallbackServerContext* ct
       info->set_secret(IsSecretPath(file.path()));
       secrets += info->secret() ? 1 : 0;
     }
-    // The same version pushed again with the same files is a no-op, so a
-    // retried CI job passes; other files under a used version are refused.
-    auto existing = store_->GetConfig(req->app(), req->version());
-    if (existing.ok()) {
-      if (existing->sha256() != config.sha256()) {
-        return absl::AlreadyExistsError(absl::StrCat(
-            "config ", req->app(), "@", req->version(), " exists with other content (sha256 ",
-            existing->sha256().substr(0, 12), ", this push ", config.sha256().substr(0, 12),
-            "); push the change as a new version"));
-      }
-      *resp->mutable_config() = *std::move(existing);
-      resp->set_created(false);
-      return absl::OkStatus();
-    }
-    if (!absl::IsNotFound(existing.status())) return existing.status();
     // The blob first: a config row always has its bundle on disk.
     FLEET_ASSIGN_OR_RETURN(std::unique_ptr<BlobStore::Writer> writer, blobs_->NewWriter());
     FLEET_RETURN_IF_ERROR(writer->Append(bytes));
@@ -398,7 +409,15 @@ grpc::ServerUnaryReactor* ApiService::PushConfig(grpc::CallbackServerContext* ct
           absl::StrCat("config bundle stored as ", stored, ", expected ", config.sha256()));
     }
     Store::Transaction txn(store_);
-    FLEET_RETURN_IF_ERROR(store_->InsertConfig(config));
+    absl::Status inserted = store_->InsertConfig(config);
+    if (absl::IsAlreadyExists(inserted)) {
+      // Another push of this version won the race.
+      txn.Commit().IgnoreError();
+      FLEET_ASSIGN_OR_RETURN(fleet::v1::ConfigRelease other,
+                             store_->GetConfig(req->app(), req->version()));
+      return SamePushOrRefuse(std::move(other), config.sha256(), resp);
+    }
+    FLEET_RETURN_IF_ERROR(inserted);
     fleet::v1::Event e;
     e.set_at_ms(config.created_at_ms());
     e.set_app(req->app());

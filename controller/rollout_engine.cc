@@ -480,16 +480,9 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
   const fleet::v1::Subject subject = req.subject();
   std::vector<Rollout> superseded;
   for (const Rollout& running : *active) {
-    if (running.app() != req.app()) continue;
-    if (running.subject() != subject) {
-      // Taking it over would leave its hosts half-switched on the other
-      // subject; its own abort sends them back first.
-      return absl::FailedPreconditionError(
-          absl::StrCat("rollout ", running.id(), " of ", req.app(), " (",
-                       VersionLabel(running.subject(), running.version()),
-                       ") is running; abort it first (fleetctl rollout abort ", running.id(),
-                       ") or roll back what it changes"));
-    }
+    // A rollout of the other subject goes on: its link is not the one this
+    // rollback switches, and the agents queue the two per app.
+    if (running.app() != req.app() || running.subject() != subject) continue;
     superseded.push_back(running);
   }
   std::string target = req.to_version();
@@ -817,7 +810,9 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
               break;
             case fleet::v1::TASK_STATE_HEALTHY:
             case fleet::v1::TASK_STATE_LOST:
-              if (t.from_release().empty()) {
+              // A host's first config goes back to no config at all; a
+              // first release has nothing to go back to.
+              if (t.from_release().empty() && !IsConfig(r)) {
                 // First release on this host: there is nothing to go back to.
                 p.SetTask(&t, fleet::v1::TASK_STATE_REVERTING);
                 p.SetTask(&t, fleet::v1::TASK_STATE_REVERT_FAILED, NothingEarlier(r));
@@ -831,7 +826,7 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
                 // It may have switched: send it back like a healthy host.
                 p.SetTask(&t, fleet::v1::TASK_STATE_LOST, why);
                 p.Event(t.host_id(), "host.lost", why);
-                if (t.from_release().empty()) {
+                if (t.from_release().empty() && !IsConfig(r)) {
                   p.SetTask(&t, fleet::v1::TASK_STATE_REVERTING);
                   p.SetTask(&t, fleet::v1::TASK_STATE_REVERT_FAILED,
                             absl::StrCat(why, "; ", NothingEarlier(r)));
@@ -1087,9 +1082,9 @@ void RolloutEngine::HandleHello(const fleet::v1::Hello& hello, const std::string
   // completed ones from its stored results.
   auto active = store_->ListActiveRollouts();
   if (!active.ok()) return;
-  std::set<std::string> busy_apps;
+  std::set<std::pair<std::string, fleet::v1::Subject>> busy;
   for (const Rollout& r : *active) {
-    busy_apps.insert(r.app());
+    busy.insert({r.app(), r.subject()});
     for (const HostTask& t : r.tasks()) {
       if (t.host_id() != hello.host_id()) continue;
       if (t.state() == fleet::v1::TASK_STATE_STAGING ||
@@ -1100,15 +1095,17 @@ void RolloutEngine::HandleHello(const fleet::v1::Hello& hello, const std::string
       }
     }
   }
-  Reconcile(hello, busy_apps);
+  Reconcile(hello, busy);
 }
 
-void RolloutEngine::Reconcile(const fleet::v1::Hello& hello, const std::set<std::string>& busy) {
+void RolloutEngine::Reconcile(
+    const fleet::v1::Hello& hello,
+    const std::set<std::pair<std::string, fleet::v1::Subject>>& busy) {
   for (const auto& state : hello.apps()) {
-    if (busy.count(state.app())) continue;
     auto app = store_->GetApp(state.app());
     if (!app.ok()) continue;
     for (fleet::v1::Subject subject : {fleet::v1::SUBJECT_RELEASE, fleet::v1::SUBJECT_CONFIG}) {
+      if (busy.count({state.app(), subject})) continue;
       const std::string& desired = Desired(*app, subject);
       const std::string& current = HostCurrent(state, subject);
       if (desired.empty() || current == desired) continue;
@@ -1174,7 +1171,7 @@ void RolloutEngine::CatchUp(const std::string& host_id, const std::string& app_n
   auto active = store_->ListActiveRollouts();
   if (!active.ok()) return;
   for (const Rollout& r : *active) {
-    if (r.app() == app_name) return;  // the running rollout decides
+    if (r.app() == app_name && r.subject() == subject) return;  // the running rollout decides
   }
   Command cmd;
   cmd.set_id(absl::StrCat(id, "/", kPhaseActivate));

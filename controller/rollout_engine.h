@@ -118,9 +118,7 @@ class RolloutEngine : public AgentListener {
   // the current one. Every connected host with the app switches at once to
   // the version already on its disk. A running rollout of the same subject
   // is aborted and the rollback takes over its hosts: the rollback always
-  // works. A running rollout of the other subject is left alone and the
-  // rollback refused (FailedPrecondition naming it): taking it over would
-  // leave its hosts half-switched.
+  // works. A running rollout of the other subject goes on beside it.
   absl::StatusOr<fleet::v1::Rollout> Rollback(const fleet::v1::RollbackRequest& req);
 
   // Pause, resume, promote (past a manual gate) or abort a running rollout.
@@ -183,10 +181,11 @@ class RolloutEngine : public AgentListener {
   void SendTaskCommands(const fleet::v1::Rollout& rollout, const std::vector<std::string>& hosts)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues a switch for every app the host runs at another release or
-  // config than the fleet's desired one, when no rollout of the app is
-  // running (`busy` are the apps with a rollout). A version missing from its
-  // disk is staged first (CatchUp switches after).
-  void Reconcile(const fleet::v1::Hello& hello, const std::set<std::string>& busy)
+  // config than the fleet's desired one, when no rollout of that app and
+  // subject is running (`busy` are those with a rollout). A version missing
+  // from its disk is staged first (CatchUp switches after).
+  void Reconcile(const fleet::v1::Hello& hello,
+                 const std::set<std::pair<std::string, fleet::v1::Subject>>& busy)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AddEvent(const std::string& app, const std::string& rollout_id, const std::string& host,
                 const std::string& kind, const std::string& actor, const std::string& message);

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
@@ -260,27 +261,56 @@ TEST_F(E2EConfigTest, Secret_HostsThatCannotDecryptDoNotSwitch) {
   }
 }
 
-TEST_F(E2EConfigTest, OneRolloutPerApp_CodeAndConfigShareTheLock) {
+TEST_F(E2EConfigTest, OneRolloutPerApp_CodeAndConfigShareTheLockButRollbackAlwaysWorks) {
   PushAndRollOut("c1", "hi");
-  ASSERT_EQ(PushConfig("c2", {{"hello.properties", "greeting=hey\n"}}).exit_code, 0);
+  PushAndRollOut("c2", "hey");
+  ASSERT_EQ(PushConfig("c3", {{"hello.properties", "greeting=yo\n"}}).exit_code, 0);
   std::string artifact = cluster_.MakeHelloArtifact("v2");
   ASSERT_EQ(cluster_.Fleetctl({"release", "push", "hello", "v2", artifact}).exit_code, 0);
   CommandOutput started = cluster_.Fleetctl({"rollout", "hello", "v2", "--manual-promote"});
   ASSERT_EQ(started.exit_code, 0) << started.err;
   const std::string id = Cluster::RolloutId(started.out);
 
-  CommandOutput out = cluster_.Fleetctl({"config", "rollout", "hello", "c2"});
+  CommandOutput out = cluster_.Fleetctl({"config", "rollout", "hello", "c3"});
   EXPECT_EQ(out.exit_code, 1);
   EXPECT_THAT(out.err, HasSubstr(absl::StrCat("rollout ", id, " of hello is running (v2")));
-  // A config rollback would leave the code rollout's hosts half-switched.
-  out = cluster_.Fleetctl({"config", "rollback", "hello"});
-  EXPECT_EQ(out.exit_code, 1);
-  EXPECT_THAT(out.err, HasSubstr(absl::StrCat("abort it first (fleetctl rollout abort ", id)));
+  // The emergency exit for config works while the code rollout goes on.
+  out = cluster_.Fleetctl({"config", "rollback", "hello", "--wait"});
+  EXPECT_EQ(out.exit_code, 0) << out.out << out.err;
+  for (int i = 0; i < cluster_.agents(); ++i) EXPECT_EQ(ConfigLink(i), "configs/c1");
 
   ASSERT_EQ(cluster_.Fleetctl({"rollout", "abort", id}).exit_code, 0);
   out = cluster_.Fleetctl({"rollout", "watch", id});
   EXPECT_EQ(out.exit_code, 2) << out.out << out.err;
   ExpectFleetServes("c1", "hi from v1\n");
+}
+
+TEST_F(E2EConfigTest, FailedFirstConfigRollout_LeavesHostsWithoutConfig) {
+  // The canary takes the app's first config; aborting sends it back to
+  // having none, the state it came from.
+  const std::string before = cluster_.HttpGet(0, "/");  // the artifact's own greeting
+  CommandOutput out = PushConfig("c1", {{"hello.properties", "greeting=hi\n"}});
+  ASSERT_EQ(out.exit_code, 0) << out.err;
+  CommandOutput started =
+      cluster_.Fleetctl({"config", "rollout", "hello", "c1", "--manual-promote"});
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  const std::string id = Cluster::RolloutId(started.out);
+  // Wait for the canary to be healthy, then abort: it must go back.
+  for (int tries = 0; tries < 100; ++tries) {
+    CommandOutput st = cluster_.Fleetctl({"rollout", "status", id});
+    if (absl::StrContains(st.out, "paused")) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(ConfigLink(0), "configs/c1");
+  CommandOutput aborted = cluster_.Fleetctl({"rollout", "abort", id});
+  ASSERT_EQ(aborted.exit_code, 0) << aborted.err;
+  out = cluster_.Fleetctl({"rollout", "watch", id});
+  EXPECT_EQ(out.exit_code, 2) << out.out << out.err;
+  EXPECT_THAT(out.out, HasSubstr("reverted"));
+  for (int i = 0; i < cluster_.agents(); ++i) {
+    EXPECT_EQ(ConfigLink(i), "") << cluster_.HostId(i);
+    EXPECT_EQ(cluster_.HttpGet(i, "/"), before) << cluster_.HostId(i);
+  }
 }
 
 }  // namespace

@@ -25,8 +25,12 @@ std::string Cluster::Binary(const std::string& name) {
 }
 
 std::string Cluster::RolloutId(const std::string& fleetctl_out) {
-  std::vector<std::string> words = absl::StrSplit(fleetctl_out, ' ');
-  return words.size() > 1 ? words[1] : "";
+  // "[config ]rollout|rollback ID of ...": the word before "of".
+  std::vector<std::string> words = absl::StrSplit(fleetctl_out, absl::ByAnyChar(" \n"));
+  for (size_t i = 1; i + 1 < words.size(); ++i) {
+    if (words[i + 1] == "of") return words[i];
+  }
+  return "";
 }
 
 Cluster::Cluster(ClusterOptions options) : options_(options) {

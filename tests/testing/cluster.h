@@ -35,8 +35,8 @@ class Cluster {
   ~Cluster();
 
   static std::string Binary(const std::string& name);
-  // The rollout id in what `fleetctl rollout|rollback` (without --wait)
-  // printed: "rollout 7 of ...".
+  // The rollout id in what `fleetctl [config] rollout|rollback` (without
+  // --wait) printed: "rollout 7 of ...", "config rollout 8 of ...".
   static std::string RolloutId(
       const std::string& fleetctl_out);  // fleet-controller, fleet-agent, fleetctl, hello
 

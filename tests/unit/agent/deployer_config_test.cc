@@ -131,12 +131,14 @@ TEST_F(ConfigDeployerTest, Stage_LinksTheAppsConfigIntoEveryRelease) {
       << "the release reads whichever config is active";
 }
 
-TEST_F(ConfigDeployerTest, Stage_RefusesAnArtifactThatHasItsOwnConfig) {
+TEST_F(ConfigDeployerTest, Stage_RefusesAnArtifactThatHasItsOwnConfigWhenTheAppUsesConfigs) {
   ArchiveBuilder archive;
   archive.AddFile("VERSION", "v2").AddFile("config/app.yaml", "port: 1\n");
   Release release = PrepareRelease("v2", std::move(archive));
+  AppSpec spec = Spec();
+  spec.mutable_config()->set_file("app.yaml");
 
-  CommandResult result = Stage(release, Spec());
+  CommandResult result = Stage(release, spec);
 
   EXPECT_FALSE(result.ok());
   EXPECT_EQ(result.reason(),
@@ -145,6 +147,42 @@ TEST_F(ConfigDeployerTest, Stage_RefusesAnArtifactThatHasItsOwnConfig) {
   EXPECT_THAT(OnDisk(), IsEmpty());
   EXPECT_THAT(FindByPrefix(AppDir(), ".staging-"), IsEmpty());
   EXPECT_THAT(Downloads(), IsEmpty());
+}
+
+TEST_F(ConfigDeployerTest, Stage_KeepsAnArtifactsOwnConfigWhenTheAppDoesNotUseConfigs) {
+  ArchiveBuilder archive;
+  archive.AddFile("VERSION", "v2").AddFile("config/app.yaml", "port: 1\n");
+  Release release = PrepareRelease("v2", std::move(archive));
+
+  CommandResult result = Stage(release, Spec());
+
+  ASSERT_TRUE(result.ok()) << result.reason();
+  EXPECT_EQ(ReadTextFile(AppDir() + "/releases/v2/config/app.yaml"), "port: 1\n");
+}
+
+TEST_F(ConfigDeployerTest, ActivateConfig_GivesAReleaseWithoutTheLinkItsLinkFirst) {
+  // A release unpacked before releases got `config -> ../../config`.
+  StageAndDeploy("v1", Spec());
+  std::filesystem::remove(AppDir() + "/releases/v1/config");
+  ASSERT_TRUE(StageConfig("c1", {File("app.yaml", kAppYaml, 0644)}).ok());
+
+  CommandResult result = ActivateConfig("c1", Spec());
+
+  ASSERT_TRUE(result.ok()) << result.reason();
+  EXPECT_EQ(std::filesystem::read_symlink(AppDir() + "/releases/v1/config"), "../../config");
+  EXPECT_EQ(ReadTextFile(AppDir() + "/releases/v1/config/app.yaml"), kAppYaml);
+}
+
+TEST_F(ConfigDeployerTest, RollbackConfig_ToNoConfigRemovesTheLinkAndReloads) {
+  StageAndDeploy("v1", Spec());
+  StageAndActivateConfig("c1");
+
+  CommandResult result = ActivateConfig("", Spec(), fleet::v1::ACTIVATE_MODE_ROLLBACK);
+
+  ASSERT_TRUE(result.ok()) << result.reason();
+  EXPECT_FALSE(std::filesystem::exists(AppDir() + "/config"));
+  EXPECT_EQ(result.current_release(), "");
+  EXPECT_EQ(result.previous_release(), "c1");
 }
 
 TEST_F(ConfigDeployerTest, StageConfig_WritesFilesWithTheirModesWhateverTheUmask) {
@@ -160,7 +198,7 @@ TEST_F(ConfigDeployerTest, StageConfig_WritesFilesWithTheirModesWhateverTheUmask
   EXPECT_EQ(ReadTextFile(ConfigDir("c1") + "/db/replica/pool.ini"), "[pool]\nsize = 4\n");
   EXPECT_EQ(ModeOf(ConfigDir("c1") + "/app.yaml"), 0640);
   EXPECT_EQ(ModeOf(ConfigDir("c1") + "/bin/check.sh"), 0755);
-  EXPECT_EQ(ModeOf(ConfigDir("c1") + "/db/replica/pool.ini"), 0664);
+  EXPECT_EQ(ModeOf(ConfigDir("c1") + "/db/replica/pool.ini"), 0644) << "never group/other write";
   EXPECT_EQ(ModeOf(ConfigDir("c1") + "/run.sh"), 0755) << "never setuid, setgid or sticky";
   EXPECT_EQ(ModeOf(ConfigDir("c1")), 0755);
   EXPECT_EQ(ModeOf(ConfigDir("c1") + "/db"), 0755);

@@ -343,5 +343,17 @@ TEST(ParseAppSpecTest, BadAnalysisAndSinksNameTheField) {
                        "app.yaml:3: notify[0].secret: only applies to dingtalk sinks"));
 }
 
+TEST(ParseAppSpecTest, SpecsThatEveryConfigPushOrStagingWouldFailAreRefused) {
+  EXPECT_THAT(ParseError("name: web\nshared_dirs: [log, config]\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       StartsWith("app.yaml:2: shared_dirs[1]: 'config' is where Fleet links")));
+  EXPECT_THAT(ParseError("name: web\nconfig: { file: app.conf, required: [a] }\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       StartsWith("app.yaml:2: config.file: Fleet cannot read keys from "
+                                  "'app.conf'")));
+  // Without required keys any file may be named.
+  EXPECT_TRUE(ParseAppSpec("name: web\nconfig: { file: app.conf }\n", "app.yaml").ok());
+}
+
 }  // namespace
 }  // namespace fleet

@@ -92,7 +92,8 @@ TEST(ConfigPushTest, SpecFileMissingIsRefusedUnlessPushedEncrypted) {
                        "the app spec names config file app.yaml (config.file), which is not in "
                        "the push"));
   // Ciphertext cannot be checked here; hosts check it after decryption.
-  EXPECT_OK(CheckConfigPush("c1", MakeFiles({{"app.yaml.age", "not yaml at all: ["}}), spec, {}));
+  EXPECT_OK(CheckConfigPush(
+      "c1", MakeFiles({{"app.yaml.age", "age-encryption.org/v1\n-> X25519 abc\n"}}), spec, {}));
 }
 
 TEST(ConfigPushTest, RefusesDuplicatesFileDirectoryClashesAndSecretShadows) {
@@ -105,6 +106,12 @@ TEST(ConfigPushTest, RefusesDuplicatesFileDirectoryClashesAndSecretShadows) {
   EXPECT_THAT(CheckConfigPush("c1", MakeFiles({{"s.env", ""}, {"s.env.age", "x"}}), AppSpec(), {}),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        "s.env.age decrypts to s.env, which is in the push as well"));
+  // A secret whose name on the hosts is the directory of another file.
+  EXPECT_THAT(CheckConfigPush("c1",
+                              MakeFiles({{"db.age", "age-encryption.org/v1\n"}, {"db/x.env", ""}}),
+                              AppSpec(), {}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "db.age is a file and also the directory of db/x.env"));
 }
 
 TEST(ConfigPushTest, EnforcesLimitsAndVersionNames) {
@@ -147,6 +154,21 @@ TEST(ConfigBundleTest, SecretPathsAndTheirDecryptedNames) {
   EXPECT_FALSE(IsSecretPath("app.yaml"));
   EXPECT_EQ(DecryptedPath("db/secrets.env.age"), "db/secrets.env");
   EXPECT_EQ(DecryptedPath("app.yaml"), "app.yaml");
+}
+
+TEST(ConfigPushTest, SecretsMustBeAgeCiphertextAndModesLoseGroupAndOtherWrite) {
+  EXPECT_THAT(CheckConfigPush("c1", MakeFiles({{"db.env.age", "DB_PASSWORD=plain\n"}}), AppSpec(),
+                              {}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("db.env.age is not age-encrypted (no age header)")));
+  EXPECT_OK(CheckConfigPush(
+      "c1", MakeFiles({{"db.env.age", "-----BEGIN AGE ENCRYPTED FILE-----\nYWdl\n"}}), AppSpec(),
+      {}));
+  Files files = MakeFiles({{"app.env", "A=1\n"}});
+  files.Mutable(0)->set_mode(0666);
+  absl::StatusOr<ConfigBundle> bundle = CheckConfigPush("c1", files, AppSpec(), {});
+  ASSERT_OK(bundle);
+  EXPECT_EQ(bundle->files(0).mode(), 0644u);
 }
 
 }  // namespace
