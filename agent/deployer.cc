@@ -594,6 +594,13 @@ absl::Status Deployer::ProbeRelease(const AppSpec& spec, const Env& env, absl::D
   ProbeContext ctx;
   ctx.cwd = env.release_dir;
   ctx.env = env.vars;
+  auto var = [&env](const char* name) {
+    auto it = env.vars.find(name);
+    return it == env.vars.end() || it->second.empty() ? std::string("-") : it->second;
+  };
+  ctx.log_context = absl::StrCat("app=", var("FLEET_APP"), " release=", var("FLEET_RELEASE"),
+                                 " config=", var("FLEET_CONFIG"), " host=", var("FLEET_HOST"),
+                                 " rollout=", var("FLEET_ROLLOUT"));
   return probe_runner_.RunChecks(checks, ctx, bake, cancelled);
 }
 
@@ -694,6 +701,7 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress, Comm
   // current one of the other.
   Env env = track.config() ? MakeEnv(layout, layout.CurrentRelease().value_or(""), version)
                            : MakeEnv(layout, version, layout.CurrentConfig().value_or(""));
+  env.vars["FLEET_ROLLOUT"] = command.rollout_id();
   // A config for an app that has no release on this host: nothing runs
   // that could read it, so the link alone switches.
   const bool runs = !env.release_dir.empty();

@@ -16,6 +16,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/logging.h"
 
 namespace fleet::agent {
 namespace {
@@ -85,6 +86,17 @@ absl::Status RunOneCheck(ProbeTransport* transport, Clock* clock,
       last = transport->Tcp(check.tcp(), timeout);
     } else {
       last = transport->Exec(check.exec(), ctx, timeout);
+    }
+    if (!ctx.log_context.empty()) {
+      const std::string& target = !check.http().empty()
+                                      ? check.http()
+                                      : (!check.tcp().empty() ? check.tcp() : check.exec());
+      if (last.ok) {
+        spdlog::info("probe {} {}: ok (attempt {}/{})", ctx.log_context, target, i + 1, attempts);
+      } else {
+        spdlog::warn("probe {} {}: {} (attempt {}/{})", ctx.log_context, target, last.reason, i + 1,
+                     attempts);
+      }
     }
     if (last.ok) return absl::OkStatus();
   }

@@ -22,6 +22,9 @@ namespace fleet::agent {
 struct ProbeContext {
   std::string cwd;
   std::map<std::string, std::string> env;
+  // What the probes are about, for the log ("app=web release=v2 host=web-01
+  // rollout=7"); every attempt's result is logged with it. "" = no log.
+  std::string log_context;
 };
 
 // Result of one attempt of one check.

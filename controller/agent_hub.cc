@@ -151,6 +151,11 @@ bool AgentHub::IsConnected(const std::string& host_id) {
   return streams_.count(host_id) > 0;
 }
 
+int AgentHub::ConnectedHostCount() {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(streams_.size());
+}
+
 absl::Time AgentHub::ConnectedSince(const std::string& host_id) {
   absl::MutexLock lock(&mu_);
   if (streams_.count(host_id) == 0) return absl::InfinitePast();
@@ -178,7 +183,7 @@ grpc::ServerBidiReactor<AgentMessage, ControllerMessage>* AgentHub::Connect(
 // Streams a blob file from an offset, one 256 KiB chunk in flight.
 class AgentHub::ArtifactWriter : public grpc::ServerWriteReactor<fleet::v1::ArtifactChunk> {
  public:
-  ArtifactWriter(const std::string& path, int64_t offset) {
+  ArtifactWriter(AgentHub* hub, const std::string& path, int64_t offset) : hub_(hub) {
     fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd_ < 0) {
       Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "artifact blob is missing"));
@@ -200,6 +205,9 @@ class AgentHub::ArtifactWriter : public grpc::ServerWriteReactor<fleet::v1::Arti
     if (!ok) {
       Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "artifact write failed"));
       return;
+    }
+    if (hub_->bytes_served_hook_) {
+      hub_->bytes_served_hook_(static_cast<int64_t>(chunk_.data().size()));
     }
     Next();
   }
@@ -226,6 +234,7 @@ class AgentHub::ArtifactWriter : public grpc::ServerWriteReactor<fleet::v1::Arti
   }
 
   static constexpr int64_t kChunk = 256 << 10;
+  AgentHub* hub_;
   int fd_ = -1;
   int64_t total_ = 0;
   int64_t offset_ = 0;
@@ -245,7 +254,7 @@ grpc::ServerWriteReactor<fleet::v1::ArtifactChunk>* AgentHub::FetchArtifact(
     };
     return new Refusal(request->sha256());
   }
-  return new ArtifactWriter(blobs_->PathFor(request->sha256()), request->offset());
+  return new ArtifactWriter(this, blobs_->PathFor(request->sha256()), request->offset());
 }
 
 }  // namespace fleet::controller

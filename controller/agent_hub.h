@@ -4,11 +4,13 @@
 #ifndef FLEET_CONTROLLER_AGENT_HUB_H_
 #define FLEET_CONTROLLER_AGENT_HUB_H_
 
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -36,10 +38,18 @@ class AgentHub final : public fleet::v1::AgentService::CallbackService {
   AgentHub(BlobStore* blobs, absl::Time started) : blobs_(blobs), started_(started) {}
   // Must be set before the server starts.
   void set_listener(AgentListener* listener) { listener_ = listener; }
+  // Called with the size of every artifact chunk an agent received
+  // (FetchArtifact), on gRPC threads, concurrently: it must be cheap and
+  // thread-safe. Optional; must be set before the server starts.
+  void set_bytes_served_hook(std::function<void(int64_t bytes)> hook) {
+    bytes_served_hook_ = std::move(hook);
+  }
 
   // Queues a command to a connected host. False when the host has no stream.
   bool Send(const std::string& host_id, const fleet::v1::Command& command);
   bool IsConnected(const std::string& host_id);
+  // The number of hosts with a registered stream now. Thread-safe.
+  int ConnectedHostCount();
   // When the host's stream ended; the controller's start for hosts that have
   // not connected since.
   absl::Time DisconnectedSince(const std::string& host_id);
@@ -67,6 +77,7 @@ class AgentHub final : public fleet::v1::AgentService::CallbackService {
   BlobStore* blobs_;
   absl::Time started_;
   AgentListener* listener_ = nullptr;
+  std::function<void(int64_t)> bytes_served_hook_;  // fixed before the server starts
   absl::Mutex mu_;
   std::map<std::string, Stream*> streams_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, absl::Time> disconnected_at_ ABSL_GUARDED_BY(mu_);

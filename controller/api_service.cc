@@ -23,6 +23,20 @@ grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, Fn fn) {
 
 constexpr int64_t kMaxArtifactBytes = 8ll << 30;
 
+// An app as the API shows it: notification URLs carry access tokens and
+// DingTalk secrets sign messages, so neither leaves the controller; the
+// spec's YAML, which holds them too, is left out when the app has sinks.
+fleet::v1::App Redacted(fleet::v1::App app) {
+  for (fleet::v1::NotifySink& sink : *app.mutable_spec()->mutable_notify()) {
+    const std::string& url = sink.url();
+    size_t host_end = url.find('/', url.find("://") == std::string::npos ? 0 : url.find("://") + 3);
+    sink.set_url(absl::StrCat(url.substr(0, host_end), host_end == std::string::npos ? "" : "/…"));
+    if (!sink.secret().empty()) sink.set_secret("***");
+  }
+  if (app.spec().notify_size() > 0) app.clear_spec_yaml();
+  return app;
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* ApiService::ApplyApp(grpc::CallbackServerContext* ctx,
@@ -52,7 +66,7 @@ grpc::ServerUnaryReactor* ApiService::ApplyApp(grpc::CallbackServerContext* ctx,
     if (!st.ok()) return st;
     st = txn.Commit();
     if (!st.ok()) return st;
-    *resp->mutable_app() = app;
+    *resp->mutable_app() = Redacted(app);
     resp->set_created(created);
     return absl::OkStatus();
   });
@@ -64,7 +78,7 @@ grpc::ServerUnaryReactor* ApiService::ListApps(grpc::CallbackServerContext* ctx,
   return Unary(ctx, [&]() -> absl::Status {
     auto apps = store_->ListApps();
     if (!apps.ok()) return apps.status();
-    for (auto& a : *apps) *resp->add_apps() = std::move(a);
+    for (auto& a : *apps) *resp->add_apps() = Redacted(std::move(a));
     return absl::OkStatus();
   });
 }
@@ -290,7 +304,7 @@ grpc::ServerUnaryReactor* ApiService::GetAppStatus(grpc::CallbackServerContext* 
   return Unary(ctx, [&]() -> absl::Status {
     auto app = store_->GetApp(req->app());
     if (!app.ok()) return app.status();
-    *resp->mutable_app() = *app;
+    *resp->mutable_app() = Redacted(*app);
     auto hosts = store_->ListHosts();
     if (!hosts.ok()) return hosts.status();
     for (const auto& host : *hosts) {

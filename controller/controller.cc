@@ -1,13 +1,15 @@
 #include "controller/controller.h"
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <httplib.h>
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
-
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/fs.h"
 #include "common/logging.h"
+#include "common/status.h"
+#include "controller/alerts.h"
 
 namespace fleet::controller {
 
@@ -37,6 +39,19 @@ absl::Status Controller::Start() {
   int grpc_port = 0;
   st = SplitHostPort(options_.listen, &grpc_host, &grpc_port);
   if (!st.ok()) return absl::InvalidArgumentError(absl::StrCat("--listen: ", st.message()));
+  std::string alert_token;
+  if (!options_.alert_token_file.empty()) {
+    absl::StatusOr<std::string> token = ReadAlertToken(options_.alert_token_file);
+    if (!token.ok()) return Annotate(token.status(), "--alert-token-file");
+    alert_token = *std::move(token);
+  }
+
+  if (!options_.prometheus_url.empty() && !absl::StartsWith(options_.prometheus_url, "http://") &&
+      !absl::StartsWith(options_.prometheus_url, "https://")) {
+    return absl::InvalidArgumentError(absl::StrCat("--prometheus-url '", options_.prometheus_url,
+                                                   "' must be an http:// or https:// URL"));
+  }
+  options_.engine.prometheus_url = options_.prometheus_url;
 
   st = MakeDirs(options_.data_dir);
   if (!st.ok()) return st;
@@ -50,10 +65,19 @@ absl::Status Controller::Start() {
   if (!st.ok()) return st;
 
   hub_ = std::make_unique<AgentHub>(blobs_.get(), absl::Now());
+  metrics_ = std::make_unique<Metrics>(store_.get(), hub_.get());
+  hub_->set_bytes_served_hook(
+      [metrics = metrics_.get()](int64_t bytes) { metrics->AddArtifactBytesServed(bytes); });
   engine_ = std::make_unique<RolloutEngine>(store_.get(), hub_.get(), DefaultClock(),
                                             options_.engine);
   hub_->set_listener(engine_.get());
+  engine_->AddObserver(metrics_.get());
+  notifier_ = std::make_unique<Notifier>(store_.get(), DefaultClock());
+  engine_->AddObserver(notifier_.get());
+  notifier_->Start();
   engine_->Start();
+  analyzer_ = std::make_unique<Analyzer>(engine_.get(), std::make_unique<CurlPrometheusClient>());
+  analyzer_->Start();
   api_ = std::make_unique<ApiService>(store_.get(), blobs_.get(), hub_.get(), engine_.get());
 
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -71,9 +95,28 @@ absl::Status Controller::Start() {
   }
 
   http_ = std::make_unique<httplib::Server>();
+  // Bodies (alert webhooks) are small; a client must not make us buffer more.
+  http_->set_payload_max_length(8 << 20);
   http_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
   });
+  http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    absl::StatusOr<std::string> text = metrics_->Render();
+    if (!text.ok()) {
+      spdlog::error("GET /metrics: {}", text.status().message());
+      res.status = 500;
+      res.set_content(std::string(text.status().message()) + "\n", "text/plain");
+      return;
+    }
+    res.set_content(*std::move(text), kMetricsContentType);
+  });
+  // Without --alert-token-file the endpoint answers 503 saying so.
+  std::shared_ptr<AlertHandler> alerts;
+  if (!alert_token.empty()) {
+    alerts = std::make_shared<AlertHandler>(store_.get(), engine_.get(), DefaultClock());
+    alerts->AddObserver(notifier_.get());  // sends alert.rollback
+  }
+  AddAlertmanagerWebhook(http_.get(), std::move(alerts), alert_token);
   if (http_port == 0) {
     http_port_ = http_->bind_to_any_port(http_host);
   } else if (http_->bind_to_port(http_host, http_port)) {
@@ -102,12 +145,17 @@ void Controller::Shutdown() {
   if (stopped_ || !server_) return;
   stopped_ = true;
   stop_.Notify();
+  // HTTP first: an alert arriving while the rest stops would act on an
+  // engine without agents and record a failure.
+  http_->stop();
+  if (http_thread_.joinable()) http_thread_.join();
+  analyzer_->Stop();
   if (ticker_.joinable()) ticker_.join();
   hub_->CloseAll();
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   engine_->Stop();
-  http_->stop();
-  if (http_thread_.joinable()) http_thread_.join();
+  // After the engine: nothing queues notifications any more.
+  notifier_->Stop();
 }
 
 }  // namespace fleet::controller

@@ -4,17 +4,20 @@
 #ifndef FLEET_CONTROLLER_CONTROLLER_H_
 #define FLEET_CONTROLLER_CONTROLLER_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
 #include <thread>
 
-#include <grpcpp/grpcpp.h>
-
 #include "absl/status/status.h"
 #include "absl/synchronization/notification.h"
 #include "controller/agent_hub.h"
+#include "controller/analysis.h"
 #include "controller/api_service.h"
 #include "controller/blob_store.h"
+#include "controller/metrics.h"
+#include "controller/notifier.h"
 #include "controller/rollout_engine.h"
 #include "controller/store.h"
 
@@ -30,6 +33,12 @@ struct ControllerOptions {
   std::string data_dir;
   EngineOptions engine;
   absl::Duration tick = absl::Milliseconds(500);
+  // File holding the bearer token of POST /api/v1/alerts/alertmanager; ""
+  // disables that endpoint (503).
+  std::string alert_token_file;
+  // Prometheus base URL for analysis checks of apps whose spec names none;
+  // "" for none (such apps cannot start a rollout).
+  std::string prometheus_url;
 };
 
 class Controller {
@@ -50,7 +59,15 @@ class Controller {
   std::unique_ptr<Store> store_;
   std::unique_ptr<BlobStore> blobs_;
   std::unique_ptr<AgentHub> hub_;
+  // Observes the engine and is read by the HTTP server: declared before
+  // both so that it is destroyed after them.
+  std::unique_ptr<Metrics> metrics_;
+  // Observes the engine and writes to the store: declared between them so
+  // that it stops after the engine and before the store closes.
+  std::unique_ptr<Notifier> notifier_;
   std::unique_ptr<RolloutEngine> engine_;
+  // Calls the engine: declared after it so that it stops first.
+  std::unique_ptr<Analyzer> analyzer_;
   std::unique_ptr<ApiService> api_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<httplib::Server> http_;

@@ -20,6 +20,12 @@ int main(int argc, char** argv) {
   app.add_option("--host-timeout", host_timeout,
                  "a host with work that stays away or silent this long counts as failed")
       ->capture_default_str();
+  app.add_option("--alert-token-file", options.alert_token_file,
+                 "shared bearer token that Alertmanager's webhook must send to "
+                 "POST /api/v1/alerts/alertmanager (unset: the endpoint is disabled)");
+  app.add_option("--prometheus-url", options.prometheus_url,
+                 "Prometheus base URL (http://HOST:PORT) for the analysis checks of apps whose "
+                 "spec has no prometheus_url");
   app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
   app.set_version_flag("--version", FLEET_VERSION);
   CLI11_PARSE(app, argc, argv);

@@ -16,6 +16,7 @@
 #include "common/fs.h"
 #include "common/logging.h"
 #include "common/vars.h"
+#include "controller/analysis.h"
 
 namespace fleet::controller {
 
@@ -174,12 +175,25 @@ class Planner {
   }
 
   void Event(const std::string& host, const std::string& kind, const std::string& message) {
-    fleet::v1::Event e = MakeEvent(now_, r_->app(), r_->id(), host, kind,
-                                   host.empty() ? r_->created_by() : host, message);
-    plan_->events.push_back(std::move(e));
+    Record(host, host.empty() ? r_->created_by() : host, kind, message);
+  }
+
+  // An event about the rollout by `actor` rather than its creator.
+  void EventBy(const std::string& actor, const std::string& kind, const std::string& message) {
+    Record("", actor, kind, message);
   }
 
  private:
+  void Record(const std::string& host, const std::string& actor, const std::string& kind,
+              const std::string& message) {
+    // Every decision (wave started, threshold reached, rollback ordered) is
+    // in the log with what it is about, not only in the store.
+    spdlog::info("decision {} app={} {}={} rollout={}{}{}: {}", kind, r_->app(),
+                 r_->subject() == fleet::v1::SUBJECT_CONFIG ? "config" : "release", r_->version(),
+                 r_->id(), host.empty() ? "" : " host=", host, message);
+    plan_->events.push_back(MakeEvent(now_, r_->app(), r_->id(), host, kind, actor, message));
+  }
+
   Rollout* r_;
   Plan* plan_;
   int64_t now_;
@@ -350,6 +364,12 @@ absl::StatusOr<Rollout> RolloutEngine::StartRollout(const fleet::v1::StartRollou
   absl::MutexLock lock(&mu_);
   auto app = store_->GetApp(req.app());
   if (!app.ok()) return app.status();
+  if (app->spec().analysis_size() > 0 && app->spec().prometheus_url().empty() &&
+      options_.prometheus_url.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "app ", req.app(),
+        " has analysis but no prometheus_url (spec) or --prometheus-url (controller)"));
+  }
   const fleet::v1::Subject subject = req.subject();
   absl::Status exists = subject == fleet::v1::SUBJECT_CONFIG
                             ? store_->GetConfig(req.app(), req.version()).status()
@@ -592,6 +612,7 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
     st = txn.Commit();
     if (!st.ok()) return st;
     for (size_t i = 0; i < superseded.size(); ++i) {
+      analysis_.erase(superseded[i].id());
       Publish({aborted[i]}, &superseded[i]);
       PublishFinished(superseded[i]);
     }
@@ -610,7 +631,10 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
     return;
   }
   Rollout r = std::move(*loaded);
-  if (IsTerminal(r.state())) return;
+  if (IsTerminal(r.state())) {
+    analysis_.erase(r.id());
+    return;
+  }
   auto app = store_->GetApp(r.app());
   if (!app.ok()) return;
   absl::Time now = clock_->Now();
@@ -729,6 +753,7 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
         check_activation_timeouts();
         const int w = std::min(r.current_wave(), wave_count - 1);
         int64_t in_flight = count(fleet::v1::TASK_STATE_ACTIVATING);
+        RolloutAnalysis* analysis = rollback_kind ? nullptr : SyncAnalysis(r, app->spec(), now);
         if (threshold_exceeded()) {
           if (!rollback_kind) {
             start_rolling_back();
@@ -741,6 +766,24 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
           }
           if (progressed || !rollback_kind) break;
         }
+        // The verdict stays until NoteAnalysisState() sees the transition
+        // persisted, so a failed write is retried by the next Advance().
+        if (analysis != nullptr && analysis->verdict == RolloutAnalysis::Verdict::kFail) {
+          p.SetRollout(fleet::v1::ROLLOUT_STATE_ROLLING_BACK, analysis->verdict_reason);
+          p.EventBy(kAnalysisActor, "analysis.failed", analysis->verdict_reason);
+          p.Event("", "rollout.failed", absl::StrCat(analysis->verdict_reason, "; rolling back"));
+          progressed = true;
+          break;
+        }
+        if (analysis != nullptr && analysis->verdict == RolloutAnalysis::Verdict::kPause) {
+          p.SetRollout(fleet::v1::ROLLOUT_STATE_PAUSED, analysis->verdict_reason);
+          r.set_paused_by(kAnalysisActor);
+          p.EventBy(kAnalysisActor, "analysis.inconclusive",
+                    absl::StrCat(analysis->verdict_reason,
+                                 "; paused until: fleetctl rollout resume ", r.id()));
+          progressed = true;
+          break;
+        }
         for (HostTask& t : *r.mutable_tasks()) {
           if (t.wave() > w || t.state() != fleet::v1::TASK_STATE_STAGED) continue;
           if (cfg.max_parallel() > 0 && in_flight >= cfg.max_parallel()) break;
@@ -752,6 +795,13 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
           return t.wave() > w || IsTaskTerminal(t.state());
         });
         if (!wave_done) break;
+        // Analysis holds the wave until every check passed in it. When no
+        // host runs the release there is nothing to measure.
+        if (analysis != nullptr && count(fleet::v1::TASK_STATE_HEALTHY) > 0 &&
+            !std::all_of(analysis->progress.begin(), analysis->progress.end(),
+                         [](const CheckProgress& c) { return c.passed; })) {
+          break;
+        }
         p.Changed();
         int64_t failed = failures();
         if (r.plan().waves_size() > w)
@@ -870,7 +920,10 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
     }
   }
 
-  if (plan.changed_tasks.empty() && !plan.rollout_changed && plan.events.empty()) return;
+  if (plan.changed_tasks.empty() && !plan.rollout_changed && plan.events.empty()) {
+    NoteAnalysisState(r);
+    return;
+  }
   {
     Store::Transaction txn(store_);
     absl::Status st = txn.begin_status();
@@ -892,6 +945,7 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
       return;
     }
   }
+  NoteAnalysisState(r);
   Publish(plan.events, &r);
   if (plan.rollout_changed && IsTerminal(r.state())) PublishFinished(r);
   SendTaskCommands(r, plan.to_send);
@@ -931,8 +985,18 @@ absl::StatusOr<Rollout> RolloutEngine::Act(const fleet::v1::RolloutActionRequest
                t.state() == fleet::v1::TASK_STATE_STAGING;
       });
       to = staging ? fleet::v1::ROLLOUT_STATE_STAGING : fleet::v1::ROLLOUT_STATE_ACTIVATING;
+      // The inconclusive evaluation that paused it is history now.
+      if (r.paused_by() == kAnalysisActor) r.set_reason("");
       r.set_paused_by("");
       kind = "rollout.resumed";
+      // Evaluations start over: each check must pass again after the
+      // resume. SyncAnalysis() fills in the checks of an entry made here
+      // (after a controller restart) and keeps this window.
+      if (r.kind() == fleet::v1::ROLLOUT_KIND_DEPLOY) {
+        RolloutAnalysis& analysis = analysis_[r.id()];
+        analysis.wave = r.current_wave();
+        StartAnalysisWindow(&analysis, clock_->Now());
+      }
       break;
     }
     case RolloutAction::kPromote:
@@ -1035,6 +1099,171 @@ void RolloutEngine::SendTaskCommand(const Rollout& r, const HostTask& t, const f
   if (!hub_->Send(t.host_id(), cmd)) {
     spdlog::info("host {} is not connected; command {} waits for it", t.host_id(), cmd.id());
   }
+}
+
+RolloutEngine::RolloutAnalysis* RolloutEngine::SyncAnalysis(const Rollout& r,
+                                                            const fleet::v1::AppSpec& spec,
+                                                            absl::Time now) {
+  if (spec.analysis().empty()) {
+    analysis_.erase(r.id());
+    return nullptr;
+  }
+  RolloutAnalysis& a = analysis_[r.id()];
+  const bool same_checks =
+      static_cast<int>(a.checks.size()) == spec.analysis_size() &&
+      std::equal(a.checks.begin(), a.checks.end(), spec.analysis().begin(),
+                 [](const fleet::v1::AnalysisCheck& x, const fleet::v1::AnalysisCheck& y) {
+                   return x.SerializeAsString() == y.SerializeAsString();
+                 });
+  if (!same_checks) {
+    // Other checks than before (the spec was applied again): count afresh
+    // from the wave's start. A new entry keeps the window it may have got
+    // from a resume.
+    if (!a.checks.empty()) a.wave = -1;
+    a.checks.assign(spec.analysis().begin(), spec.analysis().end());
+    a.progress.assign(a.checks.size(), CheckProgress{});
+  }
+  a.app = r.app();
+  a.prometheus_url =
+      spec.prometheus_url().empty() ? options_.prometheus_url : spec.prometheus_url();
+  if (a.wave != r.current_wave()) {
+    a.wave = r.current_wave();
+    absl::Time start = now;
+    if (a.wave < r.plan().waves_size() && r.plan().waves(a.wave).started_at_ms() > 0) {
+      start = absl::FromUnixMillis(r.plan().waves(a.wave).started_at_ms());
+    }
+    StartAnalysisWindow(&a, start);
+  }
+  return &a;
+}
+
+void RolloutEngine::StartAnalysisWindow(RolloutAnalysis* analysis, absl::Time start) {
+  analysis->window = next_analysis_window_++;
+  analysis->window_start = start;
+  for (CheckProgress& c : analysis->progress) {
+    c.last_evaluated = absl::InfinitePast();
+    c.passed = false;
+  }
+  analysis->verdict = RolloutAnalysis::Verdict::kNone;
+  analysis->verdict_reason.clear();
+}
+
+void RolloutEngine::NoteAnalysisState(const Rollout& r) {
+  auto it = analysis_.find(r.id());
+  if (it == analysis_.end()) return;
+  RolloutAnalysis& a = it->second;
+  switch (r.state()) {
+    case fleet::v1::ROLLOUT_STATE_ACTIVATING:
+      a.active = true;
+      break;
+    case fleet::v1::ROLLOUT_STATE_PAUSED:
+      // Failure counts last until the rollout ends; a resume starts a new
+      // window.
+      a.active = false;
+      a.verdict = RolloutAnalysis::Verdict::kNone;
+      a.verdict_reason.clear();
+      break;
+    default:
+      analysis_.erase(it);
+      break;
+  }
+}
+
+std::vector<AnalysisEvaluation> RolloutEngine::AnalysisDue() {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  std::vector<AnalysisEvaluation> due;
+  for (const auto& [rollout_id, a] : analysis_) {
+    if (!a.active || a.verdict != RolloutAnalysis::Verdict::kNone) continue;
+    for (size_t i = 0; i < a.checks.size(); ++i) {
+      const fleet::v1::AnalysisCheck& check = a.checks[i];
+      const absl::Duration interval =
+          absl::Milliseconds(check.interval_ms() > 0 ? check.interval_ms() : 10000);
+      if (now < std::max(a.window_start, a.progress[i].last_evaluated) + interval) continue;
+      AnalysisEvaluation& e = due.emplace_back();
+      e.app = a.app;
+      e.rollout_id = rollout_id;
+      e.wave = a.wave;
+      e.window = a.window;
+      e.check_index = static_cast<int>(i);
+      e.check = check;
+      e.prometheus_url = a.prometheus_url;
+    }
+  }
+  return due;
+}
+
+void RolloutEngine::OnAnalysisResult(const AnalysisEvaluation& evaluation,
+                                     const absl::StatusOr<double>& value) {
+  absl::MutexLock lock(&mu_);
+  const std::string& id = evaluation.rollout_id;
+  auto it = analysis_.find(id);
+  if (it == analysis_.end() || !it->second.active || it->second.window != evaluation.window ||
+      it->second.verdict != RolloutAnalysis::Verdict::kNone || evaluation.check_index < 0 ||
+      evaluation.check_index >= static_cast<int>(it->second.checks.size())) {
+    spdlog::debug("analysis of rollout {}: dropping a result of an earlier window", id);
+    return;
+  }
+  auto loaded = store_->GetRollout(id);
+  if (!loaded.ok()) return;
+  if (loaded->state() != fleet::v1::ROLLOUT_STATE_ACTIVATING ||
+      loaded->current_wave() != evaluation.wave) {
+    // It moved on without this engine noticing (a rollback superseded it):
+    // Advance() brings the analysis state in line.
+    Advance(id);
+    return;
+  }
+  RolloutAnalysis& a = it->second;
+  const fleet::v1::AnalysisCheck& check = a.checks[evaluation.check_index];
+  CheckProgress& progress = a.progress[evaluation.check_index];
+  const absl::Time now = clock_->Now();
+  progress.last_evaluated = now;
+  const std::string where = absl::StrCat("app ", a.app, " rollout ", id, " wave ",
+                                         evaluation.wave + 1, " check '", check.name(), "'");
+  if (!value.ok()) {
+    a.verdict = check.fail_on_inconclusive() ? RolloutAnalysis::Verdict::kFail
+                                             : RolloutAnalysis::Verdict::kPause;
+    a.verdict_reason =
+        absl::StrCat("analysis '", check.name(), "' inconclusive: ", value.status().message());
+    spdlog::warn("analysis: {}: inconclusive: {}; {} the rollout", where, value.status().message(),
+                 check.fail_on_inconclusive() ? "failing" : "pausing");
+    Advance(id);
+    return;
+  }
+  const std::string fail_if = check.fail_if().empty()
+                                  ? absl::StrCat(check.op(), " ", check.threshold())
+                                  : std::string(absl::StripAsciiWhitespace(check.fail_if()));
+  const std::string measured =
+      absl::StrCat(check.query(), " = ", FormatAnalysisValue(*value), ", fail_if ", fail_if);
+  if (!MeetsFailIf(*value, check.op(), check.threshold())) {
+    progress.passed = true;
+    spdlog::info("analysis: {}: {}: pass", where, measured);
+    Advance(id);  // the pass may be the last one the wave waited for
+    return;
+  }
+  ++progress.failures;
+  const std::string counted = absl::StrCat(" (", progress.failures, " failed evaluation",
+                                           progress.failures == 1 ? "" : "s", ")");
+  if (progress.failures > check.failure_limit()) {
+    a.verdict = RolloutAnalysis::Verdict::kFail;
+    a.verdict_reason = absl::StrCat("analysis '", check.name(), "' failed: ", measured, counted);
+    spdlog::warn("analysis: {}: {}{}: more than the {} allowed; failing the rollout", where,
+                 measured, counted, check.failure_limit());
+    Advance(id);
+    return;
+  }
+  spdlog::warn("analysis: {}: {}{}: failed; {} allowed", where, measured, counted,
+               check.failure_limit());
+  fleet::v1::Event e = MakeEvent(
+      absl::ToUnixMillis(now), a.app, id, "", "analysis.check_failed", kAnalysisActor,
+      absl::StrCat("analysis '", check.name(), "' failed an evaluation: ", measured, counted,
+                   "; the rollout fails after more than ", check.failure_limit()));
+  absl::Status st = store_->AddEvent(&e);
+  if (!st.ok()) {
+    spdlog::error("cannot record event: {}", st.message());
+    return;
+  }
+  Publish({e}, &*loaded);
 }
 
 void RolloutEngine::Tick() {

@@ -11,8 +11,10 @@
 // RolloutTransitionAllowed()):
 //   STAGING      -> ACTIVATING | PAUSED | ROLLING_BACK (aborted)
 //                 | ROLLED_BACK (too many hosts could not stage; nothing switched)
-//   ACTIVATING   -> SUCCEEDED | PAUSED (paused, or a manual-promote gate)
-//                 | ROLLING_BACK (failures past the threshold, or aborted)
+//   ACTIVATING   -> SUCCEEDED | PAUSED (paused, a manual-promote gate, or
+//                   inconclusive analysis)
+//                 | ROLLING_BACK (failures past the threshold, failed analysis,
+//                   or aborted)
 //                 | FAILED (rollback kind: a host failed) | ROLLED_BACK (superseded by a rollback)
 //   PAUSED       -> STAGING | ACTIVATING (resumed, promoted) | ROLLING_BACK | ROLLED_BACK
 //   ROLLING_BACK -> ROLLED_BACK | FAILED (a host could not go back)
@@ -26,6 +28,33 @@
 //   HEALTHY | LOST -> REVERTING -> REVERTED | REVERT_FAILED   (the rollout failed)
 //   PENDING | STAGING | STAGED -> FAILED | CANCELLED
 //   ACTIVATING | REVERTING -> CANCELLED                 (a rollback took over)
+//
+// Analysis (a deploy rollout, of either subject, whose app spec has
+// `analysis` checks; never a rollback): while the rollout is ACTIVATING,
+// each check's query is evaluated every interval_ms by the Analyzer
+// (controller/analysis.h), which asks AnalysisDue() what to run and reports
+// with OnAnalysisResult(). The first evaluation in a wave comes interval_ms
+// after the wave started (or the rollout was resumed in it), not at once, so
+// that Prometheus has scraped the hosts that just switched.
+//   - pass (the value does not meet fail_if): logged. A wave finishes (next
+//     wave, promote gate, SUCCEEDED) only when every check has passed at
+//     least once since the wave started or the rollout was resumed, so a
+//     bake shorter than the interval cannot skip analysis (unless no host
+//     became healthy: then nothing runs the release to measure).
+//   - fail (meets fail_if): logged and an `analysis.check_failed` event;
+//     when a check's failed evaluations in this rollout exceed its
+//     failure_limit, the rollout fails like one past its failure threshold:
+//     ACTIVATING -> ROLLING_BACK with a reason naming the check, the value
+//     and the threshold, events `analysis.failed` and `rollout.failed`.
+//   - inconclusive (no answer, an error, no data, several series, NaN):
+//     never a pass. With on_inconclusive: fail, the same failure path
+//     (reason "analysis 'NAME' inconclusive: WHY"); by
+//     default ACTIVATING -> PAUSED with paused_by "analysis", the reason on
+//     the rollout and an `analysis.inconclusive` event; `fleetctl rollout
+//     resume` continues and the evaluations start over.
+// Analysis state (failed evaluations per check, passes in the wave) lives in
+// memory only: after a controller restart the counts start at zero and the
+// current wave needs new passing evaluations.
 #ifndef FLEET_CONTROLLER_ROLLOUT_ENGINE_H_
 #define FLEET_CONTROLLER_ROLLOUT_ENGINE_H_
 
@@ -63,6 +92,27 @@ struct EngineOptions {
   // A host that stays disconnected this long while it has work counts as
   // failed; a connected host gets this long (plus the bake time) to answer.
   absl::Duration host_timeout = absl::Minutes(2);
+  // Prometheus base URL for the analysis of apps whose spec names none
+  // (--prometheus-url); "" for none.
+  std::string prometheus_url;
+};
+
+// The actor of what analysis does to a rollout (events, paused_by).
+inline constexpr char kAnalysisActor[] = "analysis";
+
+// One analysis check of a rollout that is due for evaluation
+// (RolloutEngine::AnalysisDue), handed back with its result
+// (RolloutEngine::OnAnalysisResult).
+struct AnalysisEvaluation {
+  std::string app;
+  std::string rollout_id;
+  int wave = 0;  // the rollout's current wave, 0-based
+  // The evaluation window (a wave, or its part since a resume) the check is
+  // due in; a result for an older window is dropped.
+  int64_t window = 0;
+  int check_index = 0;  // into the app spec's analysis
+  fleet::v1::AnalysisCheck check;
+  std::string prometheus_url;  // the spec's, else the controller's; "" when neither
 };
 
 // An audit event the engine stored, with what it is about.
@@ -109,8 +159,10 @@ class RolloutEngine : public AgentListener {
   // Creates a deploy rollout of app@version (a release, or a config release
   // when req.subject is SUBJECT_CONFIG) to the connected hosts that match
   // the selector. Fails (and persists nothing) on an unknown app, version
-  // or host, a bad selector, no matching host, or a rollout of the app
-  // already running, of either subject (FailedPrecondition naming it).
+  // or host, a bad selector, no matching host, an app with analysis checks
+  // but no Prometheus URL in its spec or the options (InvalidArgument), or
+  // a rollout of the app already running, of either subject
+  // (FailedPrecondition naming it).
   absl::StatusOr<fleet::v1::Rollout> StartRollout(const fleet::v1::StartRolloutRequest& req);
 
   // Creates a rollback of the app's req.subject (release or config) to
@@ -135,6 +187,19 @@ class RolloutEngine : public AgentListener {
   // Advances every active rollout (timeouts, hosts that came back). Called
   // periodically and at start.
   void Tick();
+
+  // The analysis checks that are due now (by the engine's clock): those of
+  // ACTIVATING deploy rollouts whose interval has passed since the wave
+  // started, the rollout resumed, or the check's last evaluation. Changes
+  // nothing; a check stays due until its result is reported. Thread-safe.
+  std::vector<AnalysisEvaluation> AnalysisDue();
+
+  // The result of evaluating `evaluation`: its query's value, or why it was
+  // inconclusive. Applies it as described under "Analysis" above, then
+  // advances the rollout. A result for a rollout that is no longer
+  // ACTIVATING, or for an earlier wave or window, is dropped. Takes the
+  // engine's lock, so queries run before, never inside. Thread-safe.
+  void OnAnalysisResult(const AnalysisEvaluation& evaluation, const absl::StatusOr<double>& value);
 
   // AgentListener.
   absl::Status OnHello(const fleet::v1::Hello& hello, const std::string& peer) override;
@@ -194,6 +259,39 @@ class RolloutEngine : public AgentListener {
   void Publish(const std::vector<fleet::v1::Event>& events, const fleet::v1::Rollout* rollout);
   void PublishFinished(const fleet::v1::Rollout& rollout);
 
+  // What analysis knows about one deploy rollout whose app has checks.
+  struct CheckProgress {
+    absl::Time last_evaluated = absl::InfinitePast();  // in the current window
+    bool passed = false;                               // a passing evaluation in the current window
+    int failures = 0;                                  // failed evaluations in this rollout
+  };
+  struct RolloutAnalysis {
+    enum class Verdict { kNone, kFail, kPause };
+    // ACTIVATING as last persisted: its checks are evaluated.
+    bool active = false;
+    std::string app;
+    int wave = -1;
+    int64_t window = 0;
+    absl::Time window_start;
+    std::string prometheus_url;
+    std::vector<fleet::v1::AnalysisCheck> checks;  // the app spec's
+    std::vector<CheckProgress> progress;           // by check index
+    // What a result decided, until Advance() persisted the transition.
+    Verdict verdict = Verdict::kNone;
+    std::string verdict_reason;
+  };
+  // The analysis state of `r` (a deploy rollout in ACTIVATING) brought up
+  // to date with its wave and the app's checks; nullptr when the app has
+  // none.
+  RolloutAnalysis* SyncAnalysis(const fleet::v1::Rollout& r, const fleet::v1::AppSpec& spec,
+                                absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Starts a new evaluation window at `start`: no passes, nothing evaluated.
+  void StartAnalysisWindow(RolloutAnalysis* analysis, absl::Time start)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records the state of `r` as persisted: analysis runs while it is
+  // ACTIVATING, is kept (inactive) while PAUSED, and is forgotten otherwise.
+  void NoteAnalysisState(const fleet::v1::Rollout& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   Store* store_;
   AgentHub* hub_;
   Clock* clock_;
@@ -204,6 +302,9 @@ class RolloutEngine : public AgentListener {
   // Work decided in OnHello for a host whose stream registers right after.
   std::vector<std::pair<std::string, std::string>> pending_resend_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<std::string, fleet::v1::Command>> pending_reconcile_ ABSL_GUARDED_BY(mu_);
+  // Rollout id -> its analysis; in memory only (see "Analysis" above).
+  std::map<std::string, RolloutAnalysis> analysis_ ABSL_GUARDED_BY(mu_);
+  int64_t next_analysis_window_ ABSL_GUARDED_BY(mu_) = 1;
 
   // When each host last reported progress; a leaf lock.
   absl::Time LastProgress(const std::string& host_id);

@@ -105,6 +105,25 @@
 //   actor            TEXT
 //   message          TEXT
 //
+// alerts: Alertmanager alerts the controller decided on (v4), never deleted.
+// A row is written before the controller acts on its alert, so a repeated
+// delivery (same fingerprint, startsAt and status) is never acted on twice.
+//   fingerprint      TEXT, Alertmanager's fingerprint of the alert's labels
+//   starts_at        TEXT, startsAt in UTC to the millisecond
+//                    ("2024-05-01T11:59:00.000Z"), whatever its spelling
+//   status           TEXT, "firing" or "resolved";
+//                    PRIMARY KEY (fingerprint, starts_at, status)
+//   app              TEXT, the fleet_app label; not a foreign key: alerts
+//                    for unknown apps are recorded too
+//   alertname        TEXT, the alertname label ("" = none)
+//   received_at_ms   INTEGER, when the first delivery arrived
+//   outcome          TEXT, "acting" while the controller acts, then "abort",
+//                    "rollback", "ignored" or "failed"; a row left "acting"
+//                    means the controller stopped before it knew the result
+//   rollout_id       TEXT, decimal id of the rollout aborted or the rollback
+//                    started ("" = none)
+//   message          TEXT, what was decided and why
+//
 // Indexes: rollouts_by_app (app, id) and events_by_app (app, id) serve the
 // per-app history queries newest first; host_apps_by_app (app) serves the
 // hosts of one app.
@@ -252,6 +271,21 @@ ALTER TABLE rollouts ADD COLUMN subject INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE rollouts ADD COLUMN fleet_release TEXT NOT NULL DEFAULT '';
 ALTER TABLE rollouts ADD COLUMN fleet_config TEXT NOT NULL DEFAULT '';
 UPDATE rollouts SET fleet_release = version;
+)sql",
+    // 3 -> 4: Alertmanager alerts, so each is acted on at most once.
+    R"sql(
+CREATE TABLE alerts (
+  fingerprint TEXT NOT NULL,
+  starts_at TEXT NOT NULL,
+  status TEXT NOT NULL,
+  app TEXT NOT NULL,
+  alertname TEXT NOT NULL,
+  received_at_ms INTEGER NOT NULL,
+  outcome TEXT NOT NULL,
+  rollout_id TEXT NOT NULL,
+  message TEXT NOT NULL,
+  PRIMARY KEY (fingerprint, starts_at, status)
+);
 )sql",
 };
 static_assert(std::size(kMigrations) == static_cast<size_t>(Store::kSchemaVersion),
@@ -530,6 +564,33 @@ absl::StatusOr<ConfigRelease> ReadConfig(const Statement& stmt) {
   config.set_created_at_ms(stmt.Int(4));
   config.set_created_by(stmt.Text(5));
   return config;
+}
+
+// Rows of `table` (releases or configs: app, version, ...) of `app` in push
+// order, each read by `read`; only `*version` when given. rowid order is
+// insertion order: rowids only grow while the newest row stays, and a
+// clock step backwards cannot reorder pushes.
+template <typename T>
+absl::StatusOr<std::vector<T>> SelectVersions(sqlite3* db, absl::string_view table,
+                                              absl::string_view columns, const std::string& app,
+                                              const std::string* version,
+                                              absl::StatusOr<T> (*read)(const Statement&),
+                                              const std::string& what) {
+  Statement stmt(db, absl::StrCat("SELECT ", columns, " FROM ", table, " WHERE app = ?",
+                                  version != nullptr ? " AND version = ?" : "", " ORDER BY rowid")
+                         .c_str());
+  stmt.Bind(app);
+  if (version != nullptr) stmt.Bind(*version);
+  std::vector<T> rows;
+  while (true) {
+    absl::StatusOr<bool> row = stmt.Step();
+    if (!row.ok()) return Annotate(row.status(), what);
+    if (!*row) break;
+    absl::StatusOr<T> item = read(stmt);
+    if (!item.ok()) return Annotate(item.status(), what);
+    rows.push_back(*std::move(item));
+  }
+  return rows;
 }
 
 constexpr char kHostColumns[] = "id, labels, connected, last_seen_ms, agent_version, peer";
@@ -948,39 +1009,18 @@ absl::StatusOr<Release> Store::GetRelease(const std::string& app, const std::str
   std::lock_guard<std::recursive_mutex> lock(mu_);
   FLEET_RETURN_IF_ERROR(CheckTransaction());
   const std::string name = ReleaseName(app, version);
-  const std::string what = absl::StrCat("cannot read release ", name);
-  Statement stmt(
-      db_, absl::StrCat("SELECT ", kReleaseColumns, " FROM releases WHERE app = ? AND version = ?")
-               .c_str());
-  stmt.Bind(app).Bind(version);
-  absl::StatusOr<bool> row = stmt.Step();
-  if (!row.ok()) return Annotate(row.status(), what);
-  if (!*row) return absl::NotFoundError(absl::StrCat("unknown release ", name));
-  absl::StatusOr<Release> release = ReadRelease(stmt);
-  if (!release.ok()) return Annotate(release.status(), what);
-  return release;
+  FLEET_ASSIGN_OR_RETURN(std::vector<Release> rows,
+                         SelectVersions(db_, "releases", kReleaseColumns, app, &version,
+                                        ReadRelease, absl::StrCat("cannot read release ", name)));
+  if (rows.empty()) return absl::NotFoundError(absl::StrCat("unknown release ", name));
+  return std::move(rows.front());
 }
 
 absl::StatusOr<std::vector<Release>> Store::ListReleases(const std::string& app) {
   std::lock_guard<std::recursive_mutex> lock(mu_);
   FLEET_RETURN_IF_ERROR(CheckTransaction());
-  const std::string what = absl::StrCat("cannot list releases of app '", app, "'");
-  // rowid order is insertion order: rowids only grow while the newest row
-  // stays, and a clock step backwards cannot reorder pushes.
-  Statement stmt(
-      db_, absl::StrCat("SELECT ", kReleaseColumns, " FROM releases WHERE app = ? ORDER BY rowid")
-               .c_str());
-  stmt.Bind(app);
-  std::vector<Release> releases;
-  while (true) {
-    absl::StatusOr<bool> row = stmt.Step();
-    if (!row.ok()) return Annotate(row.status(), what);
-    if (!*row) break;
-    absl::StatusOr<Release> release = ReadRelease(stmt);
-    if (!release.ok()) return Annotate(release.status(), what);
-    releases.push_back(*std::move(release));
-  }
-  return releases;
+  return SelectVersions(db_, "releases", kReleaseColumns, app, nullptr, ReadRelease,
+                        absl::StrCat("cannot list releases of app '", app, "'"));
 }
 
 absl::Status Store::InsertConfig(const ConfigRelease& config) {
@@ -1017,37 +1057,18 @@ absl::StatusOr<ConfigRelease> Store::GetConfig(const std::string& app, const std
   std::lock_guard<std::recursive_mutex> lock(mu_);
   FLEET_RETURN_IF_ERROR(CheckTransaction());
   const std::string name = ReleaseName(app, version);
-  const std::string what = absl::StrCat("cannot read config ", name);
-  Statement stmt(
-      db_, absl::StrCat("SELECT ", kConfigColumns, " FROM configs WHERE app = ? AND version = ?")
-               .c_str());
-  stmt.Bind(app).Bind(version);
-  absl::StatusOr<bool> row = stmt.Step();
-  if (!row.ok()) return Annotate(row.status(), what);
-  if (!*row) return absl::NotFoundError(absl::StrCat("unknown config ", name));
-  absl::StatusOr<ConfigRelease> config = ReadConfig(stmt);
-  if (!config.ok()) return Annotate(config.status(), what);
-  return config;
+  FLEET_ASSIGN_OR_RETURN(std::vector<ConfigRelease> rows,
+                         SelectVersions(db_, "configs", kConfigColumns, app, &version, ReadConfig,
+                                        absl::StrCat("cannot read config ", name)));
+  if (rows.empty()) return absl::NotFoundError(absl::StrCat("unknown config ", name));
+  return std::move(rows.front());
 }
 
 absl::StatusOr<std::vector<ConfigRelease>> Store::ListConfigs(const std::string& app) {
   std::lock_guard<std::recursive_mutex> lock(mu_);
   FLEET_RETURN_IF_ERROR(CheckTransaction());
-  const std::string what = absl::StrCat("cannot list configs of app '", app, "'");
-  Statement stmt(
-      db_, absl::StrCat("SELECT ", kConfigColumns, " FROM configs WHERE app = ? ORDER BY rowid")
-               .c_str());
-  stmt.Bind(app);
-  std::vector<ConfigRelease> configs;
-  while (true) {
-    absl::StatusOr<bool> row = stmt.Step();
-    if (!row.ok()) return Annotate(row.status(), what);
-    if (!*row) break;
-    absl::StatusOr<ConfigRelease> config = ReadConfig(stmt);
-    if (!config.ok()) return Annotate(config.status(), what);
-    configs.push_back(*std::move(config));
-  }
-  return configs;
+  return SelectVersions(db_, "configs", kConfigColumns, app, nullptr, ReadConfig,
+                        absl::StrCat("cannot list configs of app '", app, "'"));
 }
 
 absl::Status Store::UpsertHost(const Host& host) {
@@ -1399,6 +1420,81 @@ absl::StatusOr<std::vector<Event>> Store::ListEvents(const std::string& app, int
     event.set_message(stmt.Text(7));
   }
   return events;
+}
+
+absl::Status Store::InsertAlert(const AlertRecord& alert) {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  FLEET_RETURN_IF_ERROR(CheckTransaction());
+  Statement stmt(
+      db_,
+      "INSERT INTO alerts (fingerprint, starts_at, status, app, alertname, "
+      "received_at_ms, outcome, rollout_id, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  stmt.Bind(alert.fingerprint)
+      .Bind(alert.starts_at)
+      .Bind(alert.status)
+      .Bind(alert.app)
+      .Bind(alert.alertname)
+      .Bind(alert.received_at_ms)
+      .Bind(alert.outcome)
+      .Bind(alert.rollout_id)
+      .Bind(alert.message);
+  absl::Status st = stmt.Run();
+  if (IsDuplicateKeyError(stmt.code())) {
+    return absl::AlreadyExistsError(absl::StrCat("alert ", alert.fingerprint, " ", alert.status,
+                                                 " since ", alert.starts_at,
+                                                 " is recorded already"));
+  }
+  return Annotate(
+      st, absl::StrCat("cannot record alert ", alert.fingerprint, " of app '", alert.app, "'"));
+}
+
+absl::StatusOr<Store::AlertRecord> Store::GetAlert(const std::string& fingerprint,
+                                                   const std::string& starts_at,
+                                                   const std::string& status) {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  FLEET_RETURN_IF_ERROR(CheckTransaction());
+  Statement stmt(db_,
+                 "SELECT app, alertname, received_at_ms, outcome, rollout_id, message FROM alerts "
+                 "WHERE fingerprint = ? AND starts_at = ? AND status = ?");
+  stmt.Bind(fingerprint).Bind(starts_at).Bind(status);
+  absl::StatusOr<bool> row = stmt.Step();
+  if (!row.ok()) return Annotate(row.status(), absl::StrCat("cannot read alert ", fingerprint));
+  if (!*row) {
+    return absl::NotFoundError(
+        absl::StrCat("unknown alert ", fingerprint, " ", status, " since ", starts_at));
+  }
+  AlertRecord alert;
+  alert.fingerprint = fingerprint;
+  alert.starts_at = starts_at;
+  alert.status = status;
+  alert.app = stmt.Text(0);
+  alert.alertname = stmt.Text(1);
+  alert.received_at_ms = stmt.Int(2);
+  alert.outcome = stmt.Text(3);
+  alert.rollout_id = stmt.Text(4);
+  alert.message = stmt.Text(5);
+  return alert;
+}
+
+absl::Status Store::UpdateAlert(const AlertRecord& alert) {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  FLEET_RETURN_IF_ERROR(CheckTransaction());
+  Statement stmt(db_,
+                 "UPDATE alerts SET outcome = ?, rollout_id = ?, message = ? "
+                 "WHERE fingerprint = ? AND starts_at = ? AND status = ?");
+  stmt.Bind(alert.outcome)
+      .Bind(alert.rollout_id)
+      .Bind(alert.message)
+      .Bind(alert.fingerprint)
+      .Bind(alert.starts_at)
+      .Bind(alert.status);
+  FLEET_RETURN_IF_ERROR(
+      Annotate(stmt.Run(), absl::StrCat("cannot update alert ", alert.fingerprint)));
+  if (sqlite3_changes(db_) == 0) {
+    return absl::NotFoundError(absl::StrCat("unknown alert ", alert.fingerprint, " ", alert.status,
+                                            " since ", alert.starts_at));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace fleet::controller

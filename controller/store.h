@@ -31,7 +31,7 @@ namespace fleet::controller {
 
 class Store {
  public:
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // Opens or creates the database at `path` and migrates it. Fails with
   // FailedPrecondition when the database's user_version is newer than
@@ -134,6 +134,33 @@ class Store {
   absl::Status AddEvent(fleet::v1::Event* event);
   // Newest first; app "" = all apps; limit <= 0 = no limit.
   absl::StatusOr<std::vector<fleet::v1::Event>> ListEvents(const std::string& app, int limit);
+
+  // Alertmanager alerts the controller decided on (v4): one row per alert
+  // instance and status, keyed by (fingerprint, starts_at, status), written
+  // before the controller acts, so that a repeated delivery is recognized
+  // even after a restart.
+  struct AlertRecord {
+    std::string fingerprint;  // Alertmanager's fingerprint of the label set
+    std::string starts_at;    // startsAt in UTC to the millisecond (RFC 3339)
+    std::string status;       // "firing" or "resolved"
+    std::string app;          // the fleet_app label
+    std::string alertname;
+    int64_t received_at_ms = 0;
+    // "acting" while the controller acts on it, then what it did: "abort",
+    // "rollback", "ignored" or "failed".
+    std::string outcome;
+    std::string rollout_id;  // the rollout aborted or the rollback started ("" = none)
+    std::string message;     // what was decided, in words
+  };
+  // Inserts `alert`. AlreadyExists when its key is stored already (the row
+  // is left alone).
+  absl::Status InsertAlert(const AlertRecord& alert);
+  // NotFound when no row has this key.
+  absl::StatusOr<AlertRecord> GetAlert(const std::string& fingerprint, const std::string& starts_at,
+                                       const std::string& status);
+  // Writes outcome, rollout_id and message of the row with alert's key.
+  // NotFound when there is none.
+  absl::Status UpdateAlert(const AlertRecord& alert);
 
  private:
   Store(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}

@@ -308,5 +308,21 @@ TEST(E2EUnreachableTest, UnreachableController_FailsWithinFiveSeconds) {
   EXPECT_LT(took, absl::Seconds(6));
 }
 
+TEST_F(E2EDeployTest, Api_NeverShowsNotificationTokensOrSecrets) {
+  cluster_.ApplyHelloSpec(
+      "500ms",
+      "notify:\n  - { type: dingtalk, url: \"https://oapi.dingtalk.com/robot/send?access_token="
+      "TOK123\", secret: SEC123 }\n");
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--output", "json", "app", "list"},
+        std::vector<std::string>{"--output", "json", "status", "hello"}}) {
+    CommandOutput out = cluster_.Fleetctl(args);
+    ASSERT_EQ(out.exit_code, 0) << out.err;
+    EXPECT_THAT(out.out, HasSubstr("https://oapi.dingtalk.com/…"));
+    EXPECT_THAT(out.out, ::testing::Not(HasSubstr("TOK123")));
+    EXPECT_THAT(out.out, ::testing::Not(HasSubstr("SEC123")));
+  }
+}
+
 }  // namespace
 }  // namespace fleet

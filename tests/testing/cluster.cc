@@ -90,11 +90,11 @@ pid_t Cluster::AgentPid(int i) const {
 }
 
 void Cluster::StartController() {
-  controller_ = std::make_unique<Subprocess>(
-      std::vector<std::string>{Binary("fleet-controller"), "--listen", address(), "--http-listen",
-                               absl::StrCat("127.0.0.1:", http_port_), "--data-dir", DataDir(),
-                               "--host-timeout", options_.host_timeout},
-      dir_.Sub("controller.log"));
+  std::vector<std::string> argv({Binary("fleet-controller"), "--listen", address(), "--http-listen",
+                                 absl::StrCat("127.0.0.1:", http_port_), "--data-dir", DataDir(),
+                                 "--host-timeout", options_.host_timeout});
+  argv.insert(argv.end(), options_.controller_args.begin(), options_.controller_args.end());
+  controller_ = std::make_unique<Subprocess>(argv, dir_.Sub("controller.log"));
 }
 
 void Cluster::KillController() {
@@ -154,13 +154,18 @@ CommandOutput Cluster::Fleetctl(const std::vector<std::string>& args, absl::Dura
   return RunCommand(argv, timeout, {{"FLEET_ACTOR", "tester@ci"}});
 }
 
-std::string Cluster::MakeHelloArtifact(const std::string& version, int healthz_status) {
+std::string Cluster::MakeHelloArtifact(const std::string& version, int healthz_status,
+                                       double error_share) {
   std::string out = dir_.Sub(absl::StrCat("artifacts/", version, ".tar.gz"));
   std::filesystem::create_directories(dir_.Sub("artifacts"));
-  CommandOutput made = RunCommand(
+  std::vector<std::string> argv(
       {"/bin/bash", absl::StrCat(FLEET_SOURCE_DIR, "/deploy/examples/hello/make-artifact.sh"),
        version, out, "--bin", Binary("hello"), "--healthz-status", std::to_string(healthz_status),
        "--greeting", absl::StrCat("hi from ", version)});
+  if (error_share > 0) {
+    argv.insert(argv.end(), {"--error-share", absl::StrFormat("%g", error_share)});
+  }
+  CommandOutput made = RunCommand(argv);
   EXPECT_EQ(made.exit_code, 0) << made.err;
   return out;
 }

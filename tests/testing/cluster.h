@@ -27,6 +27,8 @@ struct ClusterOptions {
   int simulated = 0;
   std::string host_timeout = "2m";
   std::string host_prefix = "web";
+  // Appended to fleet-controller's command line, e.g. {"--alert-token-file", path}.
+  std::vector<std::string> controller_args;
 };
 
 class Cluster {
@@ -59,8 +61,11 @@ class Cluster {
                          absl::Duration timeout = absl::Seconds(120));
 
   // A release of the hello example; `healthz_status` other than 200 makes
-  // its probes fail. Returns the artifact's path.
-  std::string MakeHelloArtifact(const std::string& version, int healthz_status = 200);
+  // its probes fail; `error_share` (0..1) of its GET / answers are 500
+  // (hello_requests_total{code="500"} on /metrics). Returns the artifact's
+  // path.
+  std::string MakeHelloArtifact(const std::string& version, int healthz_status = 200,
+                                double error_share = 0);
   // Applies the hello example spec with `bake` (e.g. "1s") and short probe
   // intervals, for fast tests; `extra` is YAML appended to it (e.g. a
   // config: section).
@@ -87,6 +92,8 @@ class Cluster {
   // The hello service's port on host i; -1 in simulated mode, which has none.
   int ServicePort(int i) const { return simulated() ? -1 : service_ports_[i]; }
   std::string DataDir() const { return dir_.Sub("controller"); }
+  // The controller's HTTP port (--http-listen 127.0.0.1:<port>): /healthz, /metrics.
+  int HttpPort() const { return http_port_; }
   std::string address() const;
   std::string dir() const { return dir_.path(); }
   // The number of hosts, in either mode.

@@ -6,7 +6,8 @@
 // holding the binary, i.e. the release directory) provides:
 //   VERSION     the version string, served by GET /version and GET /
 //   hello.conf  optional `key=value` lines: healthz_status (default 200),
-//               greeting (default "hello"); `#` starts a comment line.
+//               greeting (default "hello"), error_share (default 0; 0..1,
+//               the share of GET / answered 500); `#` starts a comment line.
 //   config/hello.properties
 //               the same keys from the app's config release (Fleet links
 //               config -> ../../config into every release); they override
@@ -14,7 +15,15 @@
 //               makes /healthz fail without a new release.
 // Endpoints: GET /healthz -> healthz_status with "ok\n" (2xx) or "unhealthy\n",
 //            GET /version -> VERSION + "\n",
-//            GET /        -> greeting + " from " + VERSION + "\n".
+//            GET /        -> greeting + " from " + VERSION + "\n", or 500
+//                            "error\n" for error_share of the requests:
+//                            request n fails when floor(n * share) grows,
+//                            so the share is exact and deterministic,
+//            GET /metrics -> Prometheus text format: the counter
+//                            hello_requests_total{code="200"|"500"} of
+//                            GET / answers, both present from the start.
+// /healthz ignores error_share: a release that fails only its users passes
+// its probes, which is what Fleet's analysis (Prometheus queries) catches.
 // SIGTERM and SIGINT stop the server cleanly (exit 0).
 
 #include <httplib.h>
@@ -24,6 +33,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -47,6 +57,14 @@ struct HelloConfig {
   std::string version;
   int healthz_status = 200;
   std::string greeting = "hello";
+  double error_share = 0;
+};
+
+// Answers to GET /, shared by the server's threads.
+struct RequestCounters {
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> ok{0};
+  std::atomic<uint64_t> failed{0};
 };
 
 void PrintUsage() {
@@ -137,6 +155,18 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
   return true;
 }
 
+std::optional<double> ParseShare(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  const double value = std::strtod(s.c_str(), &end);
+  // !(value >= 0) also refuses NaN.
+  if (errno != 0 || *end != '\0' || !(value >= 0) || value > 1) {
+    return std::nullopt;
+  }
+  return value;
+}
+
 bool ReadKeyValues(const std::string& conf_path, HelloConfig* config);
 
 // Returns false (after printing why) when VERSION is missing or hello.conf
@@ -189,6 +219,14 @@ bool ReadKeyValues(const std::string& conf_path, HelloConfig* config) {
       config->healthz_status = *status;
     } else if (key == "greeting") {
       config->greeting = value;
+    } else if (key == "error_share") {
+      const std::optional<double> share = ParseShare(value);
+      if (!share) {
+        std::cerr << "hello: " << conf_path << ":" << line_no
+                  << ": error_share must be a number in 0..1, got '" << value << "'\n";
+        return false;
+      }
+      config->error_share = *share;
     } else {
       std::cerr << "hello: " << conf_path << ":" << line_no
                 << ": ignoring unknown key '" << key << "'\n";
@@ -197,7 +235,14 @@ bool ReadKeyValues(const std::string& conf_path, HelloConfig* config) {
   return true;
 }
 
-void InstallRoutes(const HelloConfig& config, httplib::Server* server) {
+// True when request number `n` (1-based) of GET / is to fail: the
+// failures so far are floor(n * share), so exactly that share fails.
+bool FailsRequest(uint64_t n, double share) {
+  return static_cast<uint64_t>(static_cast<double>(n) * share) !=
+         static_cast<uint64_t>(static_cast<double>(n - 1) * share);
+}
+
+void InstallRoutes(const HelloConfig& config, RequestCounters* counters, httplib::Server* server) {
   server->Get("/healthz",
               [config](const httplib::Request&, httplib::Response& res) {
                 const bool healthy =
@@ -209,9 +254,25 @@ void InstallRoutes(const HelloConfig& config, httplib::Server* server) {
               [config](const httplib::Request&, httplib::Response& res) {
                 res.set_content(config.version + "\n", "text/plain");
               });
-  server->Get("/", [config](const httplib::Request&, httplib::Response& res) {
-    res.set_content(config.greeting + " from " + config.version + "\n",
-                    "text/plain");
+  server->Get("/", [config, counters](const httplib::Request&, httplib::Response& res) {
+    const uint64_t n = ++counters->requests;
+    if (FailsRequest(n, config.error_share)) {
+      ++counters->failed;
+      res.status = 500;
+      res.set_content("error\n", "text/plain");
+      return;
+    }
+    ++counters->ok;
+    res.set_content(config.greeting + " from " + config.version + "\n", "text/plain");
+  });
+  server->Get("/metrics", [counters](const httplib::Request&, httplib::Response& res) {
+    std::ostringstream text;
+    text << "# HELP hello_requests_total Answers to GET /, by "
+            "HTTP status.\n"
+         << "# TYPE hello_requests_total counter\n"
+         << "hello_requests_total{code=\"200\"} " << counters->ok.load() << "\n"
+         << "hello_requests_total{code=\"500\"} " << counters->failed.load() << "\n";
+    res.set_content(text.str(), "text/plain; version=0.0.4; charset=utf-8");
   });
 }
 
@@ -242,7 +303,8 @@ int main(int argc, char** argv) {
   // 5 s before SIGKILL).
   server.set_keep_alive_timeout(1);
   server.set_read_timeout(2);
-  InstallRoutes(config, &server);
+  RequestCounters counters;
+  InstallRoutes(config, &counters, &server);
   if (!server.bind_to_port(kBindHost, flags.port)) {
     std::cerr << "hello: cannot listen on " << kBindHost << ":" << flags.port
               << ": " << std::strerror(errno) << "\n";
@@ -268,9 +330,9 @@ int main(int argc, char** argv) {
     }
   });
 
-  std::cerr << "hello " << config.version << " listening on " << kBindHost
-            << ":" << flags.port << " (release dir " << flags.release_dir
-            << ", healthz_status " << config.healthz_status << ")\n";
+  std::cerr << "hello " << config.version << " listening on " << kBindHost << ":" << flags.port
+            << " (release dir " << flags.release_dir << ", healthz_status " << config.healthz_status
+            << ", error_share " << config.error_share << ")\n";
   const bool listen_ok = server.listen_after_bind();
   listen_returned = true;
   pthread_kill(watcher.native_handle(), SIGTERM);  // Ends a pending sigwait.

@@ -2,16 +2,18 @@
 # Packs a release of the hello example:
 #
 #   make-artifact.sh VERSION OUT.tar.gz --bin PATH_TO_BUILT_HELLO
-#                    [--healthz-status N] [--greeting TEXT]
+#                    [--healthz-status N] [--greeting TEXT] [--error-share X]
 #
 # The tarball holds bin/hello (copy of PATH), bin/restart, VERSION and
-# hello.conf. It is reproducible: sorted entries, fixed mtime, owner and
-# modes, no gzip timestamp, so the same inputs give the same sha256 (the
-# controller stores artifacts by sha256).
+# hello.conf. --error-share X (0..1) makes that share of GET / answer 500
+# while /healthz stays healthy; without it hello.conf has no such line.
+# It is reproducible: sorted entries, fixed mtime, owner and modes, no gzip
+# timestamp, so the same inputs give the same sha256 (the controller stores
+# artifacts by sha256).
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 VERSION OUT.tar.gz --bin PATH_TO_BUILT_HELLO [--healthz-status N] [--greeting TEXT]" >&2
+  echo "usage: $0 VERSION OUT.tar.gz --bin PATH_TO_BUILT_HELLO [--healthz-status N] [--greeting TEXT] [--error-share X]" >&2
   exit 2
 }
 
@@ -26,14 +28,16 @@ positional=()
 bin=""
 healthz_status=200
 greeting="hello"
+error_share=""
 while (($# > 0)); do
   case "$1" in
-    --bin | --healthz-status | --greeting)
+    --bin | --healthz-status | --greeting | --error-share)
       (($# >= 2)) || usage
       case "$1" in
         --bin) bin="$2" ;;
         --healthz-status) healthz_status="$2" ;;
         --greeting) greeting="$2" ;;
+        --error-share) error_share="$2" ;;
       esac
       shift 2
       ;;
@@ -54,6 +58,8 @@ out="${positional[1]}"
 [[ "$healthz_status" =~ ^[1-5][0-9][0-9]$ ]] ||
   die "--healthz-status must be an HTTP status 100..599, got '$healthz_status'"
 [[ "$greeting" != *$'\n'* ]] || die "--greeting must be a single line"
+[[ -z "$error_share" || "$error_share" =~ ^(0(\.[0-9]+)?|1(\.0+)?|\.[0-9]+)$ ]] ||
+  die "--error-share must be a number in 0..1, got '$error_share'"
 [[ -f "$script_dir/restart" ]] || die "$script_dir/restart is missing"
 
 staging="$(mktemp -d)"
@@ -70,6 +76,9 @@ cp "$script_dir/restart" "$staging/bin/restart"
 printf '%s\n' "$version" >"$staging/VERSION"
 printf 'healthz_status=%s\ngreeting=%s\n' "$healthz_status" "$greeting" \
   >"$staging/hello.conf"
+if [[ -n "$error_share" ]]; then
+  printf 'error_share=%s\n' "$error_share" >>"$staging/hello.conf"
+fi
 chmod 0755 "$staging/bin" "$staging/bin/hello" "$staging/bin/restart"
 chmod 0644 "$staging/VERSION" "$staging/hello.conf"
 

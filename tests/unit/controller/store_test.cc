@@ -159,7 +159,7 @@ TEST_F(StoreTest, Store_MigratesNewDatabaseToCurrentSchemaVersion) {
   EXPECT_EQ(QueryOne(path(),
                      "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master "
                      "WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name)"),
-            "apps,configs,events,host_apps,hosts,releases,rollout_tasks,rollouts");
+            "alerts,apps,configs,events,host_apps,hosts,releases,rollout_tasks,rollouts");
 }
 
 TEST_F(StoreTest, Store_EnablesWriteAheadLog) {
@@ -933,6 +933,74 @@ TEST_F(StoreTest, Config_HostConfigStateAndRolloutPairRoundTrip) {
   EXPECT_EQ(read->subject(), fleet::v1::SUBJECT_CONFIG);
   EXPECT_EQ(read->release(), "v2");
   EXPECT_EQ(read->config(), "c2");
+}
+
+Store::AlertRecord MakeAlertRecord(const std::string& status) {
+  Store::AlertRecord alert;
+  alert.fingerprint = "4f1c2a";
+  alert.starts_at = "2024-05-01T11:59:00Z";
+  alert.status = status;
+  alert.app = "web";
+  alert.alertname = "HighErrorRate";
+  alert.received_at_ms = 9000;
+  alert.outcome = "acting";
+  alert.message = "rolling back release v2";
+  return alert;
+}
+
+TEST_F(StoreTest, Alert_InsertRoundTripsAndSecondInsertOfTheKeyIsAlreadyExists) {
+  ASSERT_OK(store_->InsertAlert(MakeAlertRecord("firing")));
+  Store::AlertRecord again = MakeAlertRecord("firing");
+  again.outcome = "ignored";
+  EXPECT_THAT(store_->InsertAlert(again), StatusIs(absl::StatusCode::kAlreadyExists));
+  // The same alert resolved is another key; alerts need no app row.
+  Store::AlertRecord resolved = MakeAlertRecord("resolved");
+  resolved.app = "unknown-app";
+  EXPECT_OK(store_->InsertAlert(resolved));
+
+  absl::StatusOr<Store::AlertRecord> got =
+      store_->GetAlert("4f1c2a", "2024-05-01T11:59:00Z", "firing");
+  ASSERT_OK(got);
+  EXPECT_EQ(got->app, "web");
+  EXPECT_EQ(got->alertname, "HighErrorRate");
+  EXPECT_EQ(got->received_at_ms, 9000);
+  EXPECT_EQ(got->outcome, "acting");  // the first insert stays
+  EXPECT_EQ(got->message, "rolling back release v2");
+  EXPECT_THAT(store_->GetAlert("4f1c2a", "2024-05-01T12:30:00Z", "firing"),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(StoreTest, Alert_UpdateWritesOutcomeRolloutAndMessageAndSurvivesReopen) {
+  ASSERT_OK(store_->InsertAlert(MakeAlertRecord("firing")));
+  Store::AlertRecord done = MakeAlertRecord("firing");
+  done.outcome = "rollback";
+  done.rollout_id = "12";
+  done.message = "rollback 12 goes to v1";
+  done.app = "ignored-by-update";
+  ASSERT_OK(store_->UpdateAlert(done));
+  EXPECT_THAT(store_->UpdateAlert(MakeAlertRecord("resolved")),
+              StatusIs(absl::StatusCode::kNotFound));
+  store_.reset();
+
+  absl::StatusOr<std::unique_ptr<Store>> reopened = Store::Open(path());
+  ASSERT_OK(reopened);
+  absl::StatusOr<Store::AlertRecord> got =
+      (*reopened)->GetAlert("4f1c2a", "2024-05-01T11:59:00Z", "firing");
+  ASSERT_OK(got);
+  EXPECT_EQ(got->outcome, "rollback");
+  EXPECT_EQ(got->rollout_id, "12");
+  EXPECT_EQ(got->message, "rollback 12 goes to v1");
+  EXPECT_EQ(got->app, "web");
+}
+
+TEST_F(StoreTest, Alert_InsertInsideRolledBackTransactionLeavesNoKey) {
+  {
+    Store::Transaction txn(store_.get());
+    ASSERT_OK(txn.begin_status());
+    ASSERT_OK(store_->InsertAlert(MakeAlertRecord("firing")));
+  }
+  EXPECT_THAT(store_->GetAlert("4f1c2a", "2024-05-01T11:59:00Z", "firing"),
+              StatusIs(absl::StatusCode::kNotFound));
 }
 }  // namespace
 }  // namespace fleet::controller
