@@ -42,8 +42,8 @@ class AcceptingListener : public AgentListener {
 // has been read.
 class FakeAgent {
  public:
-  FakeAgent(fleet::v1::AgentService::Stub* stub, const std::string& host_id)
-      : stream_(stub->Connect(&context_)) {
+  FakeAgent(fleet::v1::AgentService::Stub* client, const std::string& host_id)
+      : stream_(client->Connect(&context_)) {
     fleet::v1::AgentMessage hello;
     hello.mutable_hello()->set_host_id(host_id);
     EXPECT_TRUE(stream_->Write(hello));
@@ -126,7 +126,7 @@ class MetricsTest : public ::testing::Test {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
 
-  // Serves the hub on a loopback port and returns a stub for it.
+  // Serves the hub on a loopback port and returns a client for it.
   fleet::v1::AgentService::Stub* StartServer() {
     int port = 0;
     grpc::ServerBuilder builder;
@@ -293,9 +293,9 @@ TEST_F(MetricsTest, Render_ReadsRunningRolloutsFromTheStoreAtScrapeTime) {
 }
 
 TEST_F(MetricsTest, Render_CountsAgentsConnectedToTheHubNow) {
-  fleet::v1::AgentService::Stub* stub = StartServer();
-  FakeAgent web1(stub, "web-01");
-  FakeAgent web2(stub, "web-02");
+  fleet::v1::AgentService::Stub* client = StartServer();
+  FakeAgent web1(client, "web-01");
+  FakeAgent web2(client, "web-02");
   ASSERT_TRUE(
       fleet::testing::WaitFor([&] { return hub_.ConnectedHostCount() == 2; }, absl::Seconds(10)));
   EXPECT_THAT(Render(), Contains("fleet_agents_connected 2"));
@@ -314,14 +314,14 @@ TEST_F(MetricsTest, FetchArtifact_CountsEveryByteStreamedIncludingResumedFetches
   ASSERT_OK((*writer)->Append(blob));
   absl::StatusOr<std::string> sha = (*writer)->Commit();
   ASSERT_OK(sha);
-  fleet::v1::AgentService::Stub* stub = StartServer();
+  fleet::v1::AgentService::Stub* client = StartServer();
 
   auto fetch = [&](int64_t offset) {
     grpc::ClientContext context;
     fleet::v1::FetchArtifactRequest request;
     request.set_sha256(*sha);
     request.set_offset(offset);
-    auto reader = stub->FetchArtifact(&context, request);
+    auto reader = client->FetchArtifact(&context, request);
     fleet::v1::ArtifactChunk chunk;
     int64_t received = 0;
     while (reader->Read(&chunk)) received += static_cast<int64_t>(chunk.data().size());
