@@ -95,7 +95,8 @@ absl::Status Controller::Start() {
   }
 
   http_ = std::make_unique<httplib::Server>();
-  // Bodies (alert webhooks) are small; a client must not make us buffer more.
+  // Request bodies (alert webhooks) never need more than AlertHandler's 8 MiB;
+  // a client must not make the controller buffer more.
   http_->set_payload_max_length(8 << 20);
   http_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
