@@ -16,6 +16,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/curl.h"
 #include "common/logging.h"
 
 namespace fleet::agent {
@@ -104,23 +105,12 @@ absl::Status RunOneCheck(ProbeTransport* transport, Clock* clock,
       absl::StrCat(last.reason, " (", attempts, attempts == 1 ? " attempt)" : " attempts)"));
 }
 
-void InitCurlOnce() {
-  static std::once_flag once;
-  // curl_global_init is not thread-safe on older libcurl; the agent's
-  // probe threads may race to the first probe.
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
 size_t DiscardBody(char* /*data*/, size_t size, size_t nmemb, void* userdata) {
   size_t* total = static_cast<size_t*>(userdata);
   *total += size * nmemb;
   // Returning less than given aborts the transfer with CURLE_WRITE_ERROR.
   return *total > kMaxBody ? 0 : size * nmemb;
 }
-
-struct CurlDeleter {
-  void operator()(CURL* handle) const { curl_easy_cleanup(handle); }
-};
 
 // HOST:PORT or [V6]:PORT, split. False when malformed.
 bool SplitHostPort(const std::string& host_port, std::string* host, std::string* port) {
@@ -181,9 +171,8 @@ int ConnectOne(const addrinfo* ai, absl::Time deadline) {
 
 ProbeAttempt RealProbeTransport::Http(const std::string& url, int expect_status,
                                       absl::Duration timeout) {
-  InitCurlOnce();
   ProbeAttempt attempt;
-  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+  CurlHandle curl = NewHttpHandle(timeout, "fleet-agent/" FLEET_VERSION);
   if (curl == nullptr) {
     attempt.reason = absl::StrCat("GET ", url, " failed: cannot create a curl handle");
     return attempt;
@@ -191,20 +180,10 @@ ProbeAttempt RealProbeTransport::Http(const std::string& url, int expect_status,
   CURL* h = curl.get();
   size_t body_bytes = 0;
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-  // Signals (SIGALRM for DNS timeouts) are unsafe with several threads.
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(absl::ToInt64Milliseconds(timeout)));
   // The service is probed directly, never through an http_proxy from the
-  // agent's environment.
+  // agent's environment. A redirect is not followed: expect_status decides
+  // about it.
   curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
-  // A redirect is an answer of its own: expect_status decides about it.
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS, CURLPROTO_HTTP | CURLPROTO_HTTPS);
-#endif
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "fleet-agent/" FLEET_VERSION);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, DiscardBody);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &body_bytes);
 

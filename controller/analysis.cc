@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/curl.h"
 #include "common/logging.h"
 
 namespace fleet::controller {
@@ -23,18 +24,6 @@ using json = nlohmann::json;
 // far too many series, which is inconclusive anyway.
 constexpr size_t kMaxAnswer = 4 << 20;
 
-void InitCurlOnce() {
-  static std::once_flag once;
-  // curl_global_init is not thread-safe; the notifier shares the process.
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-struct CurlDeleter {
-  void operator()(CURL* handle) const { curl_easy_cleanup(handle); }
-};
-struct CurlSlistDeleter {
-  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
-};
 
 struct Answer {
   std::string body;
@@ -158,7 +147,7 @@ absl::StatusOr<double> CurlPrometheusClient::Query(const std::string& url,
                                                    const std::string& query) {
   const std::string shown = RedactUrl(url);
   if (cancelled_) return absl::CancelledError("the controller is stopping");
-  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+  CurlHandle curl = NewHttpHandle(timeout_, "fleet-controller/" FLEET_VERSION);
   if (curl == nullptr) return absl::UnavailableError("cannot create a curl handle");
   CURL* h = curl.get();
   char* escaped = curl_easy_escape(h, query.data(), static_cast<int>(query.size()));
@@ -167,22 +156,11 @@ absl::StatusOr<double> CurlPrometheusClient::Query(const std::string& url,
       absl::StrCat(absl::StripSuffix(url, "/"), "/api/v1/query?query=", escaped);
   curl_free(escaped);
 
-  std::unique_ptr<curl_slist, CurlSlistDeleter> headers(
-      curl_slist_append(nullptr, "Accept: application/json"));
+  CurlHeaders headers(curl_slist_append(nullptr, "Accept: application/json"));
   Answer answer;
   curl_easy_setopt(h, CURLOPT_URL, target.c_str());
   curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
-  // Signals (SIGALRM for DNS timeouts) are unsafe with several threads.
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(absl::ToInt64Milliseconds(timeout_)));
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS, CURLPROTO_HTTP | CURLPROTO_HTTPS);
-#endif
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "fleet-controller/" FLEET_VERSION);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, KeepAnswer);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &answer);
   // Lets Cancel() cut a hanging query short (curl calls it at least once a

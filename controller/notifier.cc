@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "common/curl.h"
 #include "common/logging.h"
 
 namespace fleet::controller {
@@ -125,19 +126,6 @@ std::string Markdown(const EngineEvent& e, absl::string_view bold) {
 // than throw.
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-void InitCurlOnce() {
-  static std::once_flag once;
-  // curl_global_init is not thread-safe; the agent's probes may share the
-  // process in tests.
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-struct CurlDeleter {
-  void operator()(CURL* handle) const { curl_easy_cleanup(handle); }
-};
-struct CurlSlistDeleter {
-  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
-};
 struct CurlUrlDeleter {
   void operator()(CURLU* url) const { curl_url_cleanup(url); }
 };
@@ -403,7 +391,9 @@ void Notifier::Deliver(const fleet::v1::NotifySink& sink, const EngineEvent& eve
 Notifier::Attempt Notifier::Post(const fleet::v1::NotifySink& sink, const std::string& url,
                                  const std::string& body) {
   Attempt attempt;
-  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+  // A redirect is not followed: it would resend the token to wherever it
+  // points, so it is a failure.
+  CurlHandle curl = NewHttpHandle(options_.request_timeout, "fleet-controller/" FLEET_VERSION);
   if (curl == nullptr) {
     attempt.outcome = "cannot create a curl handle";
     return attempt;
@@ -412,25 +402,13 @@ Notifier::Attempt Notifier::Post(const fleet::v1::NotifySink& sink, const std::s
   curl_slist* raw_headers = curl_slist_append(nullptr, "Content-Type: application/json");
   // No "100 Continue" round trip for these small bodies.
   raw_headers = curl_slist_append(raw_headers, "Expect:");
-  std::unique_ptr<curl_slist, CurlSlistDeleter> headers(raw_headers);
+  CurlHeaders headers(raw_headers);
   std::string response;
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
   curl_easy_setopt(h, CURLOPT_POST, 1L);
   curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
   curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  // Signals (SIGALRM for DNS timeouts) are unsafe with several threads.
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
-                   static_cast<long>(absl::ToInt64Milliseconds(options_.request_timeout)));
-  // A redirect would resend the token to wherever it points: it is a failure.
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS, CURLPROTO_HTTP | CURLPROTO_HTTPS);
-#endif
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "fleet-controller/" FLEET_VERSION);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, KeepBody);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &response);
   // Lets Stop() cut a hanging request short (curl calls it at least once a
