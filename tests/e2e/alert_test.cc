@@ -161,19 +161,6 @@ receivers:
     return rows;
   }
 
-  // Events of `kind` in the history of hello.
-  std::vector<json> Events(const std::string& kind) {
-    CommandOutput out = cluster_.Fleetctl({"--output", "json", "history", "hello"});
-    EXPECT_EQ(out.exit_code, 0) << out.err;
-    std::vector<json> events;
-    json doc = json::parse(out.out, nullptr, false);
-    if (!doc.is_object() || !doc.contains("events")) return events;
-    for (const json& e : doc["events"]) {
-      if (e.value("kind", "") == kind) events.push_back(e);
-    }
-    return events;
-  }
-
   TempDir dir_;
   Cluster cluster_{WithAlertToken(dir_)};
   int am_port_ = 0;
@@ -201,7 +188,7 @@ TEST_F(E2EAlertTest, FiringAlertFromAlertmanager_RollsBackRecentDeployOnce) {
   std::vector<std::string> rows = AlertRollbacks();
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_THAT(rows[0], ::testing::ContainsRegex("rollback +v1 +v2 "));
-  std::vector<json> recorded = Events("alert.rollback");
+  std::vector<json> recorded = cluster_.HistoryEvents("hello", "alert.rollback");
   ASSERT_EQ(recorded.size(), 1u);
   EXPECT_EQ(recorded[0].value("actor", ""), "alertmanager");
   EXPECT_THAT(recorded[0].value("message", ""),
@@ -216,7 +203,7 @@ TEST_F(E2EAlertTest, FiringAlertFromAlertmanager_RollsBackRecentDeployOnce) {
       testing::WaitFor([&] { return WebhookNotificationsSent() >= sent + 2; }, absl::Seconds(30)))
       << AlertmanagerLog();
   EXPECT_EQ(AlertRollbacks().size(), 1u);
-  EXPECT_EQ(Events("alert.rollback").size(), 1u);
+  EXPECT_EQ(cluster_.HistoryEvents("hello", "alert.rollback").size(), 1u);
   EXPECT_TRUE(FleetOn("v1"));
 
   // Delivered directly with Alertmanager's own fingerprint and startsAt, the
@@ -248,7 +235,7 @@ TEST_F(E2EAlertTest, FiringAlertFromAlertmanager_RollsBackRecentDeployOnce) {
   PostToAlertmanager(resolved.dump());
   EXPECT_TRUE(testing::WaitFor(
       [&] {
-        for (const json& e : Events("alert.ignored")) {
+        for (const json& e : cluster_.HistoryEvents("hello", "alert.ignored")) {
           if (absl::StrContains(e.value("message", ""), "resolved")) return true;
         }
         return false;
@@ -284,7 +271,7 @@ TEST_F(E2EAlertTest, WebhookWithoutTheRightToken_Is401AndChangesNothing) {
   EXPECT_THAT(bad->body, HasSubstr("expected \"4\""));
 
   EXPECT_TRUE(AlertRollbacks().empty());
-  EXPECT_TRUE(Events("alert.rollback").empty());
+  EXPECT_TRUE(cluster_.HistoryEvents("hello", "alert.rollback").empty());
   EXPECT_TRUE(FleetOn("v2"));
 }
 

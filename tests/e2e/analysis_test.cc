@@ -148,19 +148,6 @@ analysis:
     }
   }
 
-  // Events of `kind` in the history of hello.
-  std::vector<json> Events(const std::string& kind) {
-    CommandOutput out = cluster_.Fleetctl({"--output", "json", "history", "hello"});
-    EXPECT_EQ(out.exit_code, 0) << out.err;
-    std::vector<json> events;
-    json doc = json::parse(out.out, nullptr, false);
-    if (!doc.is_object() || !doc.contains("events")) return events;
-    for (const json& e : doc["events"]) {
-      if (e.value("kind", "") == kind) events.push_back(e);
-    }
-    return events;
-  }
-
   TempDir dir_;
   Cluster cluster_;
   int prometheus_port_ = 0;
@@ -176,7 +163,7 @@ TEST_F(E2EAnalysisTest, ReleaseFailingItsUsersButNotItsProbes_FailsAnalysisAndRo
   // Every wave waits for a passing evaluation; an error rate of 0 passes.
   Deploy("v2");
   ExpectFleetOn("v2");
-  EXPECT_GE(Events("wave.finished").size(), 2u);
+  EXPECT_GE(cluster_.HistoryEvents("hello", "wave.finished").size(), 2u);
 
   // v3's /healthz answers 200, but half of its GET / answer 500: on the
   // canary that is about a sixth of all requests, above 5%.
@@ -186,8 +173,8 @@ TEST_F(E2EAnalysisTest, ReleaseFailingItsUsersButNotItsProbes_FailsAnalysisAndRo
   EXPECT_THAT(failed.out,
               ContainsRegex(R"(\) = 0\.[0-9]+, fail_if > 0\.05 \(2 failed evaluations\))"));
   ExpectFleetOn("v2");
-  ASSERT_EQ(Events("analysis.failed").size(), 1u) << cluster_.ControllerLog();
-  EXPECT_THAT(Events("analysis.failed")[0].value("message", ""),
+  ASSERT_EQ(cluster_.HistoryEvents("hello", "analysis.failed").size(), 1u) << cluster_.ControllerLog();
+  EXPECT_THAT(cluster_.HistoryEvents("hello", "analysis.failed")[0].value("message", ""),
               HasSubstr("analysis 'error rate' failed"));
   EXPECT_THAT(cluster_.ControllerLog(), HasSubstr("check 'error rate'"));
 }
@@ -210,7 +197,7 @@ TEST_F(E2EAnalysisTest, PrometheusDown_PausesTheRolloutAsInconclusiveUntilAborte
   EXPECT_THAT(status.out,
               HasSubstr(absl::StrCat("reason: analysis 'error rate' inconclusive: Prometheus at ",
                                      PrometheusUrl(), " did not answer: ")));
-  EXPECT_EQ(Events("analysis.inconclusive").size(), 1u);
+  EXPECT_EQ(cluster_.HistoryEvents("hello", "analysis.inconclusive").size(), 1u);
 
   ASSERT_EQ(cluster_.Fleetctl({"rollout", "abort", id}).exit_code, 0);
   CommandOutput watched = cluster_.Fleetctl({"rollout", "watch", id});

@@ -170,6 +170,19 @@ std::string Cluster::MakeHelloArtifact(const std::string& version, int healthz_s
   return out;
 }
 
+std::vector<nlohmann::json> Cluster::HistoryEvents(const std::string& app,
+                                                   const std::string& kind) {
+  CommandOutput out = Fleetctl({"--output", "json", "history", app});
+  EXPECT_EQ(out.exit_code, 0) << out.err;
+  std::vector<nlohmann::json> events;
+  nlohmann::json doc = nlohmann::json::parse(out.out, nullptr, false);
+  if (!doc.is_object() || !doc.contains("events")) return events;
+  for (const nlohmann::json& e : doc["events"]) {
+    if (e.value("kind", "") == kind) events.push_back(e);
+  }
+  return events;
+}
+
 std::string Cluster::AgeRecipient() {
   if (!std::filesystem::exists(AgeIdentity())) {
     CommandOutput made = RunCommand({"age-keygen", "-o", AgeIdentity()});

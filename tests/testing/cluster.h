@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/time/time.h"
 #include "tests/testing/test_env.h"
 
@@ -105,6 +107,10 @@ class Cluster {
   // GET http://127.0.0.1:<service port i><path>; "" when unreachable (and
   // always in simulated mode).
   std::string HttpGet(int i, const std::string& path) const;
+  // The audit events of `kind` in `fleetctl --output json history APP`,
+  // newest first.
+  std::vector<nlohmann::json> HistoryEvents(const std::string& app, const std::string& kind);
+
   // Whole log of host i's agent / the controller. In simulated mode, the
   // simulator's log, which holds every host's lines.
   std::string AgentLog(int i) const;
