@@ -29,6 +29,7 @@
 #include "common/sha256.h"
 #include "gtest/gtest.h"
 #include "tests/testing/archive_builder.h"
+#include "tests/testing/fake_clock.h"
 #include "tests/testing/test_env.h"
 
 namespace fleet::agent {
@@ -48,27 +49,7 @@ inline constexpr char kHost[] = "h1";
 inline constexpr char kPort[] = "18080";
 inline constexpr absl::Duration kBake = absl::Seconds(5);
 
-// Time that moves only when the code under test sleeps.
-class FakeClock : public Clock {
- public:
-  absl::Time Now() override {
-    absl::MutexLock lock(&mu_);
-    return now_;
-  }
-  void SleepFor(absl::Duration d) override {
-    absl::MutexLock lock(&mu_);
-    now_ += d;
-  }
-  absl::Duration Elapsed() {
-    absl::MutexLock lock(&mu_);
-    return now_ - start_;
-  }
-
- private:
-  absl::Mutex mu_;
-  const absl::Time start_ = absl::FromUnixSeconds(1700000000);
-  absl::Time now_ ABSL_GUARDED_BY(mu_) = start_;
-};
+using ::fleet::testing::FakeClock;
 
 // Answers each probe from a script keyed by its target (URL, HOST:PORT or
 // command); a target without a script is healthy. Records every attempt.

@@ -21,6 +21,7 @@
 #include "controller/blob_store.h"
 #include "controller/rollout_engine.h"
 #include "controller/store.h"
+#include "tests/testing/fake_clock.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_env.h"
 
@@ -38,12 +39,7 @@ using json = nlohmann::json;
 // 2024-05-01 12:00:00 UTC.
 const absl::Time kNow = absl::FromUnixSeconds(1714564800);
 
-class FakeClock : public Clock {
- public:
-  absl::Time Now() override { return now_; }
-  void SleepFor(absl::Duration d) override { now_ += d; }
-  absl::Time now_ = kNow;
-};
+using ::fleet::testing::FakeClock;
 
 int64_t MsBefore(absl::Duration d) { return absl::ToUnixMillis(kNow - d); }
 
@@ -192,7 +188,7 @@ class AlertHandlerTest : public ::testing::Test {
   }
 
   fleet::testing::TempDir dir_;
-  FakeClock clock_;
+  FakeClock clock_{kNow};
   RecordingActions actions_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<AlertHandler> handler_;

@@ -26,6 +26,7 @@
 #include "controller/blob_store.h"
 #include "controller/rollout_engine.h"
 #include "controller/store.h"
+#include "tests/testing/fake_clock.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_env.h"
 
@@ -209,22 +210,7 @@ TEST(CurlPrometheusClientNoServerTest, Query_AfterCancelReturnsCancelled) {
 const absl::Time kNow = absl::FromUnixSeconds(1714564800);
 constexpr absl::Duration kInterval = absl::Seconds(10);
 
-class FakeClock : public Clock {
- public:
-  absl::Time Now() override {
-    absl::MutexLock lock(&mu_);
-    return now_;
-  }
-  void SleepFor(absl::Duration d) override { Advance(d); }
-  void Advance(absl::Duration d) {
-    absl::MutexLock lock(&mu_);
-    now_ += d;
-  }
-
- private:
-  absl::Mutex mu_;
-  absl::Time now_ ABSL_GUARDED_BY(mu_) = kNow;
-};
+using ::fleet::testing::FakeClock;
 
 // Answers every query with the answer last set, and records the queries.
 // After BlockUntilCancel(), Query() waits for Cancel() and returns Cancelled.
@@ -364,7 +350,7 @@ class AnalysisEngineTest : public ::testing::Test {
   }
 
   fleet::testing::TempDir dir_;
-  FakeClock clock_;
+  FakeClock clock_{kNow};
   std::unique_ptr<Store> store_;
   std::unique_ptr<BlobStore> blobs_;
   std::unique_ptr<AgentHub> hub_;

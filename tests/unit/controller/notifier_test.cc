@@ -21,6 +21,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "tests/testing/fake_clock.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_env.h"
 
@@ -37,29 +38,7 @@ using ::testing::StartsWith;
 
 constexpr absl::Duration kWait = absl::Seconds(20);
 
-// Time that moves only when slept on; records how long it was slept on.
-class FakeClock : public Clock {
- public:
-  explicit FakeClock(absl::Time now) : now_(now) {}
-  absl::Time Now() override {
-    absl::MutexLock lock(&mu_);
-    return now_;
-  }
-  void SleepFor(absl::Duration d) override {
-    absl::MutexLock lock(&mu_);
-    now_ += d;
-    slept_ += d;
-  }
-  absl::Duration slept() {
-    absl::MutexLock lock(&mu_);
-    return slept_;
-  }
-
- private:
-  absl::Mutex mu_;
-  absl::Time now_ ABSL_GUARDED_BY(mu_);
-  absl::Duration slept_ ABSL_GUARDED_BY(mu_);
-};
+using ::fleet::testing::FakeClock;
 
 struct Request {
   std::string path;
