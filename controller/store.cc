@@ -566,6 +566,38 @@ absl::StatusOr<ConfigRelease> ReadConfig(const Statement& stmt) {
   return config;
 }
 
+// Inserts `row` (a Release or ConfigRelease) into `table` (releases or
+// configs: app, version, sha256, size, created_at_ms, created_by, then
+// `blob`). AlreadyExists for a version pushed before, NotFound for an
+// unknown app; `noun` names the row in messages.
+template <typename T>
+absl::Status InsertVersion(sqlite3* db, absl::string_view table, absl::string_view columns,
+                           absl::string_view noun, const T& row, absl::string_view blob) {
+  const std::string name = ReleaseName(row.app(), row.version());
+  const std::string what = absl::StrCat("cannot insert ", noun, " ", name);
+  if (row.app().empty() || row.version().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": app and version must be set"));
+  }
+  Statement stmt(
+      db, absl::StrCat("INSERT INTO ", table, " (", columns, ") VALUES (?, ?, ?, ?, ?, ?, ?)")
+              .c_str());
+  stmt.Bind(row.app())
+      .Bind(row.version())
+      .Bind(row.sha256())
+      .Bind(row.size())
+      .Bind(row.created_at_ms())
+      .Bind(row.created_by())
+      .BindBlob(blob);
+  absl::Status st = stmt.Run();
+  if (IsDuplicateKeyError(stmt.code())) {
+    return absl::AlreadyExistsError(absl::StrCat(noun, " ", name, " exists already"));
+  }
+  if (IsForeignKeyError(stmt.code())) {
+    return absl::NotFoundError(absl::StrCat(what, ": unknown app '", row.app(), "'"));
+  }
+  return Annotate(st, what);
+}
+
 // Rows of `table` (releases or configs: app, version, ...) of `app` in push
 // order, each read by `read`; only `*version` when given. rowid order is
 // insertion order: rowids only grow while the newest row stays, and a
@@ -974,35 +1006,15 @@ absl::Status Store::SetDesired(const std::string& app, fleet::v1::Subject subjec
 absl::Status Store::InsertRelease(const Release& release) {
   std::lock_guard<std::recursive_mutex> lock(mu_);
   FLEET_RETURN_IF_ERROR(CheckTransaction());
-  const std::string name = ReleaseName(release.app(), release.version());
-  const std::string what = absl::StrCat("cannot insert release ", name);
-  if (release.app().empty() || release.version().empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": app and version must be set"));
-  }
   Release metadata;
   *metadata.mutable_metadata() = release.metadata();
   std::string metadata_bytes;
   if (!metadata.SerializeToString(&metadata_bytes)) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": metadata does not serialize"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot insert release ", ReleaseName(release.app(), release.version()),
+                     ": metadata does not serialize"));
   }
-  Statement stmt(
-      db_, absl::StrCat("INSERT INTO releases (", kReleaseColumns, ") VALUES (?, ?, ?, ?, ?, ?, ?)")
-               .c_str());
-  stmt.Bind(release.app())
-      .Bind(release.version())
-      .Bind(release.sha256())
-      .Bind(release.size())
-      .Bind(release.created_at_ms())
-      .Bind(release.created_by())
-      .BindBlob(metadata_bytes);
-  absl::Status st = stmt.Run();
-  if (IsDuplicateKeyError(stmt.code())) {
-    return absl::AlreadyExistsError(absl::StrCat("release ", name, " exists already"));
-  }
-  if (IsForeignKeyError(stmt.code())) {
-    return absl::NotFoundError(absl::StrCat(what, ": unknown app '", release.app(), "'"));
-  }
-  return Annotate(st, what);
+  return InsertVersion(db_, "releases", kReleaseColumns, "release", release, metadata_bytes);
 }
 
 absl::StatusOr<Release> Store::GetRelease(const std::string& app, const std::string& version) {
@@ -1026,31 +1038,10 @@ absl::StatusOr<std::vector<Release>> Store::ListReleases(const std::string& app)
 absl::Status Store::InsertConfig(const ConfigRelease& config) {
   std::lock_guard<std::recursive_mutex> lock(mu_);
   FLEET_RETURN_IF_ERROR(CheckTransaction());
-  const std::string name = ReleaseName(config.app(), config.version());
-  const std::string what = absl::StrCat("cannot insert config ", name);
-  if (config.app().empty() || config.version().empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": app and version must be set"));
-  }
   ConfigRelease files;
   *files.mutable_files() = config.files();
-  Statement stmt(
-      db_, absl::StrCat("INSERT INTO configs (", kConfigColumns, ") VALUES (?, ?, ?, ?, ?, ?, ?)")
-               .c_str());
-  stmt.Bind(config.app())
-      .Bind(config.version())
-      .Bind(config.sha256())
-      .Bind(config.size())
-      .Bind(config.created_at_ms())
-      .Bind(config.created_by())
-      .BindBlob(files.SerializeAsString());
-  absl::Status st = stmt.Run();
-  if (IsDuplicateKeyError(stmt.code())) {
-    return absl::AlreadyExistsError(absl::StrCat("config ", name, " exists already"));
-  }
-  if (IsForeignKeyError(stmt.code())) {
-    return absl::NotFoundError(absl::StrCat(what, ": unknown app '", config.app(), "'"));
-  }
-  return Annotate(st, what);
+  return InsertVersion(db_, "configs", kConfigColumns, "config", config,
+                       files.SerializeAsString());
 }
 
 absl::StatusOr<ConfigRelease> Store::GetConfig(const std::string& app, const std::string& version) {
