@@ -6,25 +6,13 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/address.h"
 #include "common/fs.h"
 #include "common/logging.h"
 #include "common/status.h"
 #include "controller/alerts.h"
 
 namespace fleet::controller {
-
-absl::Status SplitHostPort(const std::string& address, std::string* host, int* port) {
-  auto pos = address.rfind(':');
-  if (pos == std::string::npos || pos == 0 ||
-      !absl::SimpleAtoi(address.substr(pos + 1), port) || *port < 0 || *port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("'", address, "' is not HOST:PORT"));
-  }
-  *host = address.substr(0, pos);
-  if (host->size() > 2 && host->front() == '[' && host->back() == ']') {
-    *host = host->substr(1, host->size() - 2);
-  }
-  return absl::OkStatus();
-}
 
 Controller::Controller(ControllerOptions options) : options_(std::move(options)) {}
 

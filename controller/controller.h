@@ -79,9 +79,6 @@ class Controller {
   bool stopped_ = false;
 };
 
-// Splits "HOST:PORT" (HOST may be "[::1]"). InvalidArgument when malformed.
-absl::Status SplitHostPort(const std::string& address, std::string* host, int* port);
-
 }  // namespace fleet::controller
 
 #endif  // FLEET_CONTROLLER_CONTROLLER_H_

@@ -19,7 +19,9 @@
 //   created_at_ms    INTEGER, when it was pushed
 //   created_by       TEXT, actor who pushed it
 //   metadata         BLOB, serialized fleet.v1.Release in which only
-//                    `metadata` is set (keys and values are arbitrary bytes)
+//                    `metadata` (keys and values are arbitrary bytes) and
+//                    `signature` are set; rows before the signature field
+//                    existed parse as unsigned
 //
 // configs: one row per pushed config release (v3); the bundle itself
 // (fleet.v1.ConfigBundle) is in the blob store under sha256. Push order is
@@ -1008,6 +1010,7 @@ absl::Status Store::InsertRelease(const Release& release) {
   FLEET_RETURN_IF_ERROR(CheckTransaction());
   Release metadata;
   *metadata.mutable_metadata() = release.metadata();
+  metadata.set_signature(release.signature());
   std::string metadata_bytes;
   if (!metadata.SerializeToString(&metadata_bytes)) {
     return absl::InvalidArgumentError(
