@@ -14,6 +14,10 @@
 
 namespace fleet::controller {
 
+bool ControllerOptions::DevelopmentMode() const {
+  return tls_cert.empty() && IsLoopbackAddress(listen);
+}
+
 Controller::Controller(ControllerOptions options) : options_(std::move(options)) {}
 
 Controller::~Controller() { Shutdown(); }

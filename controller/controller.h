@@ -39,6 +39,21 @@ struct ControllerOptions {
   // Prometheus base URL for analysis checks of apps whose spec names none;
   // "" for none (such apps cannot start a rollout).
   std::string prometheus_url;
+  // PEM files for gRPC over TLS: all three or none (common/tls.h). With them
+  // agents must present a certificate signed by tls_ca naming their host id.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_ca;
+  // Allows plaintext on a --listen address that is not loopback.
+  bool insecure = false;
+  // Requires API tokens even in development mode.
+  bool auth = false;
+
+  // Plaintext gRPC on a loopback address only: nothing proves who a peer is,
+  // so API tokens are off unless `auth` is set.
+  bool DevelopmentMode() const;
+  // Whether the public API requires a bearer token.
+  bool RequiresAuth() const { return auth || !DevelopmentMode(); }
 };
 
 class Controller {
