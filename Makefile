@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test unit e2e demo bench sanitize format clean
+.PHONY: all deps configure build test unit e2e demo bench sanitize fuzz format clean
 
 all: build
 
@@ -39,8 +39,18 @@ bench: build
 sanitize:
 	$(MAKE) test BUILD_DIR=build-asan CMAKE_FLAGS="-DFLEET_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
 
+# libFuzzer targets (clang, ASan + UBSan) for the archive unpacker and the
+# app-spec parser, FUZZ_SECONDS each. CI runs it after `make test`.
+FUZZ_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@cmake -S . -B $(FUZZ_DIR) -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DFLEET_FUZZ=ON \
+	  -DFLEET_BUILD_TESTS=OFF > /dev/null
+	cmake --build $(FUZZ_DIR) -j $(JOBS) --target unpack_fuzz app_spec_fuzz
+	bash tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
+
 format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

@@ -23,6 +23,7 @@
 #include "common/config_files.h"
 #include "common/fs.h"
 #include "common/logging.h"
+#include "common/signing.h"
 #include "common/status.h"
 #include "common/vars.h"
 
@@ -206,9 +207,10 @@ absl::Mutex* Deployer::AppMutex(const std::string& app) {
   return slot.get();
 }
 
-Deployer::Env Deployer::MakeEnv(const AppLayout& layout, const std::string& release,
-                                const std::string& config) const {
+Deployer::Env Deployer::MakeEnv(const AppSpec& spec, const AppLayout& layout,
+                                const std::string& release, const std::string& config) const {
   Env env;
+  env.user = spec.user();
   env.vars = options_.vars;
   env.release_dir = release.empty() ? "" : layout.release_dir(release);
   env.vars["FLEET_APP"] = layout.app();
@@ -221,6 +223,33 @@ Deployer::Env Deployer::MakeEnv(const AppLayout& layout, const std::string& rele
   return env;
 }
 
+absl::Status Deployer::GiveToUser(const AppSpec& spec, const std::string& dir) const {
+  if (spec.user().empty()) return absl::OkStatus();
+  absl::StatusOr<RunAs> run_as = LookupUser(spec.user());
+  if (!run_as.ok()) return Annotate(run_as.status(), absl::StrCat("user of app ", spec.name()));
+  struct stat st;
+  // A whole tree is given at once, so its top tells whether it is done.
+  if (lstat(dir.c_str(), &st) == 0 && st.st_uid == run_as->uid && st.st_gid == run_as->gid) {
+    return absl::OkStatus();
+  }
+  return ChownTree(dir, run_as->uid, run_as->gid);
+}
+
+absl::Status Deployer::GiveSharedDirsToUser(const AppSpec& spec, const AppLayout& layout) const {
+  if (spec.user().empty()) return absl::OkStatus();
+  FLEET_ASSIGN_OR_RETURN(RunAs run_as, LookupUser(spec.user()));
+  for (const std::string& dir : spec.shared_dirs()) {
+    const std::string shared = absl::StrCat(layout.shared_dir(), "/", dir);
+    // Only the directory itself: what is in it is the service's, and a
+    // large log dir would slow every switch. Missing ones are made at
+    // staging.
+    if (lchown(shared.c_str(), run_as.uid, run_as.gid) != 0 && errno != ENOENT) {
+      return ErrnoError("cannot chown", shared);
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Deployer::RunCommand(const std::string& what, const std::string& command,
                                   const Env& env, int64_t timeout_ms) {
   if (command.empty()) return absl::OkStatus();
@@ -231,6 +260,11 @@ absl::Status Deployer::RunCommand(const std::string& what, const std::string& co
   spec.cwd = env.release_dir;
   spec.env = env.vars;
   spec.timeout = absl::Milliseconds(timeout_ms > 0 ? timeout_ms : 60000);
+  if (!env.user.empty()) {
+    absl::StatusOr<RunAs> run_as = LookupUser(env.user);
+    if (!run_as.ok()) return Annotate(run_as.status(), what);
+    spec.run_as = *std::move(run_as);
+  }
   auto result = runner_->Run(spec);
   if (!result.ok()) return Annotate(result.status(), what);
   if (!result->ok()) {
@@ -357,7 +391,8 @@ CommandResult Deployer::Execute(const Command& command, const ProgressFn& progre
 }
 
 absl::Status Deployer::RecordStaged(const Track& track, const std::string& app,
-                                    const std::string& version, bool fresh) {
+                                    const std::string& version, bool fresh,
+                                    const fleet::v1::Release* manifest) {
   AgentAppRecord record = state_.LoadApp(app);
   Versions* staged = track.mutable_staged(&record);
   if (!fresh && std::find(staged->begin(), staged->end(), version) != staged->end()) {
@@ -366,7 +401,30 @@ absl::Status Deployer::RecordStaged(const Track& track, const std::string& app,
   // A fresh version is the newest, wherever a stale entry had it.
   RemoveVersion(staged, version);
   staged->Add()->assign(version);
+  // In the same write as the version: a release on disk never has the
+  // manifest of an earlier staging of the same name.
+  if (fresh && !track.config()) {
+    if (manifest != nullptr) {
+      (*record.mutable_staged_releases())[version] = *manifest;
+    } else {
+      record.mutable_staged_releases()->erase(version);
+    }
+  }
   return state_.SaveApp(record);
+}
+
+absl::Status Deployer::CheckTrustedRelease(const AppSpec& spec, const std::string& version) const {
+  if (spec.trusted_keys().empty()) return absl::OkStatus();
+  const AgentAppRecord record = state_.LoadApp(spec.name());
+  fleet::v1::Release manifest;
+  if (auto it = record.staged_releases().find(version); it != record.staged_releases().end()) {
+    manifest = it->second;
+  }
+  // The names are those of the directory about to be switched to, whatever
+  // the entry says: a signature for another app or version must not pass.
+  manifest.set_app(spec.name());
+  manifest.set_version(version);
+  return VerifyReleaseSignature(manifest, spec.trusted_keys());
 }
 
 absl::Status Deployer::Stage(const StageCommand& cmd, const ProgressFn& progress) {
@@ -390,11 +448,29 @@ absl::Status Deployer::Stage(const StageCommand& cmd, const ProgressFn& progress
   AppLayout layout(options_.apps_root, spec.name());
   FLEET_RETURN_IF_ERROR(layout.Ensure());
   if (layout.HasVersion(track.subject(), version)) {
+    // What is on disk is what was checked when it was staged, not what
+    // this command describes; refused now rather than at its activation.
+    if (!track.config()) FLEET_RETURN_IF_ERROR(CheckTrustedRelease(spec, version));
     // A crash between the rename and the record leaves it unrecorded, which
     // would make it the first version retention removes.
     FLEET_RETURN_IF_ERROR(RecordStaged(track, spec.name(), version, /*fresh=*/false));
     progress("staged", absl::StrCat(version, " is already on disk"));
     return absl::OkStatus();
+  }
+  // What is recorded, and checked again before every switch to it: the
+  // names it is staged under here with what the download is checked against.
+  fleet::v1::Release manifest;
+  manifest.set_app(spec.name());
+  manifest.set_version(version);
+  manifest.set_sha256(blob.sha256());
+  manifest.set_size(blob.size());
+  manifest.set_signature(blob.signature());
+  if (!track.config()) {
+    // The manifest binds the sha256 and size that Fetch holds the download
+    // to, so a signature that verifies here covers the artifact's bytes; an
+    // untrusted release is refused before anything is downloaded, let alone
+    // opened or unpacked.
+    FLEET_RETURN_IF_ERROR(VerifyReleaseSignature(manifest, spec.trusted_keys()));
   }
 
   progress("downloading", absl::StrCat(blob.size(), " bytes"));
@@ -425,7 +501,8 @@ absl::Status Deployer::Stage(const StageCommand& cmd, const ProgressFn& progress
   }
   std::remove(part.c_str());
   FLEET_RETURN_IF_ERROR(FsyncDir(layout.versions_dir(track.subject())));
-  FLEET_RETURN_IF_ERROR(RecordStaged(track, spec.name(), version, /*fresh=*/true));
+  FLEET_RETURN_IF_ERROR(RecordStaged(track, spec.name(), version, /*fresh=*/true,
+                                     track.config() ? nullptr : &manifest));
   progress("staged", absl::StrCat(version, ": ", summary));
   return absl::OkStatus();
 }
@@ -470,7 +547,10 @@ absl::Status Deployer::UnpackRelease(const StageCommand& cmd, const AppLayout& l
   if (!own_config) FLEET_RETURN_IF_ERROR(LinkConfigInto(staging));
   // after_unpack runs in the staging dir, before the rename: a release in
   // releases/ has always passed it, even after a crash in between.
-  Env env = MakeEnv(layout, version, layout.CurrentConfig().value_or(""));
+  // Before after_unpack, which runs as that user too.
+  FLEET_RETURN_IF_ERROR(GiveToUser(spec, staging));
+  FLEET_RETURN_IF_ERROR(GiveSharedDirsToUser(spec, layout));
+  Env env = MakeEnv(spec, layout, version, layout.CurrentConfig().value_or(""));
   env.release_dir = staging;
   env.vars["FLEET_RELEASE_DIR"] = staging;
   FLEET_RETURN_IF_ERROR(
@@ -514,6 +594,8 @@ absl::Status Deployer::WriteConfig(const StageCommand& cmd, const std::string& b
     if (st.ok() && plain == spec.config().file()) st = CheckRequiredKeys(plain, content, spec);
     if (!st.ok()) return Annotate(st, absl::StrCat("config ", label));
   }
+  // The service reads its config, secrets included, as its own user.
+  FLEET_RETURN_IF_ERROR(GiveToUser(spec, staging));
   *summary = absl::StrCat(bundle.files_size(), " files, ", secrets, " of them decrypted");
   return absl::OkStatus();
 }
@@ -594,6 +676,11 @@ absl::Status Deployer::ProbeRelease(const AppSpec& spec, const Env& env, absl::D
   ProbeContext ctx;
   ctx.cwd = env.release_dir;
   ctx.env = env.vars;
+  if (!env.user.empty()) {
+    absl::StatusOr<RunAs> run_as = LookupUser(env.user);
+    if (!run_as.ok()) return Annotate(run_as.status(), "health check");
+    ctx.run_as = *std::move(run_as);
+  }
   auto var = [&env](const char* name) {
     auto it = env.vars.find(name);
     return it == env.vars.end() || it->second.empty() ? std::string("-") : it->second;
@@ -609,8 +696,8 @@ absl::Status Deployer::SwitchBack(const AppLayout& layout, const Track& track, c
   FLEET_RETURN_IF_ERROR(from.empty() ? layout.RemoveLink(track.subject())
                                      : layout.SwitchLink(track.subject(), from));
   // Whatever is current now gets reloaded; without a release nothing runs.
-  Env env =
-      MakeEnv(layout, layout.CurrentRelease().value_or(""), layout.CurrentConfig().value_or(""));
+  Env env = MakeEnv(spec, layout, layout.CurrentRelease().value_or(""),
+                    layout.CurrentConfig().value_or(""));
   if (env.release_dir.empty()) return absl::OkStatus();
   FLEET_RETURN_IF_ERROR(RunCommand("reload", spec.reload(), env, spec.reload_timeout_ms()));
   return RunCommand("after_rollback hook", spec.hooks().after_rollback(), env,
@@ -685,6 +772,23 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress, Comm
         ")"));
     return;
   }
+  // Before every switch, rollbacks and catch-ups included: trusted_keys
+  // added since a release was staged keep it from running again. (Switching
+  // back to what ran before a failed activation is not checked: it restores,
+  // it does not activate anything new.)
+  if (!track.config()) {
+    if (absl::Status trusted = CheckTrustedRelease(spec, version); !trusted.ok()) {
+      result->set_reason(std::string(trusted.message()));
+      return;
+    }
+  }
+  // Staged before the spec named its user, or another one.
+  absl::Status owned = GiveToUser(spec, layout.version_dir(track.subject(), version));
+  if (owned.ok()) owned = GiveSharedDirsToUser(spec, layout);
+  if (!owned.ok()) {
+    result->set_reason(std::string(owned.message()));
+    return;
+  }
   std::string from = layout.LinkedVersion(track.subject()).value_or("");
   // Releases unpacked before Fleet linked config into every release get the
   // link now; one with a config of its own cannot take config releases.
@@ -699,8 +803,8 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress, Comm
   }
   // What runs after the switch: the new version of this subject with the
   // current one of the other.
-  Env env = track.config() ? MakeEnv(layout, layout.CurrentRelease().value_or(""), version)
-                           : MakeEnv(layout, version, layout.CurrentConfig().value_or(""));
+  Env env = track.config() ? MakeEnv(spec, layout, layout.CurrentRelease().value_or(""), version)
+                           : MakeEnv(spec, layout, version, layout.CurrentConfig().value_or(""));
   env.vars["FLEET_ROLLOUT"] = command.rollout_id();
   // A config for an app that has no release on this host: nothing runs
   // that could read it, so the link alone switches.
@@ -807,6 +911,7 @@ void Deployer::ApplyRetention(const AppLayout& layout, const Track& track, const
     }
     spdlog::info("{}: {}: retention removed {} {}", options_.host_id, spec.name(), track.noun(), v);
     RemoveVersion(track.mutable_staged(&updated), v);
+    if (!track.config()) updated.mutable_staged_releases()->erase(v);
     --count;
   }
   state_.SaveApp(updated).IgnoreError();

@@ -81,6 +81,12 @@ class Deployer {
   // on failure; a config for an app without a current release only
   // switches the link. result.previous_release/current_release are versions
   // of the command's subject.
+  //
+  // With spec.trusted_keys, a release whose signature verifies with none of
+  // them (common/signing.h) fails its stage before anything is downloaded,
+  // and fails every activation (deploy or rollback) before anything
+  // switches: activation checks the signature recorded at staging, so keys
+  // added later also stop releases already on disk.
   fleet::v1::CommandResult Execute(const fleet::v1::Command& command, const ProgressFn& progress);
 
   // The state of every app on this host, for Hello.
@@ -102,11 +108,18 @@ class Deployer {
   struct Env {
     std::map<std::string, std::string> vars;  // FLEET_* and --var
     std::string release_dir;
+    std::string user;  // the spec's `user:`; "" = the agent's own
   };
   absl::Mutex* AppMutex(const std::string& app);
-  // The environment of commands run with `release` and `config` active
-  // (either may be "").
-  Env MakeEnv(const AppLayout& layout, const std::string& release, const std::string& config) const;
+  // The environment of `spec`'s commands run with `release` and `config`
+  // active (either may be "").
+  Env MakeEnv(const fleet::v1::AppSpec& spec, const AppLayout& layout, const std::string& release,
+              const std::string& config) const;
+  // Gives `dir` and everything in it to the spec's `user:` (no-op without
+  // one). NotFound when this host has no such user.
+  absl::Status GiveToUser(const fleet::v1::AppSpec& spec, const std::string& dir) const;
+  // Gives the app's shared dirs themselves (not their content) to that user.
+  absl::Status GiveSharedDirsToUser(const fleet::v1::AppSpec& spec, const AppLayout& layout) const;
   absl::Status RunCommand(const std::string& what, const std::string& command, const Env& env,
                           int64_t timeout_ms);
 
@@ -122,8 +135,16 @@ class Deployer {
   // <staging>/<its path without .age>, mode 0600.
   absl::Status DecryptSecret(const std::string& label, const fleet::v1::ConfigFile& file,
                              const std::string& staging);
+  // Adds `version` to the record's staged list (a fresh one as the newest)
+  // and, for a release, records `manifest` as what releases/<version> holds.
   absl::Status RecordStaged(const Track& track, const std::string& app, const std::string& version,
-                            bool fresh);
+                            bool fresh, const fleet::v1::Release* manifest = nullptr);
+  // Whether releases/<version> may be switched to under `spec`: OK when the
+  // spec has no trusted_keys, else the signature recorded when it was staged
+  // must verify for spec.name() and `version` (common/signing.h). A release
+  // staged without a recorded signature counts as unsigned.
+  absl::Status CheckTrustedRelease(const fleet::v1::AppSpec& spec,
+                                   const std::string& version) const;
 
   void Activate(const fleet::v1::Command& command, const ProgressFn& progress,
                 fleet::v1::CommandResult* result);

@@ -11,8 +11,11 @@
 #include "agent/probe.h"
 #include "agent/session.h"
 #include "agent/simulator.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "common/fs.h"
 #include "common/logging.h"
+#include "common/tls.h"
 #include "common/vars.h"
 
 namespace {
@@ -31,6 +34,9 @@ int main(int argc, char** argv) {
   std::string age_identity = fleet::agent::AgentOptions().age_identity;
   std::vector<std::string> labels, vars;
   int simulate = 0;
+  fleet::TlsFiles tls;
+  std::string tls_reload_interval = "1m";
+  bool insecure = false;
   app.add_option("--controller", controller, "controller address HOST:PORT")->required();
   app.add_option("--host-id", host_id, "this host's id")->required();
   app.add_option("--apps-root", apps_root, "where apps live")->capture_default_str();
@@ -40,6 +46,18 @@ int main(int argc, char** argv) {
   app.add_option("--age-identity", age_identity,
                  "age identity file that decrypts the *.age secrets of config releases")
       ->capture_default_str();
+  app.add_option("--tls-cert", tls.cert,
+                 "PEM client certificate naming --host-id (CN or DNS SAN); with --tls-key and "
+                 "--tls-ca: mutual TLS");
+  app.add_option("--tls-key", tls.key, "PEM private key of --tls-cert");
+  app.add_option("--tls-ca", tls.ca,
+                 "PEM CA bundle the controller's certificate must chain to (it must also name "
+                 "the --controller host)");
+  app.add_option("--tls-reload-interval", tls_reload_interval,
+                 "re-read the TLS files this often (rotation without restart)")
+      ->capture_default_str();
+  app.add_flag("--insecure", insecure,
+               "connect in plaintext to a --controller address that is not loopback");
   app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
   app.add_option("--simulate", simulate,
                  "run N simulated hosts <host-id>-0001... in this process, each with its own "
@@ -56,6 +74,24 @@ int main(int argc, char** argv) {
   if (simulate < 0 || simulate > fleet::agent::Simulator::kMaxHosts) {
     return Fail("--simulate " + std::to_string(simulate) + " must be between 1 and " +
                 std::to_string(fleet::agent::Simulator::kMaxHosts) + " (0 = one real agent)");
+  }
+  if (simulate > 0 && !tls.empty()) {
+    return Fail("--simulate cannot use --tls-cert/--tls-key/--tls-ca: its hosts share one "
+                "process and cannot each hold a certificate; simulate against a loopback "
+                "controller without TLS");
+  }
+  if (auto st = fleet::ValidateTlsFiles(tls); !st.ok()) return Fail(std::string(st.message()));
+  if (auto st = fleet::CheckPlaintextAllowed("--controller", controller, !tls.empty(), insecure,
+                                             "connect in plaintext");
+      !st.ok()) {
+    return Fail(std::string(st.message()));
+  }
+  absl::StatusOr<absl::Duration> reload = fleet::ParseTlsReloadInterval(tls_reload_interval);
+  if (!reload.ok()) return Fail(std::string(reload.status().message()));
+  if (tls.empty()) {
+    spdlog::warn("connecting to {} in plaintext: nothing proves the controller is ours, nor this "
+                 "host to it; give --tls-cert, --tls-key and --tls-ca outside development",
+                 controller);
   }
   fleet::agent::AgentOptions options;
   options.host_id = host_id;
@@ -99,8 +135,10 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  auto channel = grpc::CreateCustomChannel(controller, grpc::InsecureChannelCredentials(),
-                                           fleet::agent::AgentChannelArguments());
+  auto channel = grpc::CreateCustomChannel(
+      controller,
+      tls.empty() ? grpc::InsecureChannelCredentials() : fleet::TlsChannelCredentials(tls, *reload),
+      fleet::agent::AgentChannelArguments());
   fleet::agent::GrpcArtifactSource artifacts(channel, host_id);
   fleet::agent::RealProbeTransport probes(fleet::DefaultProcessRunner());
   fleet::agent::Deployer deployer(options, fleet::DefaultProcessRunner(), &probes,
@@ -109,14 +147,30 @@ int main(int argc, char** argv) {
     return Fail("cannot recover state: " + std::string(st.message()));
   }
   fleet::agent::AgentSession session(channel, &deployer);
+  session.set_failure_hint([&tls](const grpc::Status& status) -> std::string {
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return "";
+    const std::string& error = status.error_message();
+    if (!tls.empty() && absl::StrContains(error, "andshake failed")) {
+      return "does --tls-ca hold the CA of the controller's certificate, and does that "
+             "certificate name the --controller host?";
+    }
+    // How gRPC reports a handshake that the controller broke off.
+    if (!absl::StrContains(error, "Socket closed")) return "";
+    if (tls.empty()) return "if this repeats: does the controller want TLS (--tls-cert, ...)?";
+    if (std::string problem = fleet::CertificateValidityProblem(tls.cert); !problem.empty()) {
+      return absl::StrCat("--tls-cert ", tls.cert, " ", problem);
+    }
+    return "if this repeats: does the controller's --tls-ca hold the CA that signed --tls-cert?";
+  });
   std::thread signal_thread([&] {
     int sig = 0;
     sigwait(&signals, &sig);
     spdlog::info("signal {}: shutting down", sig);
     session.Shutdown();
   });
-  spdlog::info("fleet-agent {} host {} controller {} apps-root {} state-dir {}", FLEET_VERSION,
-               host_id, controller, apps_root, state_dir);
+  spdlog::info("fleet-agent {} host {} controller {} ({}) apps-root {} state-dir {}",
+               FLEET_VERSION, host_id, controller, tls.empty() ? "plaintext" : "mutual TLS",
+               apps_root, state_dir);
   session.Run();
   // Wake the signal thread if Run() ended for another reason.
   pthread_kill(signal_thread.native_handle(), SIGTERM);

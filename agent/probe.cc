@@ -259,6 +259,7 @@ ProbeAttempt RealProbeTransport::Exec(const std::string& command, const ProbeCon
   spec.command = command;
   spec.cwd = ctx.cwd;
   spec.env = ctx.env;
+  spec.run_as = ctx.run_as;
   spec.timeout = timeout;
   absl::StatusOr<ProcessResult> result = runner_->Run(spec);
   if (!result.ok()) {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,8 @@ namespace fleet::agent {
 struct ProbeContext {
   std::string cwd;
   std::map<std::string, std::string> env;
+  // Exec probes run as this user (the spec's `user:`); unset = the agent's.
+  std::optional<RunAs> run_as;
   // What the probes are about, for the log ("app=web release=v2 host=web-01
   // rollout=7"); every attempt's result is logged with it. "" = no log.
   std::string log_context;

@@ -146,9 +146,10 @@ void AgentSession::Run() {
     // A stream that stayed up a while was a real connection: start over.
     attempt = lasted > absl::Seconds(5) ? 0 : attempt + 1;
     absl::Duration delay = backoff_.Delay(attempt);
-    spdlog::warn("{}: connection to controller ended after {}: {}; reconnecting in {}",
+    const std::string hint = failure_hint_ ? failure_hint_(stream->status()) : "";
+    spdlog::warn("{}: connection to controller ended after {}: {}{}; reconnecting in {}",
                  opts.host_id, absl::FormatDuration(lasted), stream->status().error_message(),
-                 absl::FormatDuration(delay));
+                 hint.empty() ? "" : absl::StrCat(" (", hint, ")"), absl::FormatDuration(delay));
     absl::MutexLock lock(&mu_);
     if (mu_.AwaitWithTimeout(absl::Condition(&shutdown_), delay)) return;
   }

@@ -5,6 +5,7 @@
 #define FLEET_AGENT_SESSION_H_
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -37,6 +38,13 @@ class AgentSession {
   AgentSession(std::shared_ptr<grpc::Channel> channel, Deployer* deployer, Backoff backoff = {});
   ~AgentSession();
 
+  // Explains, for the log line of a connection that ended, what only the
+  // caller knows about `status` (such as the certificate files it gave the
+  // channel); "" when it has nothing to add. Optional; set before Run().
+  void set_failure_hint(std::function<std::string(const grpc::Status& status)> hint) {
+    failure_hint_ = std::move(hint);
+  }
+
   // Connects and serves until Shutdown(). Blocks.
   void Run();
   // Ends the current stream and makes Run() return. Thread-safe. Commands
@@ -60,6 +68,7 @@ class AgentSession {
   std::unique_ptr<fleet::v1::AgentService::Stub> stub_;
   Deployer* deployer_;
   Backoff backoff_;
+  std::function<std::string(const grpc::Status&)> failure_hint_;  // fixed before Run()
 
   absl::Mutex mu_;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;

@@ -360,9 +360,10 @@ absl::Status ReleaseExtractor::PrepareEntry(archive_entry* entry,
   }
   extracted_[rel] = kind;
 
-  // The bits above 0777 are setuid, setgid and sticky. Directories keep
-  // u+rwx so that the agent can always remove an old release.
-  mode_t perm = archive_entry_perm(entry) & 0777;
+  // The bits above 0777 are setuid, setgid and sticky; other users never
+  // get to write (anyone on the host could change what runs). Directories
+  // keep u+rwx so that the agent can always remove an old release.
+  mode_t perm = archive_entry_perm(entry) & 0775;
   if (kind == EntryKind::kDirectory) perm |= 0700;
   archive_entry_set_perm(entry, perm);
   archive_entry_set_pathname(entry, full.c_str());

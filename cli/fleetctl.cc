@@ -12,7 +12,9 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -22,9 +24,13 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "cli/actor.h"
+#include "cli/pki_command.h"
+#include "common/address.h"
 #include "common/config_bundle.h"
 #include "common/rollout_state.h"
 #include "common/sha256.h"
+#include "common/signing.h"
+#include "common/tls.h"
 #include "fleet/v1/api.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -47,34 +53,81 @@ class Client {
  public:
   Client(std::string address, bool json) : address_(std::move(address)), json_(json) {}
 
-  // Connects within kConnectTimeout, or fails with a clear message.
-  bool Connect(Failure* failure) {
+  // Connects within kConnectTimeout, or fails with a clear message. With
+  // `tls_ca` the channel is TLS and the controller's certificate must chain
+  // to that CA bundle and name the --controller host; without, plaintext.
+  bool Connect(const std::string& tls_ca, Failure* failure) {
+    if (!tls_ca.empty()) {
+      if (absl::Status st = ValidateCaFile("--tls-ca", tls_ca); !st.ok()) {
+        *failure = {kExitError, std::string(st.message())};
+        return false;
+      }
+    }
+    // Failed handshakes are reported once, by ConnectFailure, not by gRPC's
+    // log on every retry (GRPC_VERBOSITY brings its log back).
+    if (getenv("GRPC_VERBOSITY") == nullptr) gpr_set_log_function(DiscardGrpcLog);
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(64 << 20);
-    channel_ = grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args);
-    auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(5);
-    if (!channel_->WaitForConnected(deadline)) {
-      *failure = {kExitError, absl::StrCat("cannot reach the controller at ", address_, " within ",
-                                           absl::FormatDuration(kConnectTimeout),
-                                           " (set --controller or FLEET_CONTROLLER)")};
+    channel_ = grpc::CreateCustomChannel(
+        address_,
+        tls_ca.empty() ? grpc::InsecureChannelCredentials()
+                       : TlsChannelCredentials({"", "", tls_ca}, kDefaultTlsReloadInterval),
+        args);
+    stub_ = FleetService::NewStub(channel_);
+    if (!channel_->WaitForConnected(absl::ToChronoTime(absl::Now() + kConnectTimeout))) {
+      *failure = {kExitError, ConnectFailure(tls_ca)};
       return false;
     }
-    stub_ = FleetService::NewStub(channel_);
     return true;
   }
 
   FleetService::Stub* api() { return stub_.get(); }
   bool json() const { return json_; }
+  // The API token every call sends as `authorization: Bearer <token>`;
+  // "" sends none.
+  void set_token(std::string token) { token_ = std::move(token); }
 
   std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout = kCallTimeout) {
     auto ctx = std::make_unique<grpc::ClientContext>();
     ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    if (!token_.empty()) ctx->AddMetadata("authorization", absl::StrCat("Bearer ", token_));
     return ctx;
   }
 
  private:
+  static void DiscardGrpcLog(gpr_log_func_args* /*args*/) {}
+
+  // Why Connect gave up, from the error of one call on the failed channel:
+  // nothing listening, a TLS handshake that failed, or (in plaintext) a
+  // server that does not speak plaintext gRPC, which is most likely TLS.
+  std::string ConnectFailure(const std::string& tls_ca) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+    fleet::v1::ListAppsResponse ignored;
+    const std::string error = stub_->ListApps(&ctx, {}, &ignored).error_message();
+    const std::string unreachable = absl::StrCat(
+        "cannot reach the controller at ", address_, " within ",
+        absl::FormatDuration(kConnectTimeout), " (set --controller or FLEET_CONTROLLER");
+    const size_t handshake = error.find("andshake failed");
+    if (!tls_ca.empty() && handshake != std::string::npos) {
+      const size_t start = error.rfind(": ", handshake);
+      const std::string detail = start == std::string::npos ? error : error.substr(start + 2);
+      std::string host;
+      int port = 0;
+      if (!SplitHostPort(address_, &host, &port).ok()) host = address_;
+      return absl::StrCat("TLS handshake with the controller at ", address_,
+                          " failed: its certificate must chain to a CA in --tls-ca ", tls_ca,
+                          " and name ", host, ", and it must serve TLS (", detail, ")");
+    }
+    if (tls_ca.empty() && absl::StrContains(error, "Socket closed")) {
+      return absl::StrCat(unreachable, "; is it TLS? pass --tls-ca or set FLEET_TLS_CA)");
+    }
+    return absl::StrCat(unreachable, ")");
+  }
+
   std::string address_;
   bool json_;
+  std::string token_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<FleetService::Stub> stub_;
 };
@@ -108,6 +161,31 @@ std::string KindName(const Rollout& r) {
 }
 
 std::string OrDash(const std::string& s) { return s.empty() ? "-" : s; }
+
+// `fleetctl token` names roles as the controller's messages do.
+fleet::v1::Role RoleOf(const std::string& word) {
+  if (word == "admin") return fleet::v1::ROLE_ADMIN;
+  if (word == "deployer") return fleet::v1::ROLE_DEPLOYER;
+  if (word == "viewer") return fleet::v1::ROLE_VIEWER;
+  return fleet::v1::ROLE_UNSPECIFIED;
+}
+std::string RoleWord(fleet::v1::Role role) {
+  switch (role) {
+    case fleet::v1::ROLE_ADMIN:
+      return "admin";
+    case fleet::v1::ROLE_DEPLOYER:
+      return "deployer";
+    case fleet::v1::ROLE_VIEWER:
+      return "viewer";
+    default:
+      return "-";
+  }
+}
+// "deployer token 3fa9c2d4e5f6 for app 'api'"
+std::string TokenName(const fleet::v1::TokenInfo& t) {
+  return absl::StrCat(RoleWord(t.role()), " token ", t.id(),
+                      t.app().empty() ? "" : absl::StrCat(" for app '", t.app(), "'"));
+}
 
 int ExitCodeFor(const Rollout& r) {
   switch (r.state()) {
@@ -385,10 +463,23 @@ int Run(int argc, char** argv) {
   std::string output = "text";
   app.add_option("--controller", controller, "controller HOST:PORT (env FLEET_CONTROLLER)")
       ->capture_default_str();
+  std::string tls_ca;
+  if (const char* env = getenv("FLEET_TLS_CA"); env != nullptr && *env) tls_ca = env;
+  app.add_option("--tls-ca", tls_ca,
+                 "PEM CA bundle that the controller's certificate must chain to: talk TLS "
+                 "(env FLEET_TLS_CA; unset: plaintext)");
   app.add_option("--output,-o", output, "text or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
   app.set_version_flag("--version", FLEET_VERSION);
+  std::string token, token_file;
+  if (const char* env = getenv("FLEET_TOKEN"); env != nullptr && *env) token = env;
+  auto* token_opt = app.add_option(
+      "--token", token,
+      "API token, sent as a bearer token (env FLEET_TOKEN; prefer it or --token-file: "
+      "arguments show in ps)");
+  app.add_option("--token-file", token_file, "file holding the API token, e.g. admin.token")
+      ->excludes(token_opt);
 
   std::string a_app, a_version, a_file, a_selector, a_to, a_id;
   bool wait = false;
@@ -405,6 +496,13 @@ int Run(int argc, char** argv) {
   rel_push->add_option("file", a_file, "artifact (tar, tar.gz, ...)")->required();
   auto* rel_list = rel_cmd->add_subcommand("list", "list an app's releases");
   rel_list->add_option("app", a_app)->required();
+  std::string a_sign, a_key_out;
+  rel_push->add_option("--sign", a_sign,
+                       "secret key file from fleetctl keygen: sign the release's manifest");
+  auto* keygen = app.add_subcommand(
+      "keygen", "make an Ed25519 key pair that signs releases (works without a controller)");
+  keygen->add_option("--out", a_key_out, "write PREFIX.key (secret, mode 0600) and PREFIX.pub")
+      ->required();
 
   std::string a_waves, a_max_failures, a_bake, a_host_timeout;
   int a_max_parallel = 0;
@@ -475,6 +573,22 @@ int Run(int argc, char** argv) {
   auto* history = app.add_subcommand("history", "an app's rollouts and rollbacks");
   history->add_option("app", a_app)->required();
 
+  std::string a_role, a_description;
+  auto* token_cmd =
+      app.add_subcommand("token", "manage API tokens (admin only)")->require_subcommand(1);
+  auto* tok_create = token_cmd->add_subcommand(
+      "create", "create a token and print it once (viewer reads; deployer also pushes, rolls "
+                "out and back; admin also applies apps and manages tokens)");
+  tok_create->add_option("--role", a_role, "viewer, deployer or admin")
+      ->required()
+      ->check(CLI::IsMember({"viewer", "deployer", "admin"}));
+  tok_create->add_option("--app", a_app, "deployer only: the one app it may change");
+  tok_create->add_option("--description", a_description, "what or who it is for");
+  auto* tok_list = token_cmd->add_subcommand("list", "list tokens (never the tokens themselves)");
+  auto* tok_revoke = token_cmd->add_subcommand("revoke", "revoke a token by its id");
+  tok_revoke->add_option("id", a_id)->required();
+  AddPkiCommands(&app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -499,7 +613,39 @@ int Run(int argc, char** argv) {
     std::cerr << "fleetctl: " << f.message << "\n";
     return f.code;
   };
-  if (!client.Connect(&failure)) return fail(failure);
+  // Before connecting: a key pair is made where it is kept, and the
+  // controller never sees the secret half.
+  if (keygen->parsed()) {
+    absl::StatusOr<SigningKeyPair> keys = GenerateSigningKeyPair();
+    absl::Status st = keys.ok() ? WriteKeyFiles(*keys, a_key_out) : keys.status();
+    if (!st.ok()) return fail({kExitError, absl::StrCat("keygen: ", st.message())});
+    const std::string public_key = FormatPublicKey(keys->public_key);
+    if (json) {
+      nlohmann::json out = {{"public_key", public_key},
+                            {"secret_key_file", a_key_out + ".key"},
+                            {"public_key_file", a_key_out + ".pub"}};
+      std::cout << out.dump(2) << "\n";
+    } else {
+      std::cout << "wrote " << a_key_out << ".key (secret, mode 0600; for release push --sign) and "
+                << a_key_out << ".pub; list this public key in the app spec's trusted_keys:\n"
+                << public_key << "\n";
+    }
+    return kExitOk;
+  }
+  if (!token_file.empty()) {
+    token = ReadAll(token_file, &failure);
+    if (failure.code) return fail(failure);
+  }
+  token = std::string(absl::StripAsciiWhitespace(token));
+  // gRPC refuses such metadata with an obscure error; say what is wrong.
+  if (std::any_of(token.begin(), token.end(), [](char c) { return c < 0x21 || c > 0x7e; })) {
+    return fail({kExitError, absl::StrCat("the API token from ",
+                                          token_file.empty() ? "FLEET_TOKEN or --token"
+                                                             : token_file,
+                                          " holds spaces or control characters; no token does")});
+  }
+  client.set_token(token);
+  if (!client.Connect(tls_ca, &failure)) return fail(failure);
   const std::string actor = CurrentActor();
 
   if (app_apply->parsed()) {
@@ -544,6 +690,17 @@ int Run(int argc, char** argv) {
     in.seekg(0);
     auto sha = Sha256File(a_file);
     if (!sha.ok()) return fail({kExitError, std::string(sha.status().message())});
+    std::string signature;
+    if (!a_sign.empty()) {
+      absl::StatusOr<std::string> key = ReadSecretKeyFile(a_sign);
+      absl::StatusOr<std::string> signed_manifest =
+          key.ok() ? SignReleaseManifest(*key, a_app, a_version, *sha, size) : key.status();
+      if (!signed_manifest.ok()) {
+        return fail({kExitError, absl::StrCat("cannot sign ", a_app, "@", a_version, ": ",
+                                              signed_manifest.status().message())});
+      }
+      signature = *std::move(signed_manifest);
+    }
     fleet::v1::Release resp;
     auto ctx = client.Context(absl::Hours(1));
     auto writer = client.api()->PushRelease(ctx.get(), &resp);
@@ -554,6 +711,7 @@ int Run(int argc, char** argv) {
     header->set_size(size);
     header->set_sha256(*sha);
     header->set_actor(actor);
+    header->set_signature(signature);
     bool ok = writer->Write(req);
     std::string buf(1 << 20, '\0');
     while (ok && in) {
@@ -570,7 +728,8 @@ int Run(int argc, char** argv) {
       std::cout << Json(resp);
     } else {
       std::cout << "pushed " << resp.app() << "@" << resp.version() << " sha256 " << resp.sha256()
-                << " (" << resp.size() << " bytes)\n";
+                << " (" << resp.size() << " bytes)"
+                << (resp.signature().empty() ? ", unsigned" : ", signed") << "\n";
     }
     return kExitOk;
   }
@@ -625,10 +784,12 @@ int Run(int argc, char** argv) {
       std::cout << Json(resp);
       return kExitOk;
     }
-    std::vector<std::vector<std::string>> rows = {{"VERSION", "SHA256", "SIZE", "PUSHED", "BY"}};
+    std::vector<std::vector<std::string>> rows = {
+        {"VERSION", "SHA256", "SIZE", "SIGNED", "PUSHED", "BY"}};
     for (const auto& r : resp.releases()) {
       rows.push_back({r.version(), r.sha256().substr(0, 12), std::to_string(r.size()),
-                      FormatMs(r.created_at_ms()), r.created_by()});
+                      r.signature().empty() ? "no" : "yes", FormatMs(r.created_at_ms()),
+                      r.created_by()});
     }
     PrintTable(rows);
     return kExitOk;
@@ -805,6 +966,58 @@ int Run(int argc, char** argv) {
                       absl::StrJoin(labels, ","), absl::StrJoin(apps, ",")});
     }
     PrintTable(rows);
+    return kExitOk;
+  }
+  if (tok_create->parsed()) {
+    fleet::v1::CreateTokenRequest req;
+    req.set_role(RoleOf(a_role));
+    req.set_app(a_app);
+    req.set_description(a_description);
+    req.set_actor(actor);
+    fleet::v1::CreateTokenResponse resp;
+    grpc::Status st = client.api()->CreateToken(client.Context().get(), req, &resp);
+    if (!st.ok()) return fail(RpcFailure(st));
+    if (json) {
+      std::cout << Json(resp);
+      return kExitOk;
+    }
+    // stdout holds the token alone, for FLEET_TOKEN=$(fleetctl token create ...).
+    std::cout << resp.token() << "\n";
+    std::cerr << "created " << TokenName(resp.info())
+              << "; the token is shown only this once, keep it secret\n";
+    return kExitOk;
+  }
+  if (tok_list->parsed()) {
+    fleet::v1::ListTokensResponse resp;
+    grpc::Status st = client.api()->ListTokens(client.Context().get(), {}, &resp);
+    if (!st.ok()) return fail(RpcFailure(st));
+    if (json) {
+      std::cout << Json(resp);
+      return kExitOk;
+    }
+    std::vector<std::vector<std::string>> rows = {
+        {"ID", "ROLE", "APP", "DESCRIPTION", "CREATED", "BY", "REVOKED"}};
+    for (const auto& t : resp.tokens()) {
+      rows.push_back({t.id(), RoleWord(t.role()), t.app().empty() ? "all" : t.app(),
+                      OrDash(t.description()), FormatMs(t.created_at_ms()), t.created_by(),
+                      FormatMs(t.revoked_at_ms())});
+    }
+    PrintTable(rows);
+    return kExitOk;
+  }
+  if (tok_revoke->parsed()) {
+    fleet::v1::RevokeTokenRequest req;
+    req.set_id(a_id);
+    req.set_actor(actor);
+    fleet::v1::TokenInfo resp;
+    grpc::Status st = client.api()->RevokeToken(client.Context().get(), req, &resp);
+    if (!st.ok()) return fail(RpcFailure(st));
+    if (json) {
+      std::cout << Json(resp);
+    } else {
+      std::cout << "revoked " << TokenName(resp) << " at " << FormatMs(resp.revoked_at_ms())
+                << "\n";
+    }
     return kExitOk;
   }
   if (history->parsed()) {

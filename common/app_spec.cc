@@ -4,6 +4,8 @@
 
 #include <set>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
 #include "absl/strings/strip.h"
@@ -13,12 +15,42 @@
 #include "common/config_bundle.h"
 #include "common/config_files.h"
 #include "common/fs.h"
+#include "common/signing.h"
 
 namespace fleet {
 namespace {
 
 using fleet::v1::AppSpec;
 using fleet::v1::HealthCheck;
+
+// `text` with control characters as \xNN: messages quote values from the
+// spec (and yaml-cpp the offending character), and an error must stay one
+// printable line whatever the file holds.
+std::string Printable(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      absl::StrAppend(&out, "\\x", absl::Hex(u, absl::kZeroPad2));
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// A portable user name (POSIX, as useradd accepts them): no leading '-',
+// which `su`/`chown` would read as an option.
+bool IsUserName(const std::string& name) {
+  if (name.empty() || name.size() > 32 || name[0] == '-') return false;
+  for (char c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
 
 class SpecParser {
  public:
@@ -30,7 +62,7 @@ class SpecParser {
     if (node.IsDefined() && node.Mark().line >= 0) {
       absl::StrAppend(&where, ":", node.Mark().line + 1);
     }
-    return absl::InvalidArgumentError(absl::StrCat(where, ": ", field, ": ", problem));
+    return absl::InvalidArgumentError(Printable(absl::StrCat(where, ": ", field, ": ", problem)));
   }
 
   absl::Status CheckKeys(const YAML::Node& map, const std::string& field,
@@ -137,16 +169,17 @@ class SpecParser {
       root = YAML::Load(yaml);
     } catch (const YAML::ParserException& e) {
       return absl::InvalidArgumentError(
-          absl::StrCat(source_, ":", e.mark.line + 1, ": invalid YAML: ", e.msg));
+          Printable(absl::StrCat(source_, ":", e.mark.line + 1, ": invalid YAML: ", e.msg)));
     }
     if (!root.IsMap()) {
-      return absl::InvalidArgumentError(absl::StrCat(source_, ": an app spec must be a mapping"));
+      return absl::InvalidArgumentError(
+          Printable(absl::StrCat(source_, ": an app spec must be a mapping")));
     }
     try {
       return ParseRoot(root);
     } catch (const YAML::Exception& e) {
       return absl::InvalidArgumentError(
-          absl::StrCat(source_, ":", e.mark.line + 1, ": ", e.msg));
+          Printable(absl::StrCat(source_, ":", e.mark.line + 1, ": ", e.msg)));
     }
   }
 
@@ -155,7 +188,8 @@ class SpecParser {
     absl::Status st = CheckKeys(root, "",
                                 {"name", "keep_releases", "shared_dirs", "reload", "reload_timeout",
                                  "health", "bake", "hooks", "rollout", "config",
-                                 "prometheus_url", "analysis", "rollback_on_alert", "notify"});
+                                 "prometheus_url", "analysis", "rollback_on_alert", "notify",
+                                 "trusted_keys", "user"});
     if (!st.ok()) return st;
     if (!root["name"]) return Error(root, "name", "is required");
     auto name = String(root["name"], "name");
@@ -192,6 +226,15 @@ class SpecParser {
       auto v = String(root["reload"], "reload");
       if (!v.ok()) return v.status();
       spec.set_reload(*v);
+    }
+    if (root["user"]) {
+      auto v = String(root["user"], "user");
+      if (!v.ok()) return v.status();
+      if (!IsUserName(*v)) {
+        return Error(root["user"], "user",
+                     absl::StrCat("'", *v, "' is not a user name (letters, digits, '_', '-', '.'; at most 32)"));
+      }
+      spec.set_user(*v);
     }
     spec.set_reload_timeout_ms(60000);
     if (root["reload_timeout"]) {
@@ -308,6 +351,21 @@ class SpecParser {
       for (size_t i = 0; i < list.size(); ++i) {
         st = ParseSink(list[i], absl::StrCat("notify[", i, "]"), spec.add_notify());
         if (!st.ok()) return st;
+      }
+    }
+    if (const auto& keys = root["trusted_keys"]; keys) {
+      st = StringList(keys, "trusted_keys", spec.mutable_trusted_keys());
+      if (!st.ok()) return st;
+      // Checked here so that a typo is refused at `app apply`, not found by
+      // every agent refusing every release.
+      std::set<std::string> seen;
+      for (int i = 0; i < spec.trusted_keys_size(); ++i) {
+        const std::string field = absl::StrCat("trusted_keys[", i, "]");
+        absl::StatusOr<std::string> key = ParsePublicKey(spec.trusted_keys(i));
+        if (!key.ok()) return Error(keys[i], field, std::string(key.status().message()));
+        if (!seen.insert(*key).second) return Error(keys[i], field, "lists the same key again");
+        // One spelling everywhere: the form fleetctl keygen prints.
+        *spec.mutable_trusted_keys(i) = FormatPublicKey(*key);
       }
     }
     return spec;

@@ -101,6 +101,18 @@ absl::Status FsyncTree(const std::string& root) {
   return FsyncDir(root);
 }
 
+absl::Status ChownTree(const std::string& root, uid_t uid, gid_t gid) {
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    const std::string path = it->path().string();
+    if (lchown(path.c_str(), uid, gid) != 0) return ErrnoStatus("cannot chown", path);
+  }
+  if (ec) return absl::InternalError(absl::StrCat("cannot walk ", root, ": ", ec.message()));
+  if (lchown(root.c_str(), uid, gid) != 0) return ErrnoStatus("cannot chown", root);
+  return absl::OkStatus();
+}
+
 absl::Status MakeDirs(const std::string& dir, int mode) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);

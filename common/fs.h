@@ -4,6 +4,8 @@
 #ifndef FLEET_COMMON_FS_H_
 #define FLEET_COMMON_FS_H_
 
+#include <sys/types.h>
+
 #include <string>
 
 #include "absl/status/status.h"
@@ -24,6 +26,12 @@ absl::Status FsyncDir(const std::string& dir);
 
 // Fsyncs every regular file and directory below `root`, then `root` itself.
 absl::Status FsyncTree(const std::string& root);
+
+// Gives everything below `root` and then `root` itself to uid:gid, never
+// following a symlink (links themselves are changed): once `root` has the
+// new owner, so has the whole tree, even after a crash in between. Modes
+// stay as they are (chown clears setuid/setgid, which Fleet never sets).
+absl::Status ChownTree(const std::string& root, uid_t uid, gid_t gid);
 
 // Creates `dir` and its parents. OK when it exists already.
 absl::Status MakeDirs(const std::string& dir, int mode = 0755);

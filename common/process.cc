@@ -1,6 +1,8 @@
 #include "common/process.h"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -40,8 +42,8 @@ constexpr auto kMaxPoll = std::chrono::milliseconds(10);
 // What the child reports through the exec-error pipe when it fails before
 // exec; the pipe is close-on-exec, so a successful exec reports nothing.
 struct ChildFailure {
-  bool in_chdir;  // else in dup2 or exec
-  int error;      // errno
+  enum Step { kExec, kChdir, kCredentials } step;  // kExec covers dup2 too
+  int error;                                       // errno
 };
 
 // Closes a descriptor when it goes out of scope.
@@ -80,11 +82,17 @@ int OpenOutputFile() {
   return fd;
 }
 
-std::vector<std::string> BuildEnvironment(const std::map<std::string, std::string>& extra) {
+std::vector<std::string> BuildEnvironment(const std::map<std::string, std::string>& extra,
+                                          const std::optional<RunAs>& run_as) {
   std::map<std::string, std::string> env;
   env["PATH"] = kBasePath;
   const char* home = getenv("HOME");
   env["HOME"] = (home != nullptr && *home != '\0') ? home : "/";
+  if (run_as) {
+    env["HOME"] = run_as->home.empty() ? "/" : run_as->home;
+    env["USER"] = run_as->user;
+    env["LOGNAME"] = run_as->user;
+  }
   env["LANG"] = "C.UTF-8";
   for (const auto& [key, value] : extra) env[key] = value;
   std::vector<std::string> out;
@@ -116,14 +124,37 @@ int AboveStdio(int fd) {
   return moved;
 }
 
+// Takes on `run_as` in the calling task only. Raw system calls, not the
+// libc wrappers: those also change every other thread of the process (the
+// setxid broadcast), and in a vforked child "the process" is the agent.
+int SwitchCredentials(const RunAs& run_as) {
+  if (syscall(SYS_setgroups, run_as.groups.size(), run_as.groups.data()) != 0) return errno;
+  if (syscall(SYS_setresgid, run_as.gid, run_as.gid, run_as.gid) != 0) return errno;
+  if (syscall(SYS_setresuid, run_as.uid, run_as.uid, run_as.uid) != 0) return errno;
+  return 0;
+}
+
 // Runs in the vforked child: only async-signal-safe calls until execve.
 [[noreturn]] void ExecChild(int output_fd, int null_fd, int report_fd, const char* cwd,
-                            char* const argv[], char* const envp[], int max_fd) {
+                            const RunAs* run_as, char* const argv[], char* const envp[],
+                            int max_fd) {
   setpgid(0, 0);
+  ChildFailure failure{};
+  if (cwd != nullptr && chdir(cwd) != 0) {
+    failure = {ChildFailure::kChdir, errno};
+  } else if (int error = run_as != nullptr ? SwitchCredentials(*run_as) : 0; error != 0) {
+    failure = {ChildFailure::kCredentials, error};
+  }
+  if (failure.error != 0) {
+    ssize_t ignored = write(report_fd, &failure, sizeof(failure));
+    (void)ignored;
+    _exit(127);
+  }
   // The command dies with the agent: after a kill -9 the restarted agent
   // runs its recovery, and an orphaned reload racing it would start a second
   // instance of the service. What the command itself starts in the
   // background is not affected (the setting is not inherited across fork).
+  // Set after the credentials change, which clears it.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   // Ignored signals and the blocked mask survive exec; the command must
   // start with defaults whatever the agent does with SIGPIPE and friends.
@@ -135,12 +166,9 @@ int AboveStdio(int fd) {
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
 
-  ChildFailure failure{};
-  if (cwd != nullptr && chdir(cwd) != 0) {
-    failure = {true, errno};
-  } else if (dup2(null_fd, STDIN_FILENO) < 0 || dup2(output_fd, STDOUT_FILENO) < 0 ||
-             dup2(output_fd, STDERR_FILENO) < 0) {
-    failure = {false, errno};
+  if (dup2(null_fd, STDIN_FILENO) < 0 || dup2(output_fd, STDOUT_FILENO) < 0 ||
+      dup2(output_fd, STDERR_FILENO) < 0) {
+    failure = {ChildFailure::kExec, errno};
   } else {
     // Keep only 0-2 and the report pipe (close-on-exec) across exec.
     // Descriptors other threads opened without O_CLOEXEC must not leak
@@ -148,7 +176,7 @@ int AboveStdio(int fd) {
     CloseRange(STDERR_FILENO + 1, report_fd - 1, max_fd);
     CloseRange(report_fd + 1, -1, max_fd);
     execve(kShell, argv, envp);
-    failure = {false, errno};
+    failure = {ChildFailure::kExec, errno};
   }
   ssize_t ignored = write(report_fd, &failure, sizeof(failure));
   (void)ignored;
@@ -160,6 +188,7 @@ struct ChildArgs {
   int null_fd;
   int report_fd;
   const char* cwd;
+  const RunAs* run_as;  // nullptr = keep the caller's credentials
   char* const* argv;
   char* const* envp;
   int max_fd;
@@ -170,8 +199,8 @@ struct ChildArgs {
 __attribute__((noinline)) pid_t SpawnChild(const ChildArgs* args) {
   pid_t pid = vfork();
   if (pid == 0) {
-    ExecChild(args->output_fd, args->null_fd, args->report_fd, args->cwd, args->argv,
-              args->envp, args->max_fd);
+    ExecChild(args->output_fd, args->null_fd, args->report_fd, args->cwd, args->run_as,
+              args->argv, args->envp, args->max_fd);
   }
   return pid;
 }
@@ -205,7 +234,7 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec) {
   std::string dash_c = "-c";
   std::string command = spec.command;
   char* argv[] = {shell.data(), dash_c.data(), command.data(), nullptr};
-  std::vector<std::string> env = BuildEnvironment(spec.env);
+  std::vector<std::string> env = BuildEnvironment(spec.env, spec.run_as);
   std::vector<char*> envp;
   envp.reserve(env.size() + 1);
   for (std::string& entry : env) envp.push_back(entry.data());
@@ -234,7 +263,8 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec) {
   // child only makes async-signal-safe calls on prepared data and never
   // returns (ExecChild ends in execve or _exit); it resets signal handlers
   // in its own table (vfork does not share CLONE_SIGHAND).
-  const ChildArgs child{output.get(), null_fd.get(), report_write.get(), cwd,
+  const ChildArgs child{output.get(), null_fd.get(), report_write.get(),
+                        cwd,          spec.run_as ? &*spec.run_as : nullptr,
                         argv,         envp.data(),   max_fd};
   pid_t pid = SpawnChild(&child);
   if (pid < 0) return ErrnoError(errno, "vfork failed", spec.command);
@@ -252,8 +282,18 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec) {
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    std::string what =
-        failure.in_chdir ? absl::StrCat("chdir to ", spec.cwd) : absl::StrCat("exec ", kShell);
+    std::string what;
+    switch (failure.step) {
+      case ChildFailure::kChdir:
+        what = absl::StrCat("chdir to ", spec.cwd);
+        break;
+      case ChildFailure::kCredentials:
+        what = absl::StrCat("cannot switch to user '", spec.run_as->user, "'");
+        break;
+      case ChildFailure::kExec:
+        what = absl::StrCat("exec ", kShell);
+        break;
+    }
     return ErrnoError(failure.error, what, spec.command);
   }
 
@@ -339,6 +379,37 @@ std::string ProcessResult::Describe() const {
   std::string line = LastLine(output);
   if (line.empty()) return head;
   return absl::StrCat(head, ": ", line);
+}
+
+absl::StatusOr<RunAs> LookupUser(const std::string& user) {
+  long size_hint = sysconf(_SC_GETPW_R_SIZE_MAX);
+  std::vector<char> buf(size_hint > 0 ? static_cast<size_t>(size_hint) : 16384);
+  struct passwd pwd;
+  struct passwd* found = nullptr;
+  int rc;
+  while ((rc = getpwnam_r(user.c_str(), &pwd, buf.data(), buf.size(), &found)) == ERANGE &&
+         buf.size() < (1 << 20)) {
+    buf.resize(buf.size() * 2);
+  }
+  if (rc != 0) return absl::ErrnoToStatus(rc, absl::StrCat("cannot look up user '", user, "'"));
+  if (found == nullptr) {
+    return absl::NotFoundError(absl::StrCat("user '", user, "' does not exist on this host"));
+  }
+  RunAs run_as;
+  run_as.user = user;
+  run_as.uid = pwd.pw_uid;
+  run_as.gid = pwd.pw_gid;
+  run_as.home = pwd.pw_dir != nullptr ? pwd.pw_dir : "";
+  int count = 32;
+  std::vector<gid_t> groups(static_cast<size_t>(count));
+  while (getgrouplist(user.c_str(), pwd.pw_gid, groups.data(), &count) < 0) {
+    if (count <= static_cast<int>(groups.size())) count = static_cast<int>(groups.size()) * 2;
+    if (count > 65536) return absl::InternalError(absl::StrCat("user '", user, "' has too many groups"));
+    groups.resize(static_cast<size_t>(count));
+  }
+  groups.resize(static_cast<size_t>(count));
+  run_as.groups = std::move(groups);
+  return run_as;
 }
 
 ProcessRunner* DefaultProcessRunner() {

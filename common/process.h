@@ -3,19 +3,41 @@
 #ifndef FLEET_COMMON_PROCESS_H_
 #define FLEET_COMMON_PROCESS_H_
 
+#include <sys/types.h>
+
 #include <map>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
 namespace fleet {
 
+// The user a command runs as instead of the caller's: an app spec's
+// `user:`. Switching needs root (CAP_SETUID/CAP_SETGID).
+struct RunAs {
+  std::string user;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups, from /etc/group
+  std::string home;
+};
+
+// Looks `user` up in the passwd and group databases. NotFound when this
+// host has no such user.
+absl::StatusOr<RunAs> LookupUser(const std::string& user);
+
 struct ProcessSpec {
   std::string command;                       // run as /bin/sh -c command
   std::string cwd;                           // working directory; "" = inherit
   std::map<std::string, std::string> env;    // added to a minimal base (PATH, HOME)
   absl::Duration timeout = absl::Seconds(60);
+  // Run with these credentials (and HOME, USER, LOGNAME from them); unset =
+  // the caller's. The working directory is entered before the switch, so
+  // it need not be reachable by that user through its parents.
+  std::optional<RunAs> run_as;
 };
 
 struct ProcessResult {
@@ -35,7 +57,8 @@ class ProcessRunner {
  public:
   virtual ~ProcessRunner() = default;
   // Runs the command to completion or timeout. Returns an error only when
-  // the process could not be started at all; a failing command is an OK
+  // the process could not be started at all (including when it cannot take
+  // on spec.run_as); a failing command is an OK
   // StatusOr with !result.ok(). Thread-safe. The command runs in its own
   // process group; on timeout the whole group gets SIGKILL. Output goes to a
   // temporary file, not a pipe, so a command that leaves a daemon behind

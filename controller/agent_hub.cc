@@ -24,12 +24,28 @@ void ConfigureServerKeepalive(grpc::ServerBuilder* builder) {
   builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
 }
 
+namespace {
+
+// A call refused before it started: finishes with `status` at once.
+template <typename Reactor>
+class Refusal : public Reactor {
+ public:
+  explicit Refusal(const grpc::Status& status) { this->Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
 // One agent's Connect stream. Writes go one at a time from a queue; the
 // stream finishes exactly once, after the read side ended (agent gone) or
 // Close() was called, and only when no write is in flight.
 class AgentHub::Stream : public grpc::ServerBidiReactor<AgentMessage, ControllerMessage> {
  public:
-  Stream(AgentHub* hub, grpc::CallbackServerContext* ctx) : hub_(hub), peer_(ctx->peer()) {
+  // `certificate`: the names of the peer's verified client certificate;
+  // nullopt in development mode, where any host id is taken at its word.
+  Stream(AgentHub* hub, grpc::CallbackServerContext* ctx,
+         std::optional<CertificateNames> certificate)
+      : hub_(hub), peer_(ctx->peer()), certificate_(std::move(certificate)) {
     StartRead(&incoming_);
   }
 
@@ -58,6 +74,12 @@ class AgentHub::Stream : public grpc::ServerBidiReactor<AgentMessage, Controller
       if (!incoming_.has_hello() || incoming_.hello().host_id().empty()) {
         Close(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                            "the first message on Connect must be Hello with a host id"));
+        return;
+      }
+      // Before the listener hears of it: a refused claim records nothing
+      // for the host it named.
+      if (certificate_ && !certificate_->Names(incoming_.hello().host_id())) {
+        Close(hub_->DenyHostId("Connect", incoming_.hello().host_id(), *certificate_, peer_));
         return;
       }
       absl::Status st = hub_->listener_->OnHello(incoming_.hello(), peer_);
@@ -104,6 +126,7 @@ class AgentHub::Stream : public grpc::ServerBidiReactor<AgentMessage, Controller
 
   AgentHub* hub_;
   std::string peer_;
+  const std::optional<CertificateNames> certificate_;
   std::string host_id_;  // set by the first read; then only read
   AgentMessage incoming_;
   WriteQueue<ControllerMessage> writes_;
@@ -175,9 +198,60 @@ void AgentHub::CloseAll() {
   }
 }
 
+grpc::Status AgentHub::PeerCertificate(const char* rpc, grpc::CallbackServerContext* context,
+                                       std::optional<CertificateNames>* names) {
+  names->reset();
+  if (!require_client_certificate_) return grpc::Status::OK;
+  std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
+  if (auth) *names = PeerCertificateNames(*auth);
+  if (*names) return grpc::Status::OK;
+  // Logged only: anyone who can reach the port can send these, and the
+  // audit history must not be theirs to fill.
+  spdlog::warn("refused {} from {}: no client certificate", rpc, context->peer());
+  return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                      "the agent protocol needs a client certificate signed by the controller's "
+                      "CA (start the agent with --tls-cert, --tls-key and --tls-ca)");
+}
+
+grpc::Status AgentHub::DenyHostId(const char* rpc, const std::string& host_id,
+                                  const CertificateNames& certificate, const std::string& peer) {
+  const std::string message =
+      absl::StrCat("host id '", host_id, "' does not match the client certificate (",
+                   certificate.ToString(), ")");
+  spdlog::warn("refused {} from {}: {}", rpc, peer, message);
+  bool record = false;
+  {
+    absl::MutexLock lock(&mu_);
+    // Bounded: a certificate that keeps claiming new ids cannot grow it
+    // without limit; forgetting only means recording a denial again.
+    if (denial_recorded_at_.size() > 1000) denial_recorded_at_.clear();
+    absl::Time& last = denial_recorded_at_[absl::StrCat(certificate.ToString(), "\n", host_id)];
+    const absl::Time now = absl::Now();
+    if (last == absl::Time() || now - last >= kDenialRecordInterval) {
+      last = now;
+      record = true;
+    }
+  }
+  if (record && denial_hook_) {
+    fleet::v1::Event event;
+    event.set_at_ms(absl::ToUnixMillis(absl::Now()));
+    // The host that acted is the one its certificate proves; the id it
+    // claimed is only in the message.
+    event.set_host_id(certificate.common_name);
+    event.set_kind("auth.denied");
+    event.set_actor(certificate.common_name);
+    event.set_message(absl::StrCat(rpc, " from ", peer, ": ", message));
+    denial_hook_(event);
+  }
+  return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, message);
+}
+
 grpc::ServerBidiReactor<AgentMessage, ControllerMessage>* AgentHub::Connect(
     grpc::CallbackServerContext* context) {
-  return new Stream(this, context);
+  std::optional<CertificateNames> certificate;
+  grpc::Status st = PeerCertificate("Connect", context, &certificate);
+  if (!st.ok()) return new Refusal<grpc::ServerBidiReactor<AgentMessage, ControllerMessage>>(st);
+  return new Stream(this, context, std::move(certificate));
 }
 
 // Streams a blob file from an offset, one 256 KiB chunk in flight.
@@ -242,17 +316,18 @@ class AgentHub::ArtifactWriter : public grpc::ServerWriteReactor<fleet::v1::Arti
 };
 
 grpc::ServerWriteReactor<fleet::v1::ArtifactChunk>* AgentHub::FetchArtifact(
-    grpc::CallbackServerContext* /*context*/, const fleet::v1::FetchArtifactRequest* request) {
+    grpc::CallbackServerContext* context, const fleet::v1::FetchArtifactRequest* request) {
+  using ChunkRefusal = Refusal<grpc::ServerWriteReactor<fleet::v1::ArtifactChunk>>;
+  std::optional<CertificateNames> certificate;
+  grpc::Status st = PeerCertificate("FetchArtifact", context, &certificate);
+  if (!st.ok()) return new ChunkRefusal(st);
+  if (certificate && !certificate->Names(request->host_id())) {
+    return new ChunkRefusal(
+        DenyHostId("FetchArtifact", request->host_id(), *certificate, context->peer()));
+  }
   if (!IsSha256Hex(request->sha256()) || !blobs_->Has(request->sha256())) {
-    class Refusal : public grpc::ServerWriteReactor<fleet::v1::ArtifactChunk> {
-     public:
-      explicit Refusal(const std::string& sha) {
-        Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                            absl::StrCat("no artifact with sha256 ", sha)));
-      }
-      void OnDone() override { delete this; }
-    };
-    return new Refusal(request->sha256());
+    return new ChunkRefusal(grpc::Status(
+        grpc::StatusCode::NOT_FOUND, absl::StrCat("no artifact with sha256 ", request->sha256())));
   }
   return new ArtifactWriter(this, blobs_->PathFor(request->sha256()), request->offset());
 }

@@ -10,12 +10,15 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/tls.h"
 #include "controller/blob_store.h"
 #include "fleet/v1/agent.grpc.pb.h"
+#include "fleet/v1/api.pb.h"
 
 namespace fleet::controller {
 
@@ -44,6 +47,21 @@ class AgentHub final : public fleet::v1::AgentService::CallbackService {
   void set_bytes_served_hook(std::function<void(int64_t bytes)> hook) {
     bytes_served_hook_ = std::move(hook);
   }
+  // With TLS: every call must come with a client certificate that the
+  // handshake verified (else UNAUTHENTICATED), and the host id a Hello or
+  // FetchArtifact names must be the certificate's CN or one of its DNS SANs
+  // (else PERMISSION_DENIED), so that host A can never act as host B.
+  // Without (development mode) any peer may claim any host id. Must be set
+  // before the server starts.
+  void set_require_client_certificate(bool required) { require_client_certificate_ = required; }
+  // Receives an "auth.denied" audit event for each refused host id claim
+  // (at most one per certificate and claimed id every kDenialRecordInterval,
+  // so a misconfigured agent's retries do not flood the history), on gRPC
+  // threads. Optional; must be set before the server starts.
+  void set_denial_hook(std::function<void(const fleet::v1::Event& event)> hook) {
+    denial_hook_ = std::move(hook);
+  }
+  static constexpr absl::Duration kDenialRecordInterval = absl::Minutes(5);
 
   // Queues a command to a connected host. False when the host has no stream.
   bool Send(const std::string& host_id, const fleet::v1::Command& command);
@@ -73,15 +91,28 @@ class AgentHub final : public fleet::v1::AgentService::CallbackService {
   void Register(const std::string& host_id, Stream* stream);
   // Removes the stream if it is still the registered one. True if it was.
   bool Unregister(const std::string& host_id, Stream* stream);
+  // The refusal of `rpc` from `peer` whose certificate does not name
+  // `host_id`: logged, recorded through denial_hook_, returned to send.
+  grpc::Status DenyHostId(const char* rpc, const std::string& host_id,
+                          const CertificateNames& certificate, const std::string& peer);
+  // The names in the verified client certificate of `context`'s peer; with
+  // require_client_certificate_ and no certificate, UNAUTHENTICATED (logged).
+  // nullopt and OK in development mode.
+  grpc::Status PeerCertificate(const char* rpc, grpc::CallbackServerContext* context,
+                               std::optional<CertificateNames>* names);
 
   BlobStore* blobs_;
   absl::Time started_;
   AgentListener* listener_ = nullptr;
-  std::function<void(int64_t)> bytes_served_hook_;  // fixed before the server starts
+  std::function<void(int64_t)> bytes_served_hook_;            // fixed before the server starts
+  bool require_client_certificate_ = false;                   // fixed before the server starts
+  std::function<void(const fleet::v1::Event&)> denial_hook_;  // fixed before the server starts
   absl::Mutex mu_;
   std::map<std::string, Stream*> streams_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, absl::Time> disconnected_at_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, absl::Time> connected_at_ ABSL_GUARDED_BY(mu_);
+  // When a denial was last recorded, by "<certificate names>\n<claimed id>".
+  std::map<std::string, absl::Time> denial_recorded_at_ ABSL_GUARDED_BY(mu_);
 };
 
 // Server arguments: keepalive so a dead agent is noticed within seconds.

@@ -7,6 +7,7 @@
 #include "common/fs.h"
 #include "common/logging.h"
 #include "common/sha256.h"
+#include "common/signing.h"
 #include "common/status.h"
 
 namespace fleet::controller {
@@ -22,6 +23,19 @@ grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, Fn fn) {
 }
 
 constexpr int64_t kMaxArtifactBytes = 8ll << 30;
+
+// What ApiAccess needs to know of a call: the RPC, the peer and the bearer
+// token's metadata.
+ApiCall CallOf(const grpc::CallbackServerContext* ctx, const char* rpc) {
+  ApiCall call;
+  call.rpc = rpc;
+  call.peer = ctx->peer();
+  const auto& metadata = ctx->client_metadata();
+  if (auto it = metadata.find("authorization"); it != metadata.end()) {
+    call.authorization = std::string(it->second.data(), it->second.size());
+  }
+  return call;
+}
 
 // An app as the API shows it: notification URLs carry access tokens and
 // DingTalk secrets sign messages, so neither leaves the controller; the
@@ -45,6 +59,11 @@ grpc::ServerUnaryReactor* ApiService::ApplyApp(grpc::CallbackServerContext* ctx,
   return Unary(ctx, [&]() -> absl::Status {
     std::string source = req->source().empty() ? "app spec" : req->source();
     auto spec = ParseAppSpec(req->spec_yaml(), source);
+    // Admitted before a bad spec is reported: only admins learn what is
+    // wrong with one.
+    FLEET_ASSIGN_OR_RETURN(ApiCaller caller, access_->Admit(CallOf(ctx, "ApplyApp"),
+                                                            ApiAction::kApplyApp,
+                                                            spec.ok() ? spec->name() : ""));
     if (!spec.ok()) return spec.status();
     Store::Transaction txn(store_);
     fleet::v1::App app;
@@ -60,7 +79,7 @@ grpc::ServerUnaryReactor* ApiService::ApplyApp(grpc::CallbackServerContext* ctx,
     e.set_at_ms(NowMs());
     e.set_app(spec->name());
     e.set_kind(created ? "app.created" : "app.updated");
-    e.set_actor(req->actor());
+    e.set_actor(caller.Actor(req->actor()));
     e.set_message(absl::StrCat("spec applied from ", source));
     st = store_->AddEvent(&e);
     if (!st.ok()) return st;
@@ -76,6 +95,8 @@ grpc::ServerUnaryReactor* ApiService::ListApps(grpc::CallbackServerContext* ctx,
                                                const fleet::v1::ListAppsRequest*,
                                                fleet::v1::ListAppsResponse* resp) {
   return Unary(ctx, [&]() -> absl::Status {
+    FLEET_RETURN_IF_ERROR(
+        access_->Admit(CallOf(ctx, "ListApps"), ApiAction::kRead, "").status());
     auto apps = store_->ListApps();
     if (!apps.ok()) return apps.status();
     for (auto& a : *apps) *resp->add_apps() = Redacted(std::move(a));
@@ -87,7 +108,16 @@ grpc::ServerUnaryReactor* ApiService::ListApps(grpc::CallbackServerContext* ctx,
 // recorded only after the whole blob is on disk and verified.
 class ApiService::PushReader : public grpc::ServerReadReactor<fleet::v1::PushReleaseRequest> {
  public:
-  PushReader(ApiService* service, fleet::v1::Release* resp) : service_(service), resp_(resp) {
+  // The token is checked before anything is read; its scope once the header
+  // names the app.
+  PushReader(ApiService* service, fleet::v1::Release* resp, ApiCall call)
+      : service_(service), resp_(resp), call_(std::move(call)) {
+    absl::StatusOr<ApiCaller> caller = service_->access_->Authenticate(call_, "");
+    if (!caller.ok()) {
+      Finish(ToGrpcStatus(caller.status()));
+      return;
+    }
+    caller_ = *std::move(caller);
     StartRead(&req_);
   }
 
@@ -113,6 +143,9 @@ class ApiService::PushReader : public grpc::ServerReadReactor<fleet::v1::PushRel
         return absl::InvalidArgumentError("the first PushRelease message must be the header");
       }
       header_ = req_.header();
+      FLEET_RETURN_IF_ERROR(service_->access_->Authorize(caller_, call_, ApiAction::kPushRelease,
+                                                         header_.app()));
+      header_.set_actor(caller_.Actor(header_.actor()));
       auto app = service_->store_->GetApp(header_.app());
       if (!app.ok()) return app.status();
       if (!IsSafeName(header_.version())) {
@@ -123,6 +156,18 @@ class ApiService::PushReader : public grpc::ServerReadReactor<fleet::v1::PushRel
       if (header_.size() < 0 || header_.size() > kMaxArtifactBytes) {
         return absl::InvalidArgumentError(absl::StrCat("artifact size ", header_.size(),
                                                        " is outside 0..", kMaxArtifactBytes));
+      }
+      // Refused before the upload starts, so nobody sends gigabytes to
+      // learn that the signature is missing or made for something else.
+      const std::string label = absl::StrCat(header_.app(), "@", header_.version());
+      if (!header_.signature().empty()) {
+        FLEET_RETURN_IF_ERROR(CheckSignatureFormat(header_.signature(), label));
+      }
+      if (!header_.sha256().empty()) {
+        FLEET_RETURN_IF_ERROR(
+            VerifyReleaseSignature(Announced(header_.sha256()), app->spec().trusted_keys()));
+      } else if (app->spec().trusted_keys_size() > 0 && header_.signature().empty()) {
+        return VerifyReleaseSignature(Announced(""), app->spec().trusted_keys());
       }
       auto writer = service_->blobs_->NewWriter();
       if (!writer.ok()) return writer.status();
@@ -163,15 +208,16 @@ class ApiService::PushReader : public grpc::ServerReadReactor<fleet::v1::PushRel
           existing->sha256().substr(0, 12), "…, this upload ", sha->substr(0, 12),
           "…); versions are immutable, push a new version"));
     }
-    fleet::v1::Release release;
-    release.set_app(header_.app());
-    release.set_version(header_.version());
-    release.set_sha256(*sha);
-    release.set_size(header_.size());
+    fleet::v1::Release release = Announced(*sha);
     release.set_created_at_ms(NowMs());
     release.set_created_by(header_.actor());
     *release.mutable_metadata() = header_.metadata();
     Store::Transaction txn(store);
+    // Against the spec as it is now, which may have changed during the
+    // upload; the agents check again, with the spec they are sent.
+    auto app = store->GetApp(release.app());
+    if (!app.ok()) return app.status();
+    FLEET_RETURN_IF_ERROR(VerifyReleaseSignature(release, app->spec().trusted_keys()));
     absl::Status st = store->InsertRelease(release);
     if (!st.ok()) return st;
     fleet::v1::Event e;
@@ -190,22 +236,37 @@ class ApiService::PushReader : public grpc::ServerReadReactor<fleet::v1::PushRel
     return absl::OkStatus();
   }
 
+  // The release the header announces, with the artifact's `sha256`.
+  fleet::v1::Release Announced(const std::string& sha256) const {
+    fleet::v1::Release release;
+    release.set_app(header_.app());
+    release.set_version(header_.version());
+    release.set_sha256(sha256);
+    release.set_size(header_.size());
+    release.set_signature(header_.signature());
+    return release;
+  }
+
   ApiService* service_;
   fleet::v1::Release* resp_;
+  const ApiCall call_;
+  ApiCaller caller_;
   fleet::v1::PushReleaseRequest req_;
   fleet::v1::PushReleaseHeader header_;
   std::unique_ptr<BlobStore::Writer> writer_;
 };
 
 grpc::ServerReadReactor<fleet::v1::PushReleaseRequest>* ApiService::PushRelease(
-    grpc::CallbackServerContext*, fleet::v1::Release* resp) {
-  return new PushReader(this, resp);
+    grpc::CallbackServerContext* ctx, fleet::v1::Release* resp) {
+  return new PushReader(this, resp, CallOf(ctx, "PushRelease"));
 }
 
 grpc::ServerUnaryReactor* ApiService::ListReleases(grpc::CallbackServerContext* ctx,
                                                    const fleet::v1::ListReleasesRequest* req,
                                                    fleet::v1::ListReleasesResponse* resp) {
   return Unary(ctx, [&]() -> absl::Status {
+    FLEET_RETURN_IF_ERROR(
+        access_->Admit(CallOf(ctx, "ListReleases"), ApiAction::kRead, req->app()).status());
     auto app = store_->GetApp(req->app());
     if (!app.ok()) return app.status();
     auto releases = store_->ListReleases(req->app());
@@ -219,7 +280,11 @@ grpc::ServerUnaryReactor* ApiService::StartRollout(grpc::CallbackServerContext* 
                                                    const fleet::v1::StartRolloutRequest* req,
                                                    fleet::v1::Rollout* resp) {
   return Unary(ctx, [&]() -> absl::Status {
-    auto r = engine_->StartRollout(*req);
+    FLEET_ASSIGN_OR_RETURN(ApiCaller caller, access_->Admit(CallOf(ctx, "StartRollout"),
+                                                            ApiAction::kRollOut, req->app()));
+    fleet::v1::StartRolloutRequest request = *req;
+    request.set_actor(caller.Actor(req->actor()));
+    auto r = engine_->StartRollout(request);
     if (!r.ok()) return r.status();
     *resp = std::move(*r);
     return absl::OkStatus();
@@ -230,6 +295,8 @@ grpc::ServerUnaryReactor* ApiService::GetRollout(grpc::CallbackServerContext* ct
                                                  const fleet::v1::GetRolloutRequest* req,
                                                  fleet::v1::Rollout* resp) {
   return Unary(ctx, [&]() -> absl::Status {
+    FLEET_RETURN_IF_ERROR(
+        access_->Admit(CallOf(ctx, "GetRollout"), ApiAction::kRead, "").status());
     auto r = store_->GetRollout(req->id());
     if (!r.ok()) return r.status();
     *resp = std::move(*r);
@@ -241,6 +308,8 @@ grpc::ServerUnaryReactor* ApiService::ListRollouts(grpc::CallbackServerContext* 
                                                    const fleet::v1::ListRolloutsRequest* req,
                                                    fleet::v1::ListRolloutsResponse* resp) {
   return Unary(ctx, [&]() -> absl::Status {
+    FLEET_RETURN_IF_ERROR(
+        access_->Admit(CallOf(ctx, "ListRollouts"), ApiAction::kRead, req->app()).status());
     if (!req->app().empty()) {
       auto app = store_->GetApp(req->app());
       if (!app.ok()) return app.status();
@@ -256,7 +325,11 @@ grpc::ServerUnaryReactor* ApiService::Rollback(grpc::CallbackServerContext* ctx,
                                                const fleet::v1::RollbackRequest* req,
                                                fleet::v1::Rollout* resp) {
   return Unary(ctx, [&]() -> absl::Status {
-    auto r = engine_->Rollback(*req);
+    FLEET_ASSIGN_OR_RETURN(ApiCaller caller, access_->Admit(CallOf(ctx, "Rollback"),
+                                                            ApiAction::kRollBack, req->app()));
+    fleet::v1::RollbackRequest request = *req;
+    request.set_actor(caller.Actor(req->actor()));
+    auto r = engine_->Rollback(request);
     if (!r.ok()) return r.status();
     *resp = std::move(*r);
     return absl::OkStatus();
@@ -265,9 +338,20 @@ grpc::ServerUnaryReactor* ApiService::Rollback(grpc::CallbackServerContext* ctx,
 
 grpc::ServerUnaryReactor* ApiService::Act(grpc::CallbackServerContext* ctx,
                                           const fleet::v1::RolloutActionRequest* req,
-                                          fleet::v1::Rollout* resp, RolloutAction action) {
+                                          fleet::v1::Rollout* resp, RolloutAction action,
+                                          const char* rpc, ApiAction api_action) {
   return Unary(ctx, [&]() -> absl::Status {
-    auto r = engine_->Act(*req, action);
+    const ApiCall call = CallOf(ctx, rpc);
+    FLEET_ASSIGN_OR_RETURN(ApiCaller caller, access_->Authenticate(call, ""));
+    // The scope is checked against the rollout's app. Every valid token may
+    // read rollouts, so an unknown id is no secret to this caller.
+    if (caller.token()) {
+      FLEET_ASSIGN_OR_RETURN(fleet::v1::Rollout target, store_->GetRollout(req->id()));
+      FLEET_RETURN_IF_ERROR(access_->Authorize(caller, call, api_action, target.app()));
+    }
+    fleet::v1::RolloutActionRequest request = *req;
+    request.set_actor(caller.Actor(req->actor()));
+    auto r = engine_->Act(request, action);
     if (!r.ok()) return r.status();
     *resp = std::move(*r);
     return absl::OkStatus();
@@ -277,31 +361,35 @@ grpc::ServerUnaryReactor* ApiService::Act(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* ApiService::PauseRollout(grpc::CallbackServerContext* ctx,
                                                    const fleet::v1::RolloutActionRequest* req,
                                                    fleet::v1::Rollout* resp) {
-  return Act(ctx, req, resp, RolloutAction::kPause);
+  return Act(ctx, req, resp, RolloutAction::kPause, "PauseRollout", ApiAction::kPauseRollout);
 }
 
 grpc::ServerUnaryReactor* ApiService::ResumeRollout(grpc::CallbackServerContext* ctx,
                                                     const fleet::v1::RolloutActionRequest* req,
                                                     fleet::v1::Rollout* resp) {
-  return Act(ctx, req, resp, RolloutAction::kResume);
+  return Act(ctx, req, resp, RolloutAction::kResume, "ResumeRollout",
+             ApiAction::kResumeRollout);
 }
 
 grpc::ServerUnaryReactor* ApiService::PromoteRollout(grpc::CallbackServerContext* ctx,
                                                      const fleet::v1::RolloutActionRequest* req,
                                                      fleet::v1::Rollout* resp) {
-  return Act(ctx, req, resp, RolloutAction::kPromote);
+  return Act(ctx, req, resp, RolloutAction::kPromote, "PromoteRollout",
+             ApiAction::kPromoteRollout);
 }
 
 grpc::ServerUnaryReactor* ApiService::AbortRollout(grpc::CallbackServerContext* ctx,
                                                    const fleet::v1::RolloutActionRequest* req,
                                                    fleet::v1::Rollout* resp) {
-  return Act(ctx, req, resp, RolloutAction::kAbort);
+  return Act(ctx, req, resp, RolloutAction::kAbort, "AbortRollout", ApiAction::kAbortRollout);
 }
 
 grpc::ServerUnaryReactor* ApiService::GetAppStatus(grpc::CallbackServerContext* ctx,
                                                    const fleet::v1::GetAppStatusRequest* req,
                                                    fleet::v1::AppStatus* resp) {
   return Unary(ctx, [&]() -> absl::Status {
+    FLEET_RETURN_IF_ERROR(
+        access_->Admit(CallOf(ctx, "GetAppStatus"), ApiAction::kRead, req->app()).status());
     auto app = store_->GetApp(req->app());
     if (!app.ok()) return app.status();
     *resp->mutable_app() = Redacted(*app);
@@ -335,6 +423,8 @@ grpc::ServerUnaryReactor* ApiService::ListHosts(grpc::CallbackServerContext* ctx
                                                 const fleet::v1::ListHostsRequest*,
                                                 fleet::v1::ListHostsResponse* resp) {
   return Unary(ctx, [&]() -> absl::Status {
+    FLEET_RETURN_IF_ERROR(
+        access_->Admit(CallOf(ctx, "ListHosts"), ApiAction::kRead, "").status());
     auto hosts = store_->ListHosts();
     if (!hosts.ok()) return hosts.status();
     for (auto& h : *hosts) {
@@ -349,6 +439,8 @@ grpc::ServerUnaryReactor* ApiService::GetHistory(grpc::CallbackServerContext* ct
                                                  const fleet::v1::GetHistoryRequest* req,
                                                  fleet::v1::GetHistoryResponse* resp) {
   return Unary(ctx, [&]() -> absl::Status {
+    FLEET_RETURN_IF_ERROR(
+        access_->Admit(CallOf(ctx, "GetHistory"), ApiAction::kRead, req->app()).status());
     auto app = store_->GetApp(req->app());
     if (!app.ok()) return app.status();
     int limit = req->limit() > 0 ? req->limit() : 50;
@@ -385,6 +477,9 @@ grpc::ServerUnaryReactor* ApiService::PushConfig(grpc::CallbackServerContext* ct
                                                  const fleet::v1::PushConfigRequest* req,
                                                  fleet::v1::PushConfigResponse* resp) {
   return Unary(ctx, [&]() -> absl::Status {
+    FLEET_ASSIGN_OR_RETURN(ApiCaller caller, access_->Admit(CallOf(ctx, "PushConfig"),
+                                                            ApiAction::kPushConfig, req->app()));
+    const std::string actor = caller.Actor(req->actor());
     FLEET_ASSIGN_OR_RETURN(fleet::v1::App app, store_->GetApp(req->app()));
     // The same files under a version pushed before are a no-op whatever the
     // spec says now, so a retried CI job passes; other files are refused.
@@ -404,7 +499,7 @@ grpc::ServerUnaryReactor* ApiService::PushConfig(grpc::CallbackServerContext* ct
     config.set_sha256(pushed_sha);
     config.set_size(static_cast<int64_t>(bytes.size()));
     config.set_created_at_ms(NowMs());
-    config.set_created_by(req->actor());
+    config.set_created_by(actor);
     int secrets = 0;
     for (const fleet::v1::ConfigFile& file : bundle.files()) {
       fleet::v1::ConfigFileInfo* info = config.add_files();
@@ -436,13 +531,13 @@ grpc::ServerUnaryReactor* ApiService::PushConfig(grpc::CallbackServerContext* ct
     e.set_at_ms(config.created_at_ms());
     e.set_app(req->app());
     e.set_kind("config.pushed");
-    e.set_actor(req->actor());
+    e.set_actor(actor);
     e.set_message(absl::StrCat("config ", req->version(), ": ", bundle.files_size(), " files (",
                                secrets, " secret), sha256 ", config.sha256().substr(0, 12)));
     FLEET_RETURN_IF_ERROR(store_->AddEvent(&e));
     FLEET_RETURN_IF_ERROR(txn.Commit());
     spdlog::info("config {}@{} pushed by {}: {} files, {} bytes", req->app(), req->version(),
-                 req->actor(), bundle.files_size(), bytes.size());
+                 actor, bundle.files_size(), bytes.size());
     *resp->mutable_config() = std::move(config);
     resp->set_created(true);
     return absl::OkStatus();
@@ -453,10 +548,48 @@ grpc::ServerUnaryReactor* ApiService::ListConfigs(grpc::CallbackServerContext* c
                                                   const fleet::v1::ListConfigsRequest* req,
                                                   fleet::v1::ListConfigsResponse* resp) {
   return Unary(ctx, [&]() -> absl::Status {
+    FLEET_RETURN_IF_ERROR(
+        access_->Admit(CallOf(ctx, "ListConfigs"), ApiAction::kRead, req->app()).status());
     FLEET_RETURN_IF_ERROR(store_->GetApp(req->app()).status());
     FLEET_ASSIGN_OR_RETURN(std::vector<fleet::v1::ConfigRelease> configs,
                            store_->ListConfigs(req->app()));
     for (auto& c : configs) *resp->add_configs() = std::move(c);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ApiService::CreateToken(grpc::CallbackServerContext* ctx,
+                                                  const fleet::v1::CreateTokenRequest* req,
+                                                  fleet::v1::CreateTokenResponse* resp) {
+  return Unary(ctx, [&]() -> absl::Status {
+    FLEET_ASSIGN_OR_RETURN(ApiCaller caller, access_->Admit(CallOf(ctx, "CreateToken"),
+                                                            ApiAction::kManageTokens, req->app()));
+    fleet::v1::CreateTokenRequest request = *req;
+    request.set_actor(caller.Actor(req->actor()));
+    FLEET_ASSIGN_OR_RETURN(*resp, access_->CreateToken(request));
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ApiService::ListTokens(grpc::CallbackServerContext* ctx,
+                                                 const fleet::v1::ListTokensRequest*,
+                                                 fleet::v1::ListTokensResponse* resp) {
+  return Unary(ctx, [&]() -> absl::Status {
+    FLEET_RETURN_IF_ERROR(
+        access_->Admit(CallOf(ctx, "ListTokens"), ApiAction::kManageTokens, "").status());
+    FLEET_ASSIGN_OR_RETURN(std::vector<fleet::v1::TokenInfo> tokens, access_->ListTokens());
+    for (auto& t : tokens) *resp->add_tokens() = std::move(t);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ApiService::RevokeToken(grpc::CallbackServerContext* ctx,
+                                                  const fleet::v1::RevokeTokenRequest* req,
+                                                  fleet::v1::TokenInfo* resp) {
+  return Unary(ctx, [&]() -> absl::Status {
+    FLEET_ASSIGN_OR_RETURN(ApiCaller caller, access_->Admit(CallOf(ctx, "RevokeToken"),
+                                                            ApiAction::kManageTokens, ""));
+    FLEET_ASSIGN_OR_RETURN(*resp, access_->RevokeToken(req->id(), caller.Actor(req->actor())));
     return absl::OkStatus();
   });
 }

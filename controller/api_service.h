@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "controller/agent_hub.h"
+#include "controller/api_access.h"
 #include "controller/blob_store.h"
 #include "controller/rollout_engine.h"
 #include "controller/store.h"
@@ -12,10 +13,14 @@
 
 namespace fleet::controller {
 
+// Every RPC is admitted by `access` first (API tokens and roles; see
+// api_access.h), then acts with the caller's actor as ApiCaller::Actor gives it.
 class ApiService final : public fleet::v1::FleetService::CallbackService {
  public:
-  ApiService(Store* store, BlobStore* blobs, AgentHub* hub, RolloutEngine* engine)
-      : store_(store), blobs_(blobs), hub_(hub), engine_(engine) {}
+  // All pointers must outlive the service.
+  ApiService(Store* store, BlobStore* blobs, AgentHub* hub, RolloutEngine* engine,
+             ApiAccess* access)
+      : store_(store), blobs_(blobs), hub_(hub), engine_(engine), access_(access) {}
 
   grpc::ServerUnaryReactor* ApplyApp(grpc::CallbackServerContext* ctx,
                                      const fleet::v1::ApplyAppRequest* req,
@@ -67,17 +72,28 @@ class ApiService final : public fleet::v1::FleetService::CallbackService {
   grpc::ServerUnaryReactor* ListConfigs(grpc::CallbackServerContext* ctx,
                                         const fleet::v1::ListConfigsRequest* req,
                                         fleet::v1::ListConfigsResponse* resp) override;
+  grpc::ServerUnaryReactor* CreateToken(grpc::CallbackServerContext* ctx,
+                                        const fleet::v1::CreateTokenRequest* req,
+                                        fleet::v1::CreateTokenResponse* resp) override;
+  grpc::ServerUnaryReactor* ListTokens(grpc::CallbackServerContext* ctx,
+                                       const fleet::v1::ListTokensRequest* req,
+                                       fleet::v1::ListTokensResponse* resp) override;
+  grpc::ServerUnaryReactor* RevokeToken(grpc::CallbackServerContext* ctx,
+                                        const fleet::v1::RevokeTokenRequest* req,
+                                        fleet::v1::TokenInfo* resp) override;
 
  private:
   class PushReader;
   grpc::ServerUnaryReactor* Act(grpc::CallbackServerContext* ctx,
                                 const fleet::v1::RolloutActionRequest* req,
-                                fleet::v1::Rollout* resp, RolloutAction action);
+                                fleet::v1::Rollout* resp, RolloutAction action,
+                                const char* rpc, ApiAction api_action);
 
   Store* store_;
   BlobStore* blobs_;
   AgentHub* hub_;
   RolloutEngine* engine_;
+  ApiAccess* access_;
 };
 
 }  // namespace fleet::controller

@@ -2,6 +2,8 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <httplib.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -13,6 +15,27 @@
 #include "controller/alerts.h"
 
 namespace fleet::controller {
+namespace {
+
+// Loads --tls-cert and --tls-key for each HTTPS handshake, so that the HTTP
+// endpoints pick up a rotated certificate without a restart, as gRPC does.
+// Handshakes are rare there (scrapes, health checks, alert webhooks).
+int LoadHttpsCertificate(SSL* ssl, void* arg) {
+  const auto* options = static_cast<const ControllerOptions*>(arg);
+  if (SSL_use_certificate_chain_file(ssl, options->tls_cert.c_str()) == 1 &&
+      SSL_use_PrivateKey_file(ssl, options->tls_key.c_str(), SSL_FILETYPE_PEM) == 1 &&
+      SSL_check_private_key(ssl) == 1) {
+    return 1;
+  }
+  char reason[256];
+  ERR_error_string_n(ERR_peek_last_error(), reason, sizeof(reason));
+  ERR_clear_error();
+  spdlog::error("https: cannot load --tls-cert {} with --tls-key {}: {}", options->tls_cert,
+                options->tls_key, reason);
+  return 0;
+}
+
+}  // namespace
 
 bool ControllerOptions::DevelopmentMode() const {
   return tls_cert.empty() && IsLoopbackAddress(listen);
@@ -31,6 +54,10 @@ absl::Status Controller::Start() {
   int grpc_port = 0;
   st = SplitHostPort(options_.listen, &grpc_host, &grpc_port);
   if (!st.ok()) return absl::InvalidArgumentError(absl::StrCat("--listen: ", st.message()));
+  const TlsFiles tls{options_.tls_cert, options_.tls_key, options_.tls_ca};
+  FLEET_RETURN_IF_ERROR(ValidateTlsFiles(tls));
+  FLEET_RETURN_IF_ERROR(CheckPlaintextAllowed("--listen", options_.listen, !tls.empty(),
+                                              options_.insecure, "serve plaintext"));
   std::string alert_token;
   if (!options_.alert_token_file.empty()) {
     absl::StatusOr<std::string> token = ReadAlertToken(options_.alert_token_file);
@@ -55,6 +82,16 @@ absl::Status Controller::Start() {
   blobs_ = std::make_unique<BlobStore>(options_.data_dir + "/blobs");
   st = blobs_->Init();
   if (!st.ok()) return st;
+  // Before anything runs: a failure here leaves nothing to stop.
+  access_ = std::make_unique<ApiAccess>(store_.get(), options_.RequiresAuth());
+  if (options_.RequiresAuth()) {
+    FLEET_RETURN_IF_ERROR(EnsureFirstAdminToken(store_.get(), options_.data_dir + "/admin.token"));
+  } else {
+    spdlog::warn(
+        "the API on {} is unauthenticated (development mode: plaintext gRPC on loopback); "
+        "pass --auth to require API tokens",
+        options_.listen);
+  }
 
   hub_ = std::make_unique<AgentHub>(blobs_.get(), absl::Now());
   metrics_ = std::make_unique<Metrics>(store_.get(), hub_.get());
@@ -70,11 +107,21 @@ absl::Status Controller::Start() {
   engine_->Start();
   analyzer_ = std::make_unique<Analyzer>(engine_.get(), std::make_unique<CurlPrometheusClient>());
   analyzer_->Start();
-  api_ = std::make_unique<ApiService>(store_.get(), blobs_.get(), hub_.get(), engine_.get());
+  api_ = std::make_unique<ApiService>(store_.get(), blobs_.get(), hub_.get(), engine_.get(),
+                                      access_.get());
 
+  hub_->set_require_client_certificate(!tls.empty());
+  hub_->set_denial_hook([store = store_.get()](const fleet::v1::Event& event) {
+    fleet::v1::Event recorded = event;
+    absl::Status st = store->AddEvent(&recorded);
+    if (!st.ok()) spdlog::error("cannot record {}: {}", event.kind(), st.message());
+  });
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &grpc_port_);
+  builder.AddListeningPort(options_.listen,
+                           tls.empty() ? grpc::InsecureServerCredentials()
+                                       : TlsServerCredentials(tls, options_.tls_reload_interval),
+                           &grpc_port_);
   builder.RegisterService(hub_.get());
   builder.RegisterService(api_.get());
   builder.SetMaxReceiveMessageSize(16 << 20);
@@ -86,7 +133,17 @@ absl::Status Controller::Start() {
                                                " (address in use or not local?)"));
   }
 
-  http_ = std::make_unique<httplib::Server>();
+  if (tls.empty()) {
+    http_ = std::make_unique<httplib::Server>();
+  } else {
+    // The same certificate as gRPC, without client certificates: scrapers,
+    // health checkers and Alertmanager (bearer token) have none.
+    http_ = std::make_unique<httplib::SSLServer>([this](SSL_CTX& ctx) {
+      SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
+      SSL_CTX_set_cert_cb(&ctx, LoadHttpsCertificate, &options_);
+      return true;
+    });
+  }
   // Request bodies (alert webhooks) never need more than AlertHandler's 8 MiB;
   // a client must not make the controller buffer more.
   http_->set_payload_max_length(8 << 20);
@@ -128,9 +185,17 @@ absl::Status Controller::Start() {
       engine_->Tick();
     } while (!stop_.WaitForNotificationWithTimeout(options_.tick));
   });
-  spdlog::info("fleet-controller {} listening on {} (grpc port {}), http on {}:{}, data in {}",
-               FLEET_VERSION, options_.listen, grpc_port_, http_host, http_port_,
-               options_.data_dir);
+  spdlog::info("fleet-controller {} listening on {} (grpc port {}, {}), {} on {}:{}, data in {}",
+               FLEET_VERSION, options_.listen, grpc_port_,
+               tls.empty() ? "plaintext" : "mutual TLS", tls.empty() ? "http" : "https",
+               http_host, http_port_, options_.data_dir);
+  if (tls.empty()) {
+    spdlog::warn("gRPC on {} is plaintext and unauthenticated: any agent may claim any host id{}",
+                 options_.listen,
+                 options_.insecure && !IsLoopbackAddress(options_.listen)
+                     ? " and anyone on the network can listen in (--insecure)"
+                     : "; give --tls-cert, --tls-key and --tls-ca outside development");
+  }
   return absl::OkStatus();
 }
 

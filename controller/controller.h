@@ -12,8 +12,10 @@
 
 #include "absl/status/status.h"
 #include "absl/synchronization/notification.h"
+#include "common/tls.h"
 #include "controller/agent_hub.h"
 #include "controller/analysis.h"
+#include "controller/api_access.h"
 #include "controller/api_service.h"
 #include "controller/blob_store.h"
 #include "controller/metrics.h"
@@ -44,6 +46,8 @@ struct ControllerOptions {
   std::string tls_cert;
   std::string tls_key;
   std::string tls_ca;
+  // How often the three TLS files are re-read (rotation without a restart).
+  absl::Duration tls_reload_interval = kDefaultTlsReloadInterval;
   // Allows plaintext on a --listen address that is not loopback.
   bool insecure = false;
   // Requires API tokens even in development mode.
@@ -83,6 +87,8 @@ class Controller {
   std::unique_ptr<RolloutEngine> engine_;
   // Calls the engine: declared after it so that it stops first.
   std::unique_ptr<Analyzer> analyzer_;
+  // Used by api_: declared before it so that it is destroyed after it.
+  std::unique_ptr<ApiAccess> access_;
   std::unique_ptr<ApiService> api_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<httplib::Server> http_;

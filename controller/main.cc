@@ -5,6 +5,7 @@
 
 #include "absl/time/time.h"
 #include "common/logging.h"
+#include "common/tls.h"
 #include "controller/controller.h"
 
 int main(int argc, char** argv) {
@@ -26,6 +27,20 @@ int main(int argc, char** argv) {
   app.add_option("--prometheus-url", options.prometheus_url,
                  "Prometheus base URL (http://HOST:PORT) for the analysis checks of apps whose "
                  "spec has no prometheus_url");
+  app.add_flag("--auth", options.auth,
+               "require API tokens even on loopback in development mode (the first start "
+               "writes an admin token to DATA_DIR/admin.token)");
+  std::string tls_reload_interval = "1m";
+  app.add_option("--tls-cert", options.tls_cert,
+                 "PEM certificate for --listen and --http-listen (with --tls-key and --tls-ca: "
+                 "mutual TLS; agents must present a certificate naming their host id)");
+  app.add_option("--tls-key", options.tls_key, "PEM private key of --tls-cert");
+  app.add_option("--tls-ca", options.tls_ca, "PEM CA bundle that agents' certificates chain to");
+  app.add_option("--tls-reload-interval", tls_reload_interval,
+                 "re-read the TLS files this often (rotation without restart)")
+      ->capture_default_str();
+  app.add_flag("--insecure", options.insecure,
+               "serve plaintext gRPC on a --listen address that is not loopback");
   app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
   app.set_version_flag("--version", FLEET_VERSION);
   CLI11_PARSE(app, argc, argv);
@@ -34,6 +49,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "fleet-controller: %s\n", std::string(st.message()).c_str());
     return 1;
   }
+  absl::StatusOr<absl::Duration> reload = fleet::ParseTlsReloadInterval(tls_reload_interval);
+  if (!reload.ok()) {
+    std::fprintf(stderr, "fleet-controller: %s\n", std::string(reload.status().message()).c_str());
+    return 1;
+  }
+  options.tls_reload_interval = *reload;
   if (!absl::ParseDuration(host_timeout, &options.engine.host_timeout) ||
       options.engine.host_timeout <= absl::ZeroDuration()) {
     std::fprintf(stderr, "fleet-controller: --host-timeout '%s' is not a duration like 2m\n",

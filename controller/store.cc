@@ -126,6 +126,20 @@
 //                    started ("" = none)
 //   message          TEXT, what was decided and why
 //
+// tokens: API tokens for the public API (v5), never deleted. Only the
+// sha256 of a token is kept: a token is 32 random bytes, so a fast hash
+// cannot be brute-forced and a slow password hash would add nothing.
+//   id               TEXT PRIMARY KEY, public id shown in listings and audit
+//                    events: the first 12 hex digits of the hash
+//   hash             TEXT UNIQUE, lowercase hex sha256 of the whole token;
+//                    a request's token is found through this index
+//   role             INTEGER, fleet.v1.Role
+//   app              TEXT, the one app a deployer may change ("" = every app)
+//   description      TEXT, what it is for, as given at creation
+//   created_by       TEXT, actor who created it
+//   created_at_ms    INTEGER
+//   revoked_at_ms    INTEGER, 0 while valid
+//
 // Indexes: rollouts_by_app (app, id) and events_by_app (app, id) serve the
 // per-app history queries newest first; host_apps_by_app (app) serves the
 // hosts of one app.
@@ -287,6 +301,19 @@ CREATE TABLE alerts (
   rollout_id TEXT NOT NULL,
   message TEXT NOT NULL,
   PRIMARY KEY (fingerprint, starts_at, status)
+);
+)sql",
+    // 4 -> 5: API tokens, stored hashed.
+    R"sql(
+CREATE TABLE tokens (
+  id TEXT NOT NULL PRIMARY KEY,
+  hash TEXT NOT NULL UNIQUE,
+  role INTEGER NOT NULL,
+  app TEXT NOT NULL,
+  description TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  revoked_at_ms INTEGER NOT NULL
 );
 )sql",
 };
@@ -772,6 +799,21 @@ absl::Status LoadTasks(sqlite3* db, std::vector<Rollout>* rollouts) {
 
 // SQLite reads LIMIT -1 as "no limit".
 int64_t SqlLimit(int limit) { return limit > 0 ? limit : -1; }
+
+constexpr char kTokenColumns[] =
+    "id, role, app, description, created_by, created_at_ms, revoked_at_ms";
+
+fleet::v1::TokenInfo ReadToken(const Statement& stmt) {
+  fleet::v1::TokenInfo token;
+  token.set_id(stmt.Text(0));
+  token.set_role(static_cast<fleet::v1::Role>(stmt.Int(1)));
+  token.set_app(stmt.Text(2));
+  token.set_description(stmt.Text(3));
+  token.set_created_by(stmt.Text(4));
+  token.set_created_at_ms(stmt.Int(5));
+  token.set_revoked_at_ms(stmt.Int(6));
+  return token;
+}
 
 }  // namespace
 
@@ -1489,6 +1531,88 @@ absl::Status Store::UpdateAlert(const AlertRecord& alert) {
                                             " since ", alert.starts_at));
   }
   return absl::OkStatus();
+}
+
+absl::Status Store::InsertToken(const fleet::v1::TokenInfo& token, const std::string& hash) {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  FLEET_RETURN_IF_ERROR(CheckTransaction());
+  const std::string what = absl::StrCat("cannot insert API token '", token.id(), "'");
+  if (token.id().empty() || hash.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": id and hash must be set"));
+  }
+  if (token.role() == fleet::v1::ROLE_UNSPECIFIED) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": it has no role"));
+  }
+  Statement stmt(db_,
+                 "INSERT INTO tokens (id, hash, role, app, description, created_by, "
+                 "created_at_ms, revoked_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+  stmt.Bind(token.id())
+      .Bind(hash)
+      .Bind(static_cast<int>(token.role()))
+      .Bind(token.app())
+      .Bind(token.description())
+      .Bind(token.created_by())
+      .Bind(token.created_at_ms())
+      .Bind(token.revoked_at_ms());
+  absl::Status st = stmt.Run();
+  if (IsDuplicateKeyError(stmt.code())) {
+    return absl::AlreadyExistsError(
+        absl::StrCat(what, ": a token with this id or hash exists already"));
+  }
+  return Annotate(st, what);
+}
+
+absl::StatusOr<fleet::v1::TokenInfo> Store::FindTokenByHash(const std::string& hash) {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  FLEET_RETURN_IF_ERROR(CheckTransaction());
+  Statement stmt(db_,
+                 absl::StrCat("SELECT ", kTokenColumns, " FROM tokens WHERE hash = ?").c_str());
+  stmt.Bind(hash);
+  absl::StatusOr<bool> row = stmt.Step();
+  if (!row.ok()) return Annotate(row.status(), "cannot look up API token");
+  // The hash is not named: it is as good as the token for finding the row.
+  if (!*row) return absl::NotFoundError("no API token has this hash");
+  return ReadToken(stmt);
+}
+
+absl::StatusOr<std::vector<fleet::v1::TokenInfo>> Store::ListTokens() {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  FLEET_RETURN_IF_ERROR(CheckTransaction());
+  Statement stmt(db_,
+                 absl::StrCat("SELECT ", kTokenColumns, " FROM tokens ORDER BY rowid").c_str());
+  std::vector<fleet::v1::TokenInfo> tokens;
+  while (true) {
+    absl::StatusOr<bool> row = stmt.Step();
+    if (!row.ok()) return Annotate(row.status(), "cannot list API tokens");
+    if (!*row) break;
+    tokens.push_back(ReadToken(stmt));
+  }
+  return tokens;
+}
+
+absl::StatusOr<fleet::v1::TokenInfo> Store::RevokeToken(const std::string& id, int64_t at_ms) {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  FLEET_RETURN_IF_ERROR(CheckTransaction());
+  const std::string what = absl::StrCat("cannot revoke API token '", id, "'");
+  Statement update(db_, "UPDATE tokens SET revoked_at_ms = ? WHERE id = ? AND revoked_at_ms = 0");
+  update.Bind(at_ms).Bind(id);
+  FLEET_RETURN_IF_ERROR(Annotate(update.Run(), what));
+  Statement select(db_,
+                   absl::StrCat("SELECT ", kTokenColumns, " FROM tokens WHERE id = ?").c_str());
+  select.Bind(id);
+  absl::StatusOr<bool> row = select.Step();
+  if (!row.ok()) return Annotate(row.status(), what);
+  if (!*row) return absl::NotFoundError(absl::StrCat("unknown API token '", id, "'"));
+  return ReadToken(select);
+}
+
+absl::StatusOr<int64_t> Store::CountTokens() {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  FLEET_RETURN_IF_ERROR(CheckTransaction());
+  Statement stmt(db_, "SELECT count(*) FROM tokens");
+  absl::StatusOr<bool> row = stmt.Step();
+  if (!row.ok()) return Annotate(row.status(), "cannot count API tokens");
+  return *row ? stmt.Int(0) : 0;
 }
 
 }  // namespace fleet::controller

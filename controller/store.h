@@ -31,7 +31,7 @@ namespace fleet::controller {
 
 class Store {
  public:
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
 
   // Opens or creates the database at `path` and migrates it. Fails with
   // FailedPrecondition when the database's user_version is newer than
@@ -161,6 +161,24 @@ class Store {
   // Writes outcome, rollout_id and message of the row with alert's key.
   // NotFound when there is none.
   absl::Status UpdateAlert(const AlertRecord& alert);
+
+  // API tokens (v5). Only the sha256 of a token is stored (`hash`, lowercase
+  // hex); rows are never deleted, RevokeToken marks them.
+  // Inserts `token` (id, role, app, description, created_by, created_at_ms;
+  // revoked_at_ms is stored as given). AlreadyExists when its id or hash is
+  // stored already; InvalidArgument when id or hash is empty or the role is
+  // ROLE_UNSPECIFIED.
+  absl::Status InsertToken(const fleet::v1::TokenInfo& token, const std::string& hash);
+  // The token whose hash is `hash`, revoked or not. NotFound when none is.
+  absl::StatusOr<fleet::v1::TokenInfo> FindTokenByHash(const std::string& hash);
+  // Every token, revoked ones included, in creation order.
+  absl::StatusOr<std::vector<fleet::v1::TokenInfo>> ListTokens();
+  // Sets revoked_at_ms = at_ms unless the token is revoked already (then the
+  // first revocation stays) and returns the token as stored afterwards.
+  // NotFound("unknown API token 'x'") when no token has this id.
+  absl::StatusOr<fleet::v1::TokenInfo> RevokeToken(const std::string& id, int64_t at_ms);
+  // Number of tokens, revoked ones included.
+  absl::StatusOr<int64_t> CountTokens();
 
  private:
   Store(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}

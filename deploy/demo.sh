@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs Fleet end to end on this machine: one controller and three agents on
-# 127.0.0.1, all in a temp dir, deploying the hello example:
+# 127.0.0.1, all in a temp dir, secured as in production (a CA made with
+# `fleetctl pki`, mutual TLS, API tokens, signed releases), deploying the
+# hello example:
 #
 #   v1 rolls out, v2 rolls out, v3 (its /healthz returns 502) fails and is
 #   undone, `fleetctl rollback` returns to v1. Then config: c1 (a greeting
@@ -220,17 +222,35 @@ hello_ports=("${ports[@]:2}")
 age-keygen -o "$tmp/age.key" 2>/dev/null || fail "age-keygen failed"
 age_recipient="$(age-keygen -y "$tmp/age.key")"
 
+# A CA, the controller's server certificate and one client certificate per
+# host: agents prove their host id, and everyone checks the controller.
+pki="$tmp/pki"
+fleetctl pki init "$pki" || fail "fleetctl pki init failed"
+fleetctl pki issue --ca-dir "$pki" --controller localhost ||
+  fail "fleetctl pki issue --controller failed"
+for ((n = 1; n <= kHosts; n++)); do
+  "$fleetctl_bin" pki issue --ca-dir "$pki" --host "demo-$n" >/dev/null ||
+    fail "fleetctl pki issue --host demo-$n failed"
+done
+echo "(issued demo-1 ... demo-$kHosts the same way)"
+export FLEET_TLS_CA="$pki/ca.crt"
+
 mkdir -p "$tmp/controller"
 start_process "fleet-controller" "$tmp/controller.log" \
   "$controller_bin" --listen "127.0.0.1:$grpc_port" \
-  --http-listen "127.0.0.1:$http_port" --data-dir "$tmp/controller"
+  --http-listen "127.0.0.1:$http_port" --data-dir "$tmp/controller" \
+  --tls-cert "$pki/localhost.crt" --tls-key "$pki/localhost.key" --tls-ca "$pki/ca.crt"
 for ((i = 0; ; i++)); do
-  port_in_use "$grpc_port" && break
+  port_in_use "$grpc_port" && [[ -s "$tmp/controller/admin.token" ]] && break
   alive "${proc_pids[0]}" || fail "fleet-controller exited at startup"
   ((i < kWaitTenths)) || fail "fleet-controller does not listen on 127.0.0.1:$grpc_port after 10s"
   sleep 0.1
 done
-echo "controller: 127.0.0.1:$grpc_port (gRPC), 127.0.0.1:$http_port (HTTP)"
+echo "controller: 127.0.0.1:$grpc_port (gRPC, mutual TLS), 127.0.0.1:$http_port (HTTPS)"
+# With TLS the API needs a token; the controller made the first admin token.
+FLEET_TOKEN="$(cat "$tmp/controller/admin.token")"
+export FLEET_TOKEN
+echo "admin token: $tmp/controller/admin.token (mode $(stat -c %a "$tmp/controller/admin.token"))"
 
 for ((n = 1; n <= kHosts; n++)); do
   host_dir="$tmp/hosts/demo-$n"
@@ -238,7 +258,8 @@ for ((n = 1; n <= kHosts; n++)); do
   start_process "fleet-agent demo-$n" "$tmp/agent-demo-$n.log" \
     "$agent_bin" --controller "127.0.0.1:$grpc_port" --host-id "demo-$n" \
     --apps-root "$host_dir/apps" --state-dir "$host_dir/state" \
-    --label role=web --var "port=${hello_ports[n - 1]}" --age-identity "$tmp/age.key"
+    --label role=web --var "port=${hello_ports[n - 1]}" --age-identity "$tmp/age.key" \
+    --tls-cert "$pki/demo-$n.crt" --tls-key "$pki/demo-$n.key" --tls-ca "$pki/ca.crt"
   echo "agent demo-$n: hello will serve on 127.0.0.1:${hello_ports[n - 1]}"
 done
 export FLEET_CONTROLLER="127.0.0.1:$grpc_port"
@@ -252,8 +273,26 @@ for ((i = 0; ; i++)); do
 done
 fleetctl hosts || fail "fleetctl hosts failed"
 
-step "Registering the hello app"
-fleetctl app apply -f "$hello_dir/app.yaml" || fail "fleetctl app apply failed"
+step "Registering the hello app; agents accept only releases signed by its key"
+fleetctl keygen --out "$tmp/release" || fail "fleetctl keygen failed"
+{
+  cat "$hello_dir/app.yaml"
+  echo "trusted_keys: [\"$(cat "$tmp/release.pub")\"]"
+} >"$tmp/app.yaml"
+fleetctl app apply -f "$tmp/app.yaml" || fail "fleetctl app apply failed"
+
+step "A deployer token for hello, and a viewer token that may not roll out"
+deployer_token="$("$fleetctl_bin" token create --role deployer --app hello \
+  --description "demo CI" 2>/dev/null)" || fail "fleetctl token create --role deployer failed"
+viewer_token="$("$fleetctl_bin" token create --role viewer --description "demo dashboard" \
+  2>/dev/null)" || fail "fleetctl token create --role viewer failed"
+fleetctl token list || fail "fleetctl token list failed"
+echo "\$ FLEET_TOKEN=<viewer> fleetctl rollout hello v1"
+if FLEET_TOKEN="$viewer_token" "$fleetctl_bin" rollout hello v1; then
+  fail "a viewer token could start a rollout"
+fi
+# From here on, releases are pushed and rolled out as the deployer (CI).
+FLEET_TOKEN="$deployer_token"
 
 step "Building releases v1, v2 (another greeting) and v3 (/healthz returns 502)"
 "$hello_dir/make-artifact.sh" v1 "$tmp/v1.tar.gz" --bin "$hello_bin" ||
@@ -263,10 +302,15 @@ step "Building releases v1, v2 (another greeting) and v3 (/healthz returns 502)"
 "$hello_dir/make-artifact.sh" v3 "$tmp/v3.tar.gz" --bin "$hello_bin" \
   --healthz-status 502 || fail "could not build v3"
 
-step "Pushing the releases to the controller"
+step "Pushing the releases, signed; an unsigned push is refused"
 for v in v1 v2 v3; do
-  fleetctl release push hello "$v" "$tmp/$v.tar.gz" || fail "fleetctl release push hello $v failed"
+  fleetctl release push hello "$v" "$tmp/$v.tar.gz" --sign "$tmp/release.key" ||
+    fail "fleetctl release push hello $v failed"
 done
+if fleetctl release push hello v9 "$tmp/v1.tar.gz"; then
+  fail "an unsigned release was accepted for an app with trusted_keys"
+fi
+fleetctl release list hello || fail "fleetctl release list failed"
 
 step "Rolling out v1"
 fleetctl rollout hello v1 --wait || fail "rollout of v1 failed"

@@ -12,6 +12,7 @@ packages=(
   libssl-dev libsqlite3-dev libgtest-dev libgmock-dev
   nlohmann-json3-dev libtomlplusplus-dev age
   prometheus prometheus-alertmanager
+  clang libclang-rt-dev
   curl ca-certificates
 )
 

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/pki.h"
 #include "gtest/gtest.h"
 #include "tests/testing/archive_builder.h"
 
@@ -36,6 +37,7 @@ std::string Cluster::RolloutId(const std::string& fleetctl_out) {
 Cluster::Cluster(ClusterOptions options) : options_(options) {
   grpc_port_ = FreePort();
   http_port_ = FreePort();
+  if (options_.tls) MakePki();
   if (simulated()) {
     agents_.resize(1);
     StartController();
@@ -89,10 +91,30 @@ pid_t Cluster::AgentPid(int i) const {
   return agent ? agent->pid() : -1;
 }
 
+void Cluster::MakePki() {
+  EXPECT_FALSE(simulated()) << "simulated hosts cannot use TLS";
+  absl::Status st = InitCertificateAuthorityDir(PkiDir(), absl::Hours(24));
+  EXPECT_TRUE(st.ok()) << st;
+  st = IssueCertificateToDir(PkiDir(), "controller", CertificateKind::kController,
+                             absl::Hours(24), false);
+  EXPECT_TRUE(st.ok()) << st;
+  for (int i = 0; i < options_.agents; ++i) {
+    st = IssueCertificateToDir(PkiDir(), HostId(i), CertificateKind::kHost, absl::Hours(24), false);
+    EXPECT_TRUE(st.ok()) << st;
+  }
+  WriteTextFile(ControllerCaFile(), ReadTextFile(CaCertPath(PkiDir())));
+}
+
 void Cluster::StartController() {
   std::vector<std::string> argv({Binary("fleet-controller"), "--listen", address(), "--http-listen",
                                  absl::StrCat("127.0.0.1:", http_port_), "--data-dir", DataDir(),
                                  "--host-timeout", options_.host_timeout});
+  if (options_.tls) {
+    argv.insert(argv.end(), {"--tls-cert", IssuedCertPath(PkiDir(), "controller"), "--tls-key",
+                             IssuedKeyPath(PkiDir(), "controller"), "--tls-ca",
+                             ControllerCaFile(), "--tls-reload-interval", "1s"});
+  }
+  if (options_.auth) argv.push_back("--auth");
   argv.insert(argv.end(), options_.controller_args.begin(), options_.controller_args.end());
   controller_ = std::make_unique<Subprocess>(argv, dir_.Sub("controller.log"));
 }
@@ -113,13 +135,32 @@ void Cluster::StartAgent(int i) {
         SimulatorLog());
     return;
   }
-  agents_[i] = std::make_unique<Subprocess>(
-      std::vector<std::string>{
-          Binary("fleet-agent"), "--controller", address(), "--host-id", HostId(i), "--apps-root",
-          AppsRoot(i), "--state-dir", StateDir(i), "--label", "role=web", "--label",
-          absl::StrCat("zone=", i % 2 == 0 ? "a" : "b"), "--var",
-          absl::StrCat("port=", service_ports_[i]), "--age-identity", AgeIdentity()},
-      dir_.Sub(HostId(i) + ".log"));
+  std::vector<std::string> argv = {
+      Binary("fleet-agent"), "--controller", address(), "--host-id", HostId(i), "--apps-root",
+      AppsRoot(i), "--state-dir", StateDir(i), "--label", "role=web", "--label",
+      absl::StrCat("zone=", i % 2 == 0 ? "a" : "b"), "--var",
+      absl::StrCat("port=", service_ports_[i]), "--age-identity", AgeIdentity()};
+  if (options_.tls) {
+    argv.insert(argv.end(), {"--tls-cert", IssuedCertPath(PkiDir(), HostId(i)), "--tls-key",
+                             IssuedKeyPath(PkiDir(), HostId(i)), "--tls-ca",
+                             CaCertPath(PkiDir()), "--tls-reload-interval", "1s"});
+  }
+  agents_[i] = std::make_unique<Subprocess>(argv, dir_.Sub(HostId(i) + ".log"));
+}
+
+std::unique_ptr<Subprocess> Cluster::StartExtraAgent(const std::string& host_id,
+                                                     const std::string& cert,
+                                                     const std::string& key,
+                                                     const std::string& log) {
+  const std::string home = dir_.Sub("extra/" + host_id);
+  std::filesystem::create_directories(home);
+  return std::make_unique<Subprocess>(
+      std::vector<std::string>{Binary("fleet-agent"), "--controller", address(), "--host-id",
+                               host_id, "--apps-root", home + "/apps", "--state-dir",
+                               home + "/state", "--label", "role=extra", "--tls-cert", cert,
+                               "--tls-key", key, "--tls-ca", CaCertPath(PkiDir()),
+                               "--tls-reload-interval", "1s"},
+      log);
 }
 
 void Cluster::KillAgent(int i) {
@@ -149,9 +190,20 @@ bool Cluster::WaitForConnectedHosts(int n, absl::Duration timeout) {
 }
 
 CommandOutput Cluster::Fleetctl(const std::vector<std::string>& args, absl::Duration timeout) {
+  // "" until an --auth controller wrote the file, and always without --auth.
+  const std::string token(absl::StripAsciiWhitespace(ReadTextFile(AdminTokenPath())));
+  return FleetctlWithToken(token, args, timeout);
+}
+
+CommandOutput Cluster::FleetctlWithToken(const std::string& token,
+                                         const std::vector<std::string>& args,
+                                         absl::Duration timeout) {
   std::vector<std::string> argv = {Binary("fleetctl"), "--controller", address()};
+  if (options_.tls) argv.insert(argv.end(), {"--tls-ca", CaCertPath(PkiDir())});
   argv.insert(argv.end(), args.begin(), args.end());
-  return RunCommand(argv, timeout, {{"FLEET_ACTOR", "tester@ci"}});
+  // FLEET_TOKEN is always set, so that one in the test's environment is
+  // never sent.
+  return RunCommand(argv, timeout, {{"FLEET_ACTOR", "tester@ci"}, {"FLEET_TOKEN", token}});
 }
 
 std::string Cluster::MakeHelloArtifact(const std::string& version, int healthz_status,

@@ -31,6 +31,15 @@ struct ClusterOptions {
   std::string host_prefix = "web";
   // Appended to fleet-controller's command line, e.g. {"--alert-token-file", path}.
   std::vector<std::string> controller_args;
+  // Starts the controller with --auth: API tokens even in development mode.
+  // Fleetctl() then sends the bootstrap admin token.
+  bool auth = false;
+  // Mutual TLS: the cluster makes a CA in PkiDir() with a certificate for
+  // the controller ("controller": localhost, 127.0.0.1) and one per host,
+  // starts every process with them (--tls-reload-interval 1s), and runs
+  // fleetctl with --tls-ca. Not with `simulated`, whose hosts cannot each
+  // hold a certificate.
+  bool tls = false;
 };
 
 class Cluster {
@@ -58,9 +67,15 @@ class Cluster {
   // Waits until `n` hosts are listed as connected.
   bool WaitForConnectedHosts(int n, absl::Duration timeout = absl::Seconds(15));
 
-  // Runs fleetctl against this cluster.
+  // Runs fleetctl against this cluster, with the bootstrap admin token
+  // (FLEET_TOKEN=<AdminTokenPath()>) once the controller wrote one.
   CommandOutput Fleetctl(const std::vector<std::string>& args,
                          absl::Duration timeout = absl::Seconds(120));
+  // Runs fleetctl with FLEET_TOKEN=`token`; "" sends no token at all.
+  CommandOutput FleetctlWithToken(const std::string& token, const std::vector<std::string>& args,
+                                  absl::Duration timeout = absl::Seconds(120));
+  // Where an --auth controller writes the first admin token.
+  std::string AdminTokenPath() const { return DataDir() + "/admin.token"; }
 
   // A release of the hello example; `healthz_status` other than 200 makes
   // its probes fail; `error_share` (0..1) of its GET / answers are 500
@@ -116,9 +131,24 @@ class Cluster {
   std::string AgentLog(int i) const;
   std::string ControllerLog() const;
 
+  // TLS clusters: the CA dir (`fleetctl pki` layout: ca.crt, ca.key,
+  // <id>.crt, <id>.key) and the CA bundle the controller trusts for agents,
+  // a copy of PkiDir()/ca.crt that tests may replace (it is re-read every
+  // second).
+  std::string PkiDir() const { return dir_.Sub("pki"); }
+  std::string ControllerCaFile() const { return dir_.Sub("controller-ca.crt"); }
+  // Starts one more agent, as `host_id` presenting `cert` and `key` and
+  // trusting PkiDir()/ca.crt for the controller, with its own apps root and
+  // state dir in this cluster's dir; its output goes to `log`. The caller
+  // owns (and by destroying it, stops) the process.
+  std::unique_ptr<Subprocess> StartExtraAgent(const std::string& host_id, const std::string& cert,
+                                              const std::string& key, const std::string& log);
+
  private:
   // Index into agents_ of host i's process.
   size_t AgentSlot(int i) const { return simulated() ? 0 : static_cast<size_t>(i); }
+  // Makes PkiDir() and ControllerCaFile() for options_.tls.
+  void MakePki();
   std::string SimulatorLog() const { return dir_.Sub("sim.log"); }
 
   ClusterOptions options_;

@@ -534,7 +534,9 @@ TEST_F(RealProbeTransportTest, Exec_RunsInContextDirWithEnvironment) {
   fleet::testing::TempDir dir;
   fleet::testing::WriteTextFile(dir.Sub("bin/check"), "#!/bin/sh\ntest \"$FLEET_APP\" = web\n",
                                 0755);
-  ProbeContext ctx{dir.path(), {{"FLEET_APP", "web"}}};
+  ProbeContext ctx;
+  ctx.cwd = dir.path();
+  ctx.env = {{"FLEET_APP", "web"}};
   ProbeAttempt attempt = transport_.Exec("bin/check", ctx, absl::Seconds(5));
   EXPECT_TRUE(attempt.ok) << attempt.reason;
   ctx.env["FLEET_APP"] = "api";
@@ -550,7 +552,8 @@ TEST_F(RealProbeTransportTest, Exec_ReportsTimeout) {
 
 TEST_F(RealProbeTransportTest, Exec_ReportsCommandThatCannotStart) {
   fleet::testing::TempDir dir;
-  ProbeContext ctx{dir.Sub("gone"), {}};
+  ProbeContext ctx;
+  ctx.cwd = dir.Sub("gone");
   ProbeAttempt attempt = transport_.Exec("true", ctx, absl::Seconds(5));
   EXPECT_FALSE(attempt.ok);
   EXPECT_EQ(attempt.reason,

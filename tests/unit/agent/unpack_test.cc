@@ -389,8 +389,30 @@ TEST_F(UnpackArchiveTest, Unpack_StripsSetuidSetgidAndStickyBits) {
 
   EXPECT_EQ(Mode(dest_ + "/bin/suid"), 0755);
   EXPECT_EQ(Mode(dest_ + "/bin/sgid"), 0711);
-  EXPECT_EQ(Mode(dest_ + "/tmp"), 0777);
+  EXPECT_EQ(Mode(dest_ + "/tmp"), 0775);
   EXPECT_EQ(Mode(dest_ + "/shared"), 0775);
+}
+
+TEST_F(UnpackArchiveTest, Unpack_LeavesNothingWorldWritable) {
+  ArchiveBuilder b;
+  b.AddFile("bin/run", "x", 0777)
+      .AddFile("etc/app.conf", "x", 0666)
+      .AddDirectory("var", 0777)
+      .AddFile("deep/implicit/parent/file", "x", 0646);
+  // Implicit parent directories come from the umask; the widest one must
+  // not make them writable for everyone either.
+  mode_t old = umask(0);
+  absl::Status st = UnpackTarGz(b);
+  umask(old);
+  ASSERT_TRUE(st.ok()) << st;
+
+  EXPECT_EQ(Mode(dest_ + "/bin/run"), 0775);
+  EXPECT_EQ(Mode(dest_ + "/etc/app.conf"), 0664);
+  EXPECT_EQ(Mode(dest_ + "/var"), 0775);
+  EXPECT_EQ(Mode(dest_ + "/deep/implicit/parent/file"), 0644);
+  for (const char* dir : {"/deep", "/deep/implicit", "/deep/implicit/parent"}) {
+    EXPECT_EQ(Mode(dest_ + dir) & 0002, 0) << dir << " is world-writable";
+  }
 }
 
 TEST_F(UnpackArchiveTest, Unpack_IgnoresOwnershipRecordedInArchive) {

@@ -4,6 +4,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/signing.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -353,6 +354,75 @@ TEST(ParseAppSpecTest, SpecsThatEveryConfigPushOrStagingWouldFailAreRefused) {
                                   "'app.conf'")));
   // Without required keys any file may be named.
   EXPECT_TRUE(ParseAppSpec("name: web\nconfig: { file: app.conf }\n", "app.yaml").ok());
+}
+
+TEST(ParseAppSpecTest, ParsesTrustedKeysInTheFormKeygenPrints) {
+  absl::StatusOr<SigningKeyPair> a = GenerateSigningKeyPair();
+  absl::StatusOr<SigningKeyPair> b = GenerateSigningKeyPair();
+  ASSERT_TRUE(a.ok() && b.ok());
+  const std::string a_line = FormatPublicKey(a->public_key);
+  const std::string b_line = FormatPublicKey(b->public_key);
+  // The second is given as bare base64, which is stored with its prefix.
+  absl::StatusOr<AppSpec> spec =
+      ParseAppSpec(absl::StrCat("name: web\ntrusted_keys:\n  - \"", a_line, "\"\n  - \"",
+                                b_line.substr(std::string(kPublicKeyPrefix).size()), "\"\n"),
+                   "app.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_THAT(spec->trusted_keys(), ElementsAre(a_line, b_line));
+
+  absl::StatusOr<AppSpec> none = ParseAppSpec("name: web\n", "app.yaml");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->trusted_keys().empty()) << "no keys: releases need no signature";
+}
+
+TEST(ParseAppSpecTest, MalformedOrRepeatedTrustedKeyIsRefusedNamingIt) {
+  absl::StatusOr<SigningKeyPair> keys = GenerateSigningKeyPair();
+  ASSERT_TRUE(keys.ok());
+  const std::string line = FormatPublicKey(keys->public_key);
+  EXPECT_THAT(ParseError(absl::StrCat("name: web\ntrusted_keys:\n  - \"", line,
+                                      "\"\n  - \"ed25519:dG9vIHNob3J0\"\n")),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       StartsWith("app.yaml:4: trusted_keys[1]: 'ed25519:dG9vIHNob3J0' is not an "
+                                  "Ed25519 public key")));
+  EXPECT_THAT(ParseError(absl::StrCat("name: web\ntrusted_keys: [\"", line, "\", \"",
+                                      line.substr(8), "\"]\n")),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "app.yaml:2: trusted_keys[1]: lists the same key again"));
+  EXPECT_THAT(ParseError(absl::StrCat("name: web\ntrusted_keys: [\"",
+                                      FormatSecretKey(keys->secret_key), "\"]\n")),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("trusted_keys[0]: this is a secret key")));
+  EXPECT_THAT(ParseError(absl::StrCat("name: web\ntrusted_keys: \"", line, "\"\n")),
+              StatusIs(absl::StatusCode::kInvalidArgument, "app.yaml:2: trusted_keys: must be a list"));
+}
+
+TEST(ParseAppSpecTest, ParsesTheUserCommandsRunAs) {
+  absl::StatusOr<AppSpec> spec = ParseAppSpec("name: web\nuser: www-data\n", "app.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->user(), "www-data");
+  EXPECT_EQ(ParseAppSpec("name: web\n", "app.yaml")->user(), "");
+}
+
+TEST(ParseAppSpecTest, RefusesAUserThatIsNotAUserName) {
+  for (const char* user : {"\"-rf\"", "\"a b\"", "\"web;id\"", "\"\"",
+                           "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}) {
+    EXPECT_THAT(ParseError(absl::StrCat("name: web\nuser: ", user, "\n")),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("app.yaml:2: user: ")))
+        << user;
+  }
+}
+
+// Found by tests/fuzz/app_spec_fuzz: yaml-cpp's messages and the values
+// errors quote may hold control characters.
+TEST(ParseAppSpecTest, ErrorsAreOnePrintableLine) {
+  EXPECT_THAT(ParseError("name: \"web\\nx\\u0000y\"\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("name: 'web\\x0ax\\x00y' must be letters")));
+  for (const char* bad : {"name: \"\\\x01\"\n", "name: \"\\\x1b\"\n"}) {
+    absl::Status st = ParseError(bad);
+    EXPECT_THAT(st, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("invalid YAML")));
+    for (char c : st.message()) EXPECT_GE(static_cast<unsigned char>(c), 0x20) << st;
+  }
 }
 
 }  // namespace

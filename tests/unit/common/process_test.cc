@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -275,6 +276,82 @@ TEST(ProcessResultTest, Describe_DoesNotSplitUtf8Character) {
   // 199 ASCII bytes then a 2-byte character straddling the 200-byte cut.
   result.output = std::string(199, 'a') + "\xc3\xa9" + "tail";
   EXPECT_EQ(result.Describe(), "exited with status 1: " + std::string(199, 'a') + "...");
+}
+
+// Switching users needs root; CI runs the tests as root.
+#define FLEET_REQUIRE_ROOT()                                      \
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to switch users"
+
+TEST(LookupUserTest, FindsUidGidGroupsAndHomeOfAUser) {
+  absl::StatusOr<RunAs> nobody = LookupUser("nobody");
+  ASSERT_TRUE(nobody.ok()) << nobody.status();
+  EXPECT_EQ(nobody->user, "nobody");
+  EXPECT_EQ(nobody->uid, 65534u);
+  EXPECT_FALSE(nobody->groups.empty());
+}
+
+TEST(LookupUserTest, UnknownUserIsNotFound) {
+  absl::StatusOr<RunAs> missing = LookupUser("fleet-no-such-user");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(),
+              HasSubstr("user 'fleet-no-such-user' does not exist on this host"));
+}
+
+TEST(PosixProcessRunnerTest, RunAs_RunsWithTheUsersIdsGroupsAndEnvironment) {
+  FLEET_REQUIRE_ROOT();
+  absl::StatusOr<RunAs> nobody = LookupUser("nobody");
+  ASSERT_TRUE(nobody.ok()) << nobody.status();
+  ProcessSpec spec;
+  spec.command = "echo $(id -u) $(id -g) \"$(id -G)\" $USER $LOGNAME $HOME";
+  spec.run_as = *nobody;
+  ProcessResult result = MustRun(spec);
+  ASSERT_TRUE(result.ok()) << result.Describe();
+  std::string groups;
+  for (gid_t gid : nobody->groups) absl::StrAppend(&groups, groups.empty() ? "" : " ", gid);
+  // The shell's quotes keep several groups one word; echo prints them bare.
+  EXPECT_EQ(result.output, absl::StrCat(nobody->uid, " ", nobody->gid, " ", groups,
+                                        " nobody nobody ", nobody->home, "\n"));
+}
+
+TEST(PosixProcessRunnerTest, RunAs_CannotReadWhatOnlyRootMayRead) {
+  FLEET_REQUIRE_ROOT();
+  fleet::testing::TempDir dir;
+  ASSERT_EQ(chmod(dir.path().c_str(), 0755), 0);
+  std::string secret = dir.Sub("secret");
+  fleet::testing::WriteTextFile(secret, "root only\n");
+  ASSERT_EQ(chmod(secret.c_str(), 0600), 0);
+  ProcessSpec spec;
+  spec.command = "cat secret";
+  spec.cwd = dir.path();
+  EXPECT_TRUE(MustRun(spec).ok());  // as root
+  spec.run_as = LookupUser("nobody").value();
+  ProcessResult result = MustRun(spec);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("Permission denied"));
+}
+
+TEST(PosixProcessRunnerTest, RunAs_EntersTheWorkingDirectoryBeforeDroppingPrivileges) {
+  FLEET_REQUIRE_ROOT();
+  // Test dirs are 0700 and root's: the user could not walk into them, as
+  // with an apps root only root may traverse. The cwd still works.
+  fleet::testing::TempDir dir;
+  ASSERT_EQ(mkdir(dir.Sub("release").c_str(), 0755), 0);
+  ProcessSpec spec;
+  spec.command = "pwd";
+  spec.cwd = dir.Sub("release");
+  spec.run_as = LookupUser("nobody").value();
+  ProcessResult result = MustRun(spec);
+  EXPECT_TRUE(result.ok()) << result.Describe();
+}
+
+TEST(PosixProcessRunnerTest, RunAs_FailsToStartWhenTheSwitchIsRefused) {
+  if (geteuid() == 0) GTEST_SKIP() << "root may switch to any user";
+  ProcessSpec spec;
+  spec.command = "true";
+  spec.run_as = LookupUser("nobody").value();
+  absl::StatusOr<ProcessResult> result = DefaultProcessRunner()->Run(spec);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(result.status().message(), HasSubstr("cannot switch to user 'nobody'"));
 }
 
 }  // namespace

@@ -159,7 +159,7 @@ TEST_F(StoreTest, Store_MigratesNewDatabaseToCurrentSchemaVersion) {
   EXPECT_EQ(QueryOne(path(),
                      "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master "
                      "WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name)"),
-            "alerts,apps,configs,events,host_apps,hosts,releases,rollout_tasks,rollouts");
+            "alerts,apps,configs,events,host_apps,hosts,releases,rollout_tasks,rollouts,tokens");
 }
 
 TEST_F(StoreTest, Store_EnablesWriteAheadLog) {
@@ -278,6 +278,8 @@ TEST_F(StoreTest, Release_InsertRoundTripsEveryField) {
   Release release = MakeRelease("web", "v1");
   (*release.mutable_metadata())["git"] = "3fa9c1";
   (*release.mutable_metadata())["note, with=odd\nchars"] = "line 1\nline \"2\"";
+  // What agents verify against the app's trusted_keys (common/signing.h).
+  release.set_signature(std::string(86, 'A') + "==");
   ASSERT_OK(store_->InsertRelease(release));
 
   absl::StatusOr<Release> got = store_->GetRelease("web", "v1");
@@ -1002,5 +1004,107 @@ TEST_F(StoreTest, Alert_InsertInsideRolledBackTransactionLeavesNoKey) {
   EXPECT_THAT(store_->GetAlert("4f1c2a", "2024-05-01T11:59:00Z", "firing"),
               StatusIs(absl::StatusCode::kNotFound));
 }
+
+fleet::v1::TokenInfo MakeToken(const std::string& id, fleet::v1::Role role,
+                               const std::string& app = "") {
+  fleet::v1::TokenInfo token;
+  token.set_id(id);
+  token.set_role(role);
+  token.set_app(app);
+  token.set_description(absl::StrCat("token ", id));
+  token.set_created_by("alice (token 000000000000)");
+  token.set_created_at_ms(4000);
+  return token;
+}
+
+TEST_F(StoreTest, Token_InsertRoundTripsEveryFieldAndIsFoundByHashOnly) {
+  fleet::v1::TokenInfo deployer = MakeToken("3fa9c2d4e5f6", fleet::v1::ROLE_DEPLOYER, "api");
+  ASSERT_OK(store_->InsertToken(deployer, std::string(64, 'd')));
+  absl::StatusOr<fleet::v1::TokenInfo> got = store_->FindTokenByHash(std::string(64, 'd'));
+  ASSERT_OK(got);
+  EXPECT_EQ(got->DebugString(), deployer.DebugString());
+  EXPECT_THAT(store_->FindTokenByHash(std::string(64, 'e')),
+              StatusIs(absl::StatusCode::kNotFound));
+  // The id is not a hash.
+  EXPECT_THAT(store_->FindTokenByHash("3fa9c2d4e5f6"), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(StoreTest, Token_InsertWithStoredIdOrHashIsAlreadyExistsAndKeepsTheFirst) {
+  ASSERT_OK(store_->InsertToken(MakeToken("aaaaaaaaaaaa", fleet::v1::ROLE_VIEWER),
+                                std::string(64, 'a')));
+  EXPECT_THAT(store_->InsertToken(MakeToken("aaaaaaaaaaaa", fleet::v1::ROLE_ADMIN),
+                                  std::string(64, 'b')),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(store_->InsertToken(MakeToken("bbbbbbbbbbbb", fleet::v1::ROLE_ADMIN),
+                                  std::string(64, 'a')),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(store_->InsertToken(MakeToken("cccccccccccc", fleet::v1::ROLE_UNSPECIFIED),
+                                  std::string(64, 'c')),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store_->InsertToken(MakeToken("", fleet::v1::ROLE_VIEWER), std::string(64, 'c')),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  absl::StatusOr<std::vector<fleet::v1::TokenInfo>> tokens = store_->ListTokens();
+  ASSERT_OK(tokens);
+  ASSERT_EQ(tokens->size(), 1u);
+  EXPECT_EQ((*tokens)[0].role(), fleet::v1::ROLE_VIEWER);
+  EXPECT_EQ(store_->CountTokens().value_or(-1), 1);
+}
+
+TEST_F(StoreTest, Token_ListIsCreationOrderAndCountIncludesRevoked) {
+  EXPECT_EQ(store_->CountTokens().value_or(-1), 0);
+  ASSERT_OK(store_->InsertToken(MakeToken("ffffffffffff", fleet::v1::ROLE_ADMIN),
+                                std::string(64, 'f')));
+  ASSERT_OK(store_->InsertToken(MakeToken("111111111111", fleet::v1::ROLE_VIEWER),
+                                std::string(64, '1')));
+  ASSERT_OK(store_->RevokeToken("ffffffffffff", 6000));
+  absl::StatusOr<std::vector<fleet::v1::TokenInfo>> tokens = store_->ListTokens();
+  ASSERT_OK(tokens);
+  ASSERT_EQ(tokens->size(), 2u);
+  EXPECT_EQ((*tokens)[0].id(), "ffffffffffff");
+  EXPECT_EQ((*tokens)[1].id(), "111111111111");
+  EXPECT_EQ(store_->CountTokens().value_or(-1), 2);
+}
+
+TEST_F(StoreTest, Token_RevokeKeepsTheRowAndTheFirstRevocationTime) {
+  ASSERT_OK(store_->InsertToken(MakeToken("3fa9c2d4e5f6", fleet::v1::ROLE_DEPLOYER, "api"),
+                                std::string(64, 'd')));
+  absl::StatusOr<fleet::v1::TokenInfo> revoked = store_->RevokeToken("3fa9c2d4e5f6", 6000);
+  ASSERT_OK(revoked);
+  EXPECT_EQ(revoked->revoked_at_ms(), 6000);
+  EXPECT_EQ(revoked->app(), "api");
+  revoked = store_->RevokeToken("3fa9c2d4e5f6", 7000);
+  ASSERT_OK(revoked);
+  EXPECT_EQ(revoked->revoked_at_ms(), 6000);
+  absl::StatusOr<fleet::v1::TokenInfo> found = store_->FindTokenByHash(std::string(64, 'd'));
+  ASSERT_OK(found);
+  EXPECT_EQ(found->revoked_at_ms(), 6000);
+  EXPECT_THAT(store_->RevokeToken("000000000000", 6000),
+              StatusIs(absl::StatusCode::kNotFound, "unknown API token '000000000000'"));
+}
+
+// A database written by the schema v4 code (the v5 schema without tokens):
+// the v5 step adds the tokens table and keeps every row.
+TEST(StoreOpenTest, Store_MigratesVersion4DatabaseAddingTokens) {
+  fleet::testing::TempDir dir;
+  const std::string path = dir.Sub("fleet.db");
+  {
+    absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(path);
+    ASSERT_OK(store);
+    ASSERT_OK((*store)->UpsertApp(MakeApp("web"), nullptr));
+    ASSERT_OK((*store)->InsertRelease(MakeRelease("web", "v1")));
+  }
+  ExecAll(path, "DROP TABLE tokens; PRAGMA user_version = 4;");
+  ASSERT_EQ(QueryOne(path, "SELECT count(*) FROM sqlite_master WHERE name = 'tokens'"), "0");
+
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(path);
+  ASSERT_OK(store);
+  EXPECT_EQ(QueryOne(path, "PRAGMA user_version"), "5");
+  EXPECT_OK((*store)->GetRelease("web", "v1"));
+  EXPECT_EQ((*store)->CountTokens().value_or(-1), 0);
+  ASSERT_OK((*store)->InsertToken(MakeToken("3fa9c2d4e5f6", fleet::v1::ROLE_ADMIN),
+                                  std::string(64, 'd')));
+  EXPECT_OK((*store)->FindTokenByHash(std::string(64, 'd')));
+}
+
 }  // namespace
 }  // namespace fleet::controller

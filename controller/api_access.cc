@@ -1,0 +1,270 @@
+#include "controller/api_access.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/fs.h"
+#include "common/logging.h"
+#include "common/status.h"
+#include "controller/api_token.h"
+
+namespace fleet::controller {
+namespace {
+
+constexpr char kAnonymous[] = "anonymous";
+constexpr size_t kMaxDescriptionBytes = 256;
+
+bool IsValidAdmin(const fleet::v1::TokenInfo& token) {
+  return token.role() == fleet::v1::ROLE_ADMIN && token.revoked_at_ms() == 0;
+}
+
+std::string DescribeNewToken(const fleet::v1::TokenInfo& token) {
+  return absl::StrCat(DescribeToken(token),
+                      token.description().empty() ? "" : absl::StrCat(": ", token.description()));
+}
+
+// Inserts `token` with `hash` and its "token.created" event in one
+// transaction.
+absl::Status InsertTokenWithEvent(Store* store, const fleet::v1::TokenInfo& token,
+                                  const std::string& hash) {
+  Store::Transaction txn(store);
+  FLEET_RETURN_IF_ERROR(txn.begin_status());
+  FLEET_RETURN_IF_ERROR(store->InsertToken(token, hash));
+  fleet::v1::Event e;
+  e.set_at_ms(token.created_at_ms());
+  e.set_app(token.app());
+  e.set_kind("token.created");
+  e.set_actor(token.created_by());
+  e.set_message(absl::StrCat("created ", DescribeNewToken(token)));
+  FLEET_RETURN_IF_ERROR(store->AddEvent(&e));
+  return txn.Commit();
+}
+
+absl::Status ErrnoError(absl::string_view what, const std::string& path) {
+  return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
+}
+
+// Writes `content` to `path` with mode 0600, durably, and only if `path`
+// does not exist: the content goes to a temporary file that is fsynced and
+// then hard-linked to `path` (link(2) never replaces a file, unlike
+// rename(2)). AlreadyExists when `path` exists.
+std::string TempPathFor(const std::string& path) { return path + ".tmp"; }
+
+// Removes the temporary file of WriteNewPrivateFile that a start killed
+// before removing it left behind: a copy of a token nobody needs twice.
+absl::Status RemoveTempFile(const std::string& path) {
+  const std::string tmp = TempPathFor(path);
+  if (unlink(tmp.c_str()) != 0 && errno != ENOENT) return ErrnoError("cannot remove", tmp);
+  return absl::OkStatus();
+}
+
+absl::Status WriteNewPrivateFile(const std::string& path, const std::string& content) {
+  const std::string tmp = TempPathFor(path);
+  FLEET_RETURN_IF_ERROR(RemoveTempFile(path));
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return ErrnoError("cannot create", tmp);
+  absl::Status st;
+  // The umask can only take bits away; fchmod states the mode outright.
+  if (fchmod(fd, 0600) != 0) st = ErrnoError("cannot chmod", tmp);
+  size_t off = 0;
+  while (st.ok() && off < content.size()) {
+    ssize_t n = write(fd, content.data() + off, content.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      st = ErrnoError("cannot write", tmp);
+      break;
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (st.ok() && fsync(fd) != 0) st = ErrnoError("cannot fsync", tmp);
+  close(fd);
+  if (st.ok() && link(tmp.c_str(), path.c_str()) != 0) {
+    st = errno == EEXIST ? absl::AlreadyExistsError(absl::StrCat(path, " exists already"))
+                         : ErrnoError("cannot create", path);
+  }
+  unlink(tmp.c_str());
+  if (!st.ok()) return st;
+  const size_t slash = path.find_last_of('/');
+  return FsyncDir(slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash));
+}
+
+}  // namespace
+
+std::string ApiCaller::Actor(absl::string_view client_actor) const {
+  if (!token_) return std::string(client_actor);
+  if (client_actor.empty()) return absl::StrCat("token ", token_->id());
+  return absl::StrCat(client_actor, " (token ", token_->id(), ")");
+}
+
+absl::Status ApiAccess::Deny(const ApiCall& call, const std::string& app, const std::string& actor,
+                             absl::Status denial, absl::string_view detail) {
+  const std::string message =
+      absl::StrCat(call.rpc, " from ", call.peer, " denied: ", denial.message(), detail);
+  spdlog::warn("{}", message);
+  fleet::v1::Event e;
+  e.set_at_ms(NowMs());
+  e.set_app(app);
+  e.set_kind("auth.denied");
+  e.set_actor(actor);
+  e.set_message(message);
+  absl::Status recorded = store_->AddEvent(&e);
+  // The caller is refused either way; a store failure only costs the record.
+  if (!recorded.ok()) spdlog::error("cannot record auth.denied event: {}", recorded.message());
+  return denial;
+}
+
+absl::StatusOr<ApiCaller> ApiAccess::Authenticate(const ApiCall& call, const std::string& app) {
+  if (!required_) return ApiCaller();
+  std::optional<std::string> token =
+      call.authorization ? BearerToken(*call.authorization) : std::nullopt;
+  if (!token) {
+    return Deny(call, app, kAnonymous,
+                absl::UnauthenticatedError("missing API token (set FLEET_TOKEN or --token)"));
+  }
+  const absl::Status invalid = absl::UnauthenticatedError("invalid API token");
+  // Found through the unique index on the hash: comparing hashes of a
+  // 256-bit secret leaks nothing useful through timing, unlike comparing
+  // the tokens themselves.
+  absl::StatusOr<fleet::v1::TokenInfo> found = store_->FindTokenByHash(HashApiToken(*token));
+  if (absl::IsNotFound(found.status())) return Deny(call, app, kAnonymous, invalid);
+  if (!found.ok()) {
+    // Not the caller's fault: report it as it is, without an audit event.
+    spdlog::error("{} from {}: {}", call.rpc, call.peer, found.status().message());
+    return Annotate(found.status(), "cannot check API token");
+  }
+  if (found->revoked_at_ms() != 0) {
+    return Deny(call, app, found->id(), invalid,
+                absl::StrCat(" (token ", found->id(), " is revoked)"));
+  }
+  return ApiCaller(*std::move(found));
+}
+
+absl::Status ApiAccess::Authorize(const ApiCaller& caller, const ApiCall& call, ApiAction action,
+                                  const std::string& app) {
+  if (!caller.token()) return absl::OkStatus();
+  absl::Status allowed = controller::Authorize(*caller.token(), action, app);
+  if (allowed.ok()) return allowed;
+  return Deny(call, app, caller.token()->id(), allowed);
+}
+
+absl::StatusOr<ApiCaller> ApiAccess::Admit(const ApiCall& call, ApiAction action,
+                                           const std::string& app) {
+  FLEET_ASSIGN_OR_RETURN(ApiCaller caller, Authenticate(call, app));
+  FLEET_RETURN_IF_ERROR(Authorize(caller, call, action, app));
+  return caller;
+}
+
+absl::StatusOr<fleet::v1::CreateTokenResponse> ApiAccess::CreateToken(
+    const fleet::v1::CreateTokenRequest& req) {
+  if (req.role() == fleet::v1::ROLE_UNSPECIFIED || !fleet::v1::Role_IsValid(req.role())) {
+    return absl::InvalidArgumentError(
+        "cannot create a token without a role: choose viewer, deployer or admin");
+  }
+  FLEET_RETURN_IF_ERROR(CheckTokenScope(req.role(), req.app()));
+  if (req.description().size() > kMaxDescriptionBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("token description is ", req.description().size(),
+                     " bytes long; the limit is ", kMaxDescriptionBytes));
+  }
+  if (!req.app().empty()) {
+    FLEET_RETURN_IF_ERROR(Annotate(store_->GetApp(req.app()).status(),
+                                   absl::StrCat("cannot create a ", RoleName(req.role()),
+                                                " token for app '", req.app(), "'")));
+  }
+  FLEET_ASSIGN_OR_RETURN(GeneratedApiToken generated, GenerateApiToken());
+  fleet::v1::CreateTokenResponse resp;
+  fleet::v1::TokenInfo* info = resp.mutable_info();
+  info->set_id(generated.id);
+  info->set_role(req.role());
+  info->set_app(req.app());
+  info->set_description(req.description());
+  info->set_created_by(req.actor());
+  info->set_created_at_ms(NowMs());
+  FLEET_RETURN_IF_ERROR(InsertTokenWithEvent(store_, *info, generated.hash));
+  spdlog::info("{} created {}", req.actor(), DescribeToken(*info));
+  resp.set_token(std::move(generated.token));
+  return resp;
+}
+
+absl::StatusOr<std::vector<fleet::v1::TokenInfo>> ApiAccess::ListTokens() {
+  return store_->ListTokens();
+}
+
+absl::StatusOr<fleet::v1::TokenInfo> ApiAccess::RevokeToken(const std::string& id,
+                                                            const std::string& actor) {
+  Store::Transaction txn(store_);
+  FLEET_RETURN_IF_ERROR(txn.begin_status());
+  FLEET_ASSIGN_OR_RETURN(std::vector<fleet::v1::TokenInfo> tokens, store_->ListTokens());
+  const fleet::v1::TokenInfo* target = nullptr;
+  int valid_admins = 0;
+  for (const fleet::v1::TokenInfo& token : tokens) {
+    if (token.id() == id) target = &token;
+    if (IsValidAdmin(token)) ++valid_admins;
+  }
+  if (target == nullptr) return absl::NotFoundError(absl::StrCat("unknown API token '", id, "'"));
+  if (target->revoked_at_ms() != 0) return *target;
+  if (IsValidAdmin(*target) && valid_admins == 1) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("token ", id,
+                     " is the last valid admin token; create another admin token before "
+                     "revoking it"));
+  }
+  FLEET_ASSIGN_OR_RETURN(fleet::v1::TokenInfo revoked, store_->RevokeToken(id, NowMs()));
+  fleet::v1::Event e;
+  e.set_at_ms(revoked.revoked_at_ms());
+  e.set_app(revoked.app());
+  e.set_kind("token.revoked");
+  e.set_actor(actor);
+  e.set_message(absl::StrCat("revoked ", DescribeNewToken(revoked)));
+  FLEET_RETURN_IF_ERROR(store_->AddEvent(&e));
+  FLEET_RETURN_IF_ERROR(txn.Commit());
+  spdlog::info("{} revoked {}", actor, DescribeToken(revoked));
+  return revoked;
+}
+
+absl::Status EnsureFirstAdminToken(Store* store, const std::string& path) {
+  FLEET_ASSIGN_OR_RETURN(int64_t tokens, store->CountTokens());
+  if (tokens > 0) return absl::OkStatus();
+  fleet::v1::TokenInfo info;
+  info.set_role(fleet::v1::ROLE_ADMIN);
+  info.set_description("bootstrap admin");
+  info.set_created_by("fleet-controller");
+  info.set_created_at_ms(NowMs());
+
+  absl::StatusOr<std::string> existing = ReadFile(path);
+  if (existing.ok()) {
+    // An earlier start wrote the file and stopped before storing its token.
+    FLEET_RETURN_IF_ERROR(RemoveTempFile(path));
+    const std::string token(absl::StripAsciiWhitespace(*existing));
+    if (!IsWellFormedApiToken(token)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(path, " holds no API token and the database has none; remove ", path,
+                       " so that the controller can create the first admin token"));
+    }
+    const std::string hash = HashApiToken(token);
+    info.set_id(ApiTokenId(hash));
+    FLEET_RETURN_IF_ERROR(
+        Annotate(InsertTokenWithEvent(store, info, hash), "cannot store the first admin token"));
+    spdlog::info("stored the first admin token, found in {}", path);
+    return absl::OkStatus();
+  }
+  if (!absl::IsNotFound(existing.status())) return existing.status();
+
+  FLEET_ASSIGN_OR_RETURN(GeneratedApiToken generated, GenerateApiToken());
+  info.set_id(generated.id);
+  FLEET_RETURN_IF_ERROR(Annotate(WriteNewPrivateFile(path, generated.token + "\n"),
+                                 "cannot write the first admin token"));
+  FLEET_RETURN_IF_ERROR(Annotate(InsertTokenWithEvent(store, info, generated.hash),
+                                 "cannot store the first admin token"));
+  spdlog::info("created the first admin token in {}", path);
+  return absl::OkStatus();
+}
+
+}  // namespace fleet::controller
