@@ -226,6 +226,18 @@ absl::Status ReleaseExtractor::Run(archive* in, archive* out) {
   }
   // Directory modes and times are applied here, after their content.
   if (archive_write_close(out) < ARCHIVE_OK) return WriteError(out, "");
+  // Parents that the archive does not list were made by libarchive from
+  // the umask; they must not be writable by others either.
+  for (const auto& [rel, kind] : extracted_) {
+    if (kind != EntryKind::kDirectory) continue;
+    const std::string path = absl::StrCat(dest_dir_, "/", rel);
+    struct stat st;
+    if (lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0022) != 0 &&
+        chmod(path.c_str(), st.st_mode & 0755) != 0) {
+      return absl::InternalError(
+          absl::StrCat("cannot chmod ", path, ": ", std::strerror(errno)));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -360,10 +372,11 @@ absl::Status ReleaseExtractor::PrepareEntry(archive_entry* entry,
   }
   extracted_[rel] = kind;
 
-  // The bits above 0777 are setuid, setgid and sticky; other users never
-  // get to write (anyone on the host could change what runs). Directories
-  // keep u+rwx so that the agent can always remove an old release.
-  mode_t perm = archive_entry_perm(entry) & 0775;
+  // The bits above 0777 are setuid, setgid and sticky; only the owner may
+  // write (anyone else could change what runs, also a group the release's
+  // user shares). Directories keep u+rwx so that the agent can always
+  // remove an old release.
+  mode_t perm = archive_entry_perm(entry) & 0755;
   if (kind == EntryKind::kDirectory) perm |= 0700;
   archive_entry_set_perm(entry, perm);
   archive_entry_set_pathname(entry, full.c_str());

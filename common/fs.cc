@@ -1,5 +1,7 @@
 #include "common/fs.h"
 
+#include <dirent.h>
+
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -101,16 +103,67 @@ absl::Status FsyncTree(const std::string& root) {
   return FsyncDir(root);
 }
 
-absl::Status ChownTree(const std::string& root, uid_t uid, gid_t gid) {
-  std::error_code ec;
-  for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
-       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    const std::string path = it->path().string();
-    if (lchown(path.c_str(), uid, gid) != 0) return ErrnoStatus("cannot chown", path);
+namespace {
+
+constexpr int kMaxChownDepth = 256;
+
+// Gives every entry below the open directory `dir_fd` (named `path` in
+// messages) to uid:gid. Every step is relative to a descriptor and never
+// follows a link, so a tree whose owner swaps a directory for a symlink
+// while this runs cannot make it change anything outside the tree.
+absl::Status ChownBelow(int dir_fd, const std::string& path, uid_t uid, gid_t gid, int depth) {
+  if (depth > kMaxChownDepth) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot chown ", path, ": more than ", kMaxChownDepth, " levels deep"));
   }
-  if (ec) return absl::InternalError(absl::StrCat("cannot walk ", root, ": ", ec.message()));
-  if (lchown(root.c_str(), uid, gid) != 0) return ErrnoStatus("cannot chown", root);
-  return absl::OkStatus();
+  int list_fd = dup(dir_fd);
+  if (list_fd < 0) return ErrnoStatus("cannot read directory", path);
+  DIR* dir = fdopendir(list_fd);
+  if (dir == nullptr) {
+    close(list_fd);
+    return ErrnoStatus("cannot read directory", path);
+  }
+  absl::Status result;
+  errno = 0;
+  while (struct dirent* entry = readdir(dir)) {
+    const std::string name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    const std::string child = absl::StrCat(path, "/", name);
+    struct stat st;
+    if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      result = ErrnoStatus("cannot stat", child);
+      break;
+    }
+    if (S_ISDIR(st.st_mode)) {
+      int sub = openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub < 0) {
+        result = ErrnoStatus("cannot open directory", child);
+        break;
+      }
+      result = ChownBelow(sub, child, uid, gid, depth + 1);
+      if (result.ok() && fchown(sub, uid, gid) != 0) result = ErrnoStatus("cannot chown", child);
+      close(sub);
+      if (!result.ok()) break;
+    } else if (fchownat(dir_fd, name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0) {
+      result = ErrnoStatus("cannot chown", child);
+      break;
+    }
+    errno = 0;
+  }
+  if (result.ok() && errno != 0) result = ErrnoStatus("cannot read directory", path);
+  closedir(dir);
+  return result;
+}
+
+}  // namespace
+
+absl::Status ChownTree(const std::string& root, uid_t uid, gid_t gid) {
+  int fd = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("cannot open directory", root);
+  absl::Status st = ChownBelow(fd, root, uid, gid, 0);
+  if (st.ok() && fchown(fd, uid, gid) != 0) st = ErrnoStatus("cannot chown", root);
+  close(fd);
+  return st;
 }
 
 absl::Status MakeDirs(const std::string& dir, int mode) {

@@ -27,10 +27,12 @@ absl::Status FsyncDir(const std::string& dir);
 // Fsyncs every regular file and directory below `root`, then `root` itself.
 absl::Status FsyncTree(const std::string& root);
 
-// Gives everything below `root` and then `root` itself to uid:gid, never
-// following a symlink (links themselves are changed): once `root` has the
-// new owner, so has the whole tree, even after a crash in between. Modes
-// stay as they are (chown clears setuid/setgid, which Fleet never sets).
+// Gives everything below the directory `root` and then `root` itself to
+// uid:gid. Never follows a symlink (links themselves are changed), also not
+// one swapped in for a directory while this runs: the walk goes by
+// descriptors. Once `root` has the new owner so has the whole tree, even
+// after a crash in between. Modes stay as they are (chown clears
+// setuid/setgid, which Fleet never sets). Fails on a tree deeper than 256.
 absl::Status ChownTree(const std::string& root, uid_t uid, gid_t gid);
 
 // Creates `dir` and its parents. OK when it exists already.

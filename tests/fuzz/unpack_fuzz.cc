@@ -2,7 +2,8 @@
 // sanitizer reports it checks the unpacker's promises (DESIGN.md "Unpack")
 // on whatever it wrote, whether it accepted the archive or refused it
 // halfway: nothing outside the destination, no link that leads out of it,
-// no device node or FIFO, no setuid/setgid bits, nothing world-writable.
+// no device node or FIFO, no setuid/setgid bits, nothing writable but by its
+// owner.
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -61,7 +62,7 @@ void CheckTree(const fs::path& root) {
     }
     if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) Violation("special file", path);
     if (st.st_mode & (S_ISUID | S_ISGID)) Violation("setuid/setgid bit", path);
-    if (st.st_mode & S_IWOTH) Violation("world-writable", path);
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) Violation("writable by group or others", path);
   }
   if (ec) Violation("cannot walk: " + ec.message(), root);
 }

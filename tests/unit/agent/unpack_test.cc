@@ -389,11 +389,11 @@ TEST_F(UnpackArchiveTest, Unpack_StripsSetuidSetgidAndStickyBits) {
 
   EXPECT_EQ(Mode(dest_ + "/bin/suid"), 0755);
   EXPECT_EQ(Mode(dest_ + "/bin/sgid"), 0711);
-  EXPECT_EQ(Mode(dest_ + "/tmp"), 0775);
-  EXPECT_EQ(Mode(dest_ + "/shared"), 0775);
+  EXPECT_EQ(Mode(dest_ + "/tmp"), 0755);
+  EXPECT_EQ(Mode(dest_ + "/shared"), 0755);
 }
 
-TEST_F(UnpackArchiveTest, Unpack_LeavesNothingWorldWritable) {
+TEST_F(UnpackArchiveTest, Unpack_LeavesNothingWritableButByItsOwner) {
   ArchiveBuilder b;
   b.AddFile("bin/run", "x", 0777)
       .AddFile("etc/app.conf", "x", 0666)
@@ -406,12 +406,12 @@ TEST_F(UnpackArchiveTest, Unpack_LeavesNothingWorldWritable) {
   umask(old);
   ASSERT_TRUE(st.ok()) << st;
 
-  EXPECT_EQ(Mode(dest_ + "/bin/run"), 0775);
-  EXPECT_EQ(Mode(dest_ + "/etc/app.conf"), 0664);
-  EXPECT_EQ(Mode(dest_ + "/var"), 0775);
+  EXPECT_EQ(Mode(dest_ + "/bin/run"), 0755);
+  EXPECT_EQ(Mode(dest_ + "/etc/app.conf"), 0644);
+  EXPECT_EQ(Mode(dest_ + "/var"), 0755);
   EXPECT_EQ(Mode(dest_ + "/deep/implicit/parent/file"), 0644);
   for (const char* dir : {"/deep", "/deep/implicit", "/deep/implicit/parent"}) {
-    EXPECT_EQ(Mode(dest_ + dir) & 0002, 0) << dir << " is world-writable";
+    EXPECT_EQ(Mode(dest_ + dir) & 0022, 0) << dir << " is writable by others";
   }
 }
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -342,6 +343,33 @@ TEST(PosixProcessRunnerTest, RunAs_EntersTheWorkingDirectoryBeforeDroppingPrivil
   spec.run_as = LookupUser("nobody").value();
   ProcessResult result = MustRun(spec);
   EXPECT_TRUE(result.ok()) << result.Describe();
+}
+
+// The switch happens in the vforked child by raw system calls: libc's
+// wrappers would change every thread of the calling process, the agent.
+TEST(PosixProcessRunnerTest, RunAs_LeavesTheCallerAndItsOtherThreadsRoot) {
+  FLEET_REQUIRE_ROOT();
+  std::atomic<bool> stop{false};
+  std::thread other([&stop] {
+    while (!stop.load()) usleep(1000);
+  });
+  ProcessSpec spec;
+  spec.command = "id -u";
+  spec.run_as = LookupUser("nobody").value();
+  ProcessResult result = MustRun(spec);
+  EXPECT_EQ(result.output, "65534\n");
+
+  EXPECT_EQ(getuid(), 0u);
+  EXPECT_EQ(geteuid(), 0u);
+  EXPECT_EQ(getegid(), 0u);
+  // Every thread's credentials, as the kernel keeps them per thread.
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::string status = fleet::testing::ReadTextFile(task.path().string() + "/status");
+    EXPECT_THAT(status, HasSubstr("\nUid:\t0\t0\t0\t0\n")) << task.path();
+    EXPECT_THAT(status, HasSubstr("\nGid:\t0\t0\t0\t0\n")) << task.path();
+  }
+  stop = true;
+  other.join();
 }
 
 TEST(PosixProcessRunnerTest, RunAs_FailsToStartWhenTheSwitchIsRefused) {

@@ -1,0 +1,75 @@
+#include "common/fs.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/test_env.h"
+
+namespace fleet {
+namespace {
+
+using ::fleet::testing::TempDir;
+using ::fleet::testing::WriteTextFile;
+
+constexpr uid_t kUid = 65534;
+constexpr gid_t kGid = 65534;
+
+struct stat LStat(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(lstat(path.c_str(), &st), 0) << path;
+  return st;
+}
+
+class ChownTreeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root to give files away";
+    ASSERT_EQ(mkdir(tmp_.Sub("tree").c_str(), 0755), 0);
+    ASSERT_EQ(mkdir(tmp_.Sub("tree/sub").c_str(), 0755), 0);
+    ASSERT_EQ(mkdir(tmp_.Sub("outside").c_str(), 0755), 0);
+    WriteTextFile(tmp_.Sub("tree/sub/file"), "x");
+    WriteTextFile(tmp_.Sub("outside/file"), "x");
+  }
+
+  TempDir tmp_;
+};
+
+TEST_F(ChownTreeTest, ChownTree_GivesEveryEntryAndTheRootToTheOwner) {
+  ASSERT_EQ(symlink("sub/file", tmp_.Sub("tree/link").c_str()), 0);
+
+  ASSERT_TRUE(ChownTree(tmp_.Sub("tree"), kUid, kGid).ok());
+
+  for (const char* path : {"tree", "tree/sub", "tree/sub/file", "tree/link"}) {
+    EXPECT_EQ(LStat(tmp_.Sub(path)).st_uid, kUid) << path;
+    EXPECT_EQ(LStat(tmp_.Sub(path)).st_gid, kGid) << path;
+  }
+}
+
+TEST_F(ChownTreeTest, ChownTree_NeverFollowsALinkOutOfTheTree) {
+  ASSERT_EQ(symlink(tmp_.Sub("outside/file").c_str(), tmp_.Sub("tree/to-file").c_str()), 0);
+  ASSERT_EQ(symlink(tmp_.Sub("outside").c_str(), tmp_.Sub("tree/sub/to-dir").c_str()), 0);
+
+  ASSERT_TRUE(ChownTree(tmp_.Sub("tree"), kUid, kGid).ok());
+
+  EXPECT_EQ(LStat(tmp_.Sub("outside")).st_uid, 0u);
+  EXPECT_EQ(LStat(tmp_.Sub("outside/file")).st_uid, 0u);
+  EXPECT_EQ(LStat(tmp_.Sub("tree/to-file")).st_uid, kUid);
+  EXPECT_EQ(LStat(tmp_.Sub("tree/sub/to-dir")).st_uid, kUid);
+}
+
+TEST_F(ChownTreeTest, ChownTree_RefusesARootThatIsALink) {
+  ASSERT_EQ(symlink(tmp_.Sub("outside").c_str(), tmp_.Sub("link-root").c_str()), 0);
+
+  absl::Status st = ChownTree(tmp_.Sub("link-root"), kUid, kGid);
+  EXPECT_FALSE(st.ok());
+  EXPECT_THAT(st.message(), ::testing::HasSubstr("cannot open directory"));
+  EXPECT_EQ(LStat(tmp_.Sub("outside")).st_uid, 0u);
+  EXPECT_EQ(LStat(tmp_.Sub("outside/file")).st_uid, 0u);
+}
+
+}  // namespace
+}  // namespace fleet
