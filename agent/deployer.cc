@@ -224,15 +224,24 @@ Deployer::Env Deployer::MakeEnv(const AppSpec& spec, const AppLayout& layout,
 }
 
 absl::Status Deployer::GiveToUser(const AppSpec& spec, const std::string& dir) const {
-  if (spec.user().empty()) return absl::OkStatus();
-  absl::StatusOr<RunAs> run_as = LookupUser(spec.user());
-  if (!run_as.ok()) return Annotate(run_as.status(), absl::StrCat("user of app ", spec.name()));
+  // Without `user:` the tree is the agent's: one a user had before (the
+  // spec dropped it) is taken back, or commands now run as the agent, root,
+  // would run code that user could still change.
+  uid_t uid = geteuid();
+  gid_t gid = getegid();
+  if (!spec.user().empty()) {
+    absl::StatusOr<RunAs> run_as = LookupUser(spec.user());
+    if (!run_as.ok()) return Annotate(run_as.status(), absl::StrCat("user of app ", spec.name()));
+    uid = run_as->uid;
+    gid = run_as->gid;
+  }
   struct stat st;
-  // A whole tree is given at once, so its top tells whether it is done.
-  if (lstat(dir.c_str(), &st) == 0 && st.st_uid == run_as->uid && st.st_gid == run_as->gid) {
+  // A whole tree is given at once, its top last, so the top tells whether
+  // it is done.
+  if (lstat(dir.c_str(), &st) == 0 && st.st_uid == uid && st.st_gid == gid) {
     return absl::OkStatus();
   }
-  return ChownTree(dir, run_as->uid, run_as->gid);
+  return ChownTree(dir, uid, gid);
 }
 
 absl::Status Deployer::GiveSharedDirsToUser(const AppSpec& spec, const AppLayout& layout) const {
@@ -452,7 +461,8 @@ absl::Status Deployer::Stage(const StageCommand& cmd, const ProgressFn& progress
     // this command describes; refused now rather than at its activation.
     if (!track.config()) FLEET_RETURN_IF_ERROR(CheckTrustedRelease(spec, version));
     // A crash between the rename and the record leaves it unrecorded, which
-    // would make it the first version retention removes.
+    // would make it the first version retention removes (its manifest was
+    // recorded before the rename).
     FLEET_RETURN_IF_ERROR(RecordStaged(track, spec.name(), version, /*fresh=*/false));
     progress("staged", absl::StrCat(version, " is already on disk"));
     return absl::OkStatus();
@@ -495,6 +505,19 @@ absl::Status Deployer::Stage(const StageCommand& cmd, const ProgressFn& progress
   if (chmod(staging->c_str(), 0755) != 0) return cleanup(ErrnoError("cannot chmod", *staging));
   st = FsyncTree(*staging);
   if (!st.ok()) return cleanup(st);
+  if (!track.config()) {
+    // The manifest is persisted before the rename: a kill -9 between the
+    // rename and RecordStaged would otherwise leave releases/<version> with
+    // no manifest, unsigned for good under trusted_keys. Recording it later
+    // from a stage command that verifies would not be safe: a directory
+    // without a manifest may also be one unpacked, unchecked, before the
+    // keys were set. An entry whose rename never happened is harmless (only
+    // a directory on disk is looked up) and the next staging overwrites it.
+    AgentAppRecord record = state_.LoadApp(spec.name());
+    (*record.mutable_staged_releases())[version] = manifest;
+    st = state_.SaveApp(record);
+    if (!st.ok()) return cleanup(st);
+  }
   std::string final_dir = layout.version_dir(track.subject(), version);
   if (std::rename(staging->c_str(), final_dir.c_str()) != 0) {
     return cleanup(absl::InternalError(absl::StrCat("cannot move ", *staging, " to ", final_dir)));

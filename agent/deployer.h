@@ -115,8 +115,8 @@ class Deployer {
   // active (either may be "").
   Env MakeEnv(const fleet::v1::AppSpec& spec, const AppLayout& layout, const std::string& release,
               const std::string& config) const;
-  // Gives `dir` and everything in it to the spec's `user:` (no-op without
-  // one). NotFound when this host has no such user.
+  // Gives `dir` and everything in it to the spec's `user:`, or without one
+  // to the agent's own user. NotFound when this host has no such user.
   absl::Status GiveToUser(const fleet::v1::AppSpec& spec, const std::string& dir) const;
   // Gives the app's shared dirs themselves (not their content) to that user.
   absl::Status GiveSharedDirsToUser(const fleet::v1::AppSpec& spec, const AppLayout& layout) const;

@@ -480,6 +480,9 @@ int Run(int argc, char** argv) {
       "arguments show in ps)");
   app.add_option("--token-file", token_file, "file holding the API token, e.g. admin.token")
       ->excludes(token_opt);
+  bool insecure = false;
+  app.add_flag("--insecure", insecure,
+               "allow sending the API token over plaintext to a non-loopback controller");
 
   std::string a_app, a_version, a_file, a_selector, a_to, a_id;
   bool wait = false;
@@ -643,6 +646,14 @@ int Run(int argc, char** argv) {
                                           token_file.empty() ? "FLEET_TOKEN or --token"
                                                              : token_file,
                                           " holds spaces or control characters; no token does")});
+  }
+  // Before connecting: anyone on the path reads a plaintext token, and a
+  // token lives until it is revoked.
+  if (!token.empty() && tls_ca.empty() && !insecure && !IsLoopbackAddress(controller)) {
+    return fail({kExitError,
+                 absl::StrCat("refusing to send the API token over plaintext to ", controller,
+                              ": set --tls-ca (FLEET_TLS_CA), or pass --insecure to send it "
+                              "anyway")});
   }
   client.set_token(token);
   if (!client.Connect(tls_ca, &failure)) return fail(failure);

@@ -7,7 +7,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/fs.h"
@@ -19,6 +21,16 @@ namespace fleet::controller {
 namespace {
 
 constexpr char kAnonymous[] = "anonymous";
+// The denial window shared by new peer addresses when the map is full.
+constexpr char kOverflowKey[] = "*";
+
+// The address of a gRPC peer without its port ("ipv4:10.0.0.7:50412" ->
+// "ipv4:10.0.0.7"): a caller picks a new port for every connection.
+absl::string_view PeerAddress(absl::string_view peer) {
+  if (!absl::StartsWith(peer, "ipv4:") && !absl::StartsWith(peer, "ipv6:")) return peer;
+  const size_t colon = peer.rfind(':');
+  return colon <= 4 ? peer : peer.substr(0, colon);
+}
 constexpr size_t kMaxDescriptionBytes = 256;
 
 bool IsValidAdmin(const fleet::v1::TokenInfo& token) {
@@ -98,19 +110,59 @@ absl::Status WriteNewPrivateFile(const std::string& path, const std::string& con
 }  // namespace
 
 std::string ApiCaller::Actor(absl::string_view client_actor) const {
-  if (!token_) return std::string(client_actor);
+  if (!token_) return ClientText(client_actor);
   if (client_actor.empty()) return absl::StrCat("token ", token_->id());
-  return absl::StrCat(client_actor, " (token ", token_->id(), ")");
+  return absl::StrCat(ClientText(client_actor), " (token ", token_->id(), ")");
+}
+
+bool ApiAccess::ShouldRecordAnonymousDenial(absl::string_view peer, absl::string_view reason,
+                                            int64_t* suppressed) {
+  const absl::Time now = clock_->Now();
+  std::string key = absl::StrCat(PeerAddress(peer), "\n", reason);
+  absl::MutexLock lock(&mu_);
+  auto it = denial_windows_.find(key);
+  if (it == denial_windows_.end() && denial_windows_.size() >= kMaxAnonymousDenialKeys) {
+    // Forgets windows that are over: their next denial is recorded anyway,
+    // only without the count of suppressed ones.
+    absl::erase_if(denial_windows_, [now](const auto& entry) {
+      return now - entry.second.recorded_at >= kAnonymousDenialWindow;
+    });
+    // Still full: many addresses at once, which one window covers.
+    if (denial_windows_.size() >= kMaxAnonymousDenialKeys) key = kOverflowKey;
+    it = denial_windows_.find(key);
+  }
+  if (it == denial_windows_.end()) {
+    denial_windows_.emplace(std::move(key), DenialWindow{now, 0});
+    *suppressed = 0;
+    return true;
+  }
+  DenialWindow& window = it->second;
+  if (now - window.recorded_at < kAnonymousDenialWindow) {
+    ++window.suppressed;
+    return false;
+  }
+  *suppressed = window.suppressed;
+  window = DenialWindow{now, 0};
+  return true;
 }
 
 absl::Status ApiAccess::Deny(const ApiCall& call, const std::string& app, const std::string& actor,
-                             absl::Status denial, absl::string_view detail) {
-  const std::string message =
-      absl::StrCat(call.rpc, " from ", call.peer, " denied: ", denial.message(), detail);
+                             absl::Status denial, absl::string_view detail, bool rate_limited) {
+  int64_t suppressed = 0;
+  if (rate_limited && !ShouldRecordAnonymousDenial(call.peer, denial.message(), &suppressed)) {
+    return denial;
+  }
+  std::string message = absl::StrCat(call.rpc, " from ", ClientText(call.peer),
+                                     " denied: ", denial.message(), detail);
+  if (suppressed > 0) absl::StrAppend(&message, " (", suppressed, " more since)");
   spdlog::warn("{}", message);
+  // Only an app the store knows: the name comes from a caller who may be
+  // anyone.
+  std::string known_app;
+  if (!app.empty() && store_->GetApp(app).ok()) known_app = app;
   fleet::v1::Event e;
-  e.set_at_ms(NowMs());
-  e.set_app(app);
+  e.set_at_ms(absl::ToUnixMillis(clock_->Now()));
+  e.set_app(known_app);
   e.set_kind("auth.denied");
   e.set_actor(actor);
   e.set_message(message);
@@ -126,14 +178,17 @@ absl::StatusOr<ApiCaller> ApiAccess::Authenticate(const ApiCall& call, const std
       call.authorization ? BearerToken(*call.authorization) : std::nullopt;
   if (!token) {
     return Deny(call, app, kAnonymous,
-                absl::UnauthenticatedError("missing API token (set FLEET_TOKEN or --token)"));
+                absl::UnauthenticatedError("missing API token (set FLEET_TOKEN or --token)"), "",
+                /*rate_limited=*/true);
   }
   const absl::Status invalid = absl::UnauthenticatedError("invalid API token");
   // Found through the unique index on the hash: comparing hashes of a
   // 256-bit secret leaks nothing useful through timing, unlike comparing
   // the tokens themselves.
   absl::StatusOr<fleet::v1::TokenInfo> found = store_->FindTokenByHash(HashApiToken(*token));
-  if (absl::IsNotFound(found.status())) return Deny(call, app, kAnonymous, invalid);
+  if (absl::IsNotFound(found.status())) {
+    return Deny(call, app, kAnonymous, invalid, "", /*rate_limited=*/true);
+  }
   if (!found.ok()) {
     // Not the caller's fault: report it as it is, without an audit event.
     spdlog::error("{} from {}: {}", call.rpc, call.peer, found.status().message());
@@ -141,7 +196,7 @@ absl::StatusOr<ApiCaller> ApiAccess::Authenticate(const ApiCall& call, const std
   }
   if (found->revoked_at_ms() != 0) {
     return Deny(call, app, found->id(), invalid,
-                absl::StrCat(" (token ", found->id(), " is revoked)"));
+                absl::StrCat(" (token ", found->id(), " is revoked)"), /*rate_limited=*/true);
   }
   return ApiCaller(*std::move(found));
 }
@@ -151,7 +206,7 @@ absl::Status ApiAccess::Authorize(const ApiCaller& caller, const ApiCall& call, 
   if (!caller.token()) return absl::OkStatus();
   absl::Status allowed = controller::Authorize(*caller.token(), action, app);
   if (allowed.ok()) return allowed;
-  return Deny(call, app, caller.token()->id(), allowed);
+  return Deny(call, app, caller.token()->id(), allowed, "", /*rate_limited=*/false);
 }
 
 absl::StatusOr<ApiCaller> ApiAccess::Admit(const ApiCall& call, ApiAction action,

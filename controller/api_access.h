@@ -1,7 +1,9 @@
 // Who may call the public API (fleet.v1.FleetService): checks the bearer
 // token of each call against the store, applies the role policy of
-// authorizer.h, and records every denial as an audit event. Also creates,
-// lists and revokes tokens, and makes the first admin token.
+// authorizer.h, and records denials as audit events: those of callers
+// without a valid token at most once a minute per (peer address, reason),
+// so that nobody can fill the audit log anonymously. Also creates, lists
+// and revokes tokens, and makes the first admin token.
 //
 // With `required` false (development mode: plaintext gRPC on loopback,
 // without --auth) every call is let in, its metadata unread.
@@ -10,13 +12,19 @@
 #ifndef FLEET_CONTROLLER_API_ACCESS_H_
 #define FLEET_CONTROLLER_API_ACCESS_H_
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
 #include "controller/authorizer.h"
 #include "controller/store.h"
 #include "fleet/v1/api.pb.h"
@@ -42,7 +50,8 @@ class ApiCaller {
   const std::optional<fleet::v1::TokenInfo>& token() const { return token_; }
   // Who to record as having acted: "<client actor> (token <id>)" with a
   // token, so that history shows which token acted whatever the client
-  // claims; `client_actor` unchanged without one.
+  // claims; `client_actor` without one. `client_actor` is passed through
+  // ClientText.
   std::string Actor(absl::string_view client_actor) const;
 
  private:
@@ -51,8 +60,17 @@ class ApiCaller {
 
 class ApiAccess {
  public:
-  // `store` must outlive this object.
-  ApiAccess(Store* store, bool required) : store_(store), required_(required) {}
+  // How long after recording the denial of a caller without a valid token
+  // further denials from the same peer address for the same reason are only
+  // counted; the next record says how many there were.
+  static constexpr absl::Duration kAnonymousDenialWindow = absl::Minutes(1);
+  // Peer addresses and reasons remembered for that; beyond it, the denials
+  // of new ones share a single window.
+  static constexpr size_t kMaxAnonymousDenialKeys = 1024;
+
+  // `store` and `clock` must outlive this object.
+  ApiAccess(Store* store, bool required, Clock* clock = DefaultClock())
+      : store_(store), required_(required), clock_(clock) {}
 
   bool required() const { return required_; }
 
@@ -60,7 +78,10 @@ class ApiAccess {
   // ("" = the call is about no one app). Otherwise returns Unauthenticated
   // ("missing API token (set FLEET_TOKEN or --token)", "invalid API
   // token") or PermissionDenied (Authorize's line), after recording an
-  // "auth.denied" event of `app` (never with the token).
+  // "auth.denied" event (never with the token). The event names `app` only
+  // when the store knows that app; denials without a valid token are
+  // recorded at most once per kAnonymousDenialWindow per (peer address,
+  // reason), and the status returned is the same either way.
   absl::StatusOr<ApiCaller> Admit(const ApiCall& call, ApiAction action, const std::string& app);
   // Admit in two steps, for calls whose app is known only from a lookup
   // that must not happen for unknown callers (rollout actions name a
@@ -86,13 +107,31 @@ class ApiAccess {
   absl::StatusOr<fleet::v1::TokenInfo> RevokeToken(const std::string& id, const std::string& actor);
 
  private:
+  // How the denials of one (peer address, reason) are being recorded.
+  struct DenialWindow {
+    absl::Time recorded_at;  // of the last recorded denial
+    int64_t suppressed = 0;  // denials counted, not recorded, since
+  };
+
   // Records the denial of `call` as an "auth.denied" event and returns
-  // `denial` unchanged. `actor` is a token id or "anonymous".
+  // `denial` unchanged. `actor` is a token id or "anonymous". With
+  // `rate_limited`, records it only as ShouldRecordAnonymousDenial allows.
   absl::Status Deny(const ApiCall& call, const std::string& app, const std::string& actor,
-                    absl::Status denial, absl::string_view detail = "");
+                    absl::Status denial, absl::string_view detail, bool rate_limited);
+  // Whether to record a denial of `reason` for a caller at `peer` without a
+  // valid token now; when so, sets *suppressed to the denials left
+  // unrecorded since the last record of that peer address and reason.
+  bool ShouldRecordAnonymousDenial(absl::string_view peer, absl::string_view reason,
+                                   int64_t* suppressed) ABSL_LOCKS_EXCLUDED(mu_);
 
   Store* store_;
   const bool required_;
+  Clock* const clock_;
+
+  absl::Mutex mu_;
+  // Keyed by "<peer address>\n<reason>"; at most kMaxAnonymousDenialKeys + 1
+  // entries.
+  absl::flat_hash_map<std::string, DenialWindow> denial_windows_ ABSL_GUARDED_BY(mu_);
 };
 
 // Makes sure an admin can get in when the API requires tokens: when `store`

@@ -57,13 +57,14 @@ grpc::ServerUnaryReactor* ApiService::ApplyApp(grpc::CallbackServerContext* ctx,
                                                const fleet::v1::ApplyAppRequest* req,
                                                fleet::v1::ApplyAppResponse* resp) {
   return Unary(ctx, [&]() -> absl::Status {
-    std::string source = req->source().empty() ? "app spec" : req->source();
+    // Admitted before the YAML is read: only admins may apply specs, and
+    // admin tokens are never limited to an app, so the spec's name is not
+    // needed to decide, and nobody else gets untrusted YAML parsed or
+    // learns what is wrong with a spec.
+    FLEET_ASSIGN_OR_RETURN(ApiCaller caller,
+                           access_->Admit(CallOf(ctx, "ApplyApp"), ApiAction::kApplyApp, ""));
+    std::string source = req->source().empty() ? "app spec" : ClientText(req->source());
     auto spec = ParseAppSpec(req->spec_yaml(), source);
-    // Admitted before a bad spec is reported: only admins learn what is
-    // wrong with one.
-    FLEET_ASSIGN_OR_RETURN(ApiCaller caller, access_->Admit(CallOf(ctx, "ApplyApp"),
-                                                            ApiAction::kApplyApp,
-                                                            spec.ok() ? spec->name() : ""));
     if (!spec.ok()) return spec.status();
     Store::Transaction txn(store_);
     fleet::v1::App app;
@@ -199,9 +200,17 @@ class ApiService::PushReader : public grpc::ServerReadReactor<fleet::v1::PushRel
     Store* store = service_->store_;
     auto existing = store->GetRelease(header_.app(), header_.version());
     if (existing.ok()) {
-      if (existing->sha256() == *sha) {
+      if (existing->sha256() == *sha && existing->signature() == header_.signature()) {
         *resp_ = *existing;  // the same content again: nothing to do
         return absl::OkStatus();
+      }
+      // Keeping the stored signature would answer OK to a push whose
+      // signature never took effect.
+      if (existing->sha256() == *sha) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "release ", label, " exists already ",
+            existing->signature().empty() ? "unsigned" : "with another signature",
+            "; versions are immutable, push a new version"));
       }
       return absl::AlreadyExistsError(absl::StrCat(
           "release ", label, " exists already with different content (sha256 ",

@@ -38,8 +38,32 @@ absl::string_view RoleName(fleet::v1::Role role) {
   }
 }
 
+std::string ClientText(absl::string_view text) {
+  size_t keep = text.size();
+  if (keep > kMaxClientTextBytes) {
+    keep = kMaxClientTextBytes;
+    // Back off to the first byte of a UTF-8 character (continuation bytes
+    // are 10xxxxxx).
+    while (keep > 0 && (static_cast<unsigned char>(text[keep]) & 0xC0) == 0x80) --keep;
+  }
+  std::string out;
+  out.reserve(keep + 8);
+  for (size_t i = 0; i < keep; ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c < 0x20 || c == 0x7F) {
+      absl::StrAppend(&out, "\\x", absl::Hex(c, absl::kZeroPad2));
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (keep < text.size()) out += "…";
+  return out;
+}
+
 std::string DescribeAction(ApiAction action, absl::string_view app) {
-  const std::string the_app = absl::StrCat("app '", app, "'");
+  const std::string the_app = absl::StrCat("app '", ClientText(app), "'");
   const std::string of_app = app.empty() ? "" : absl::StrCat(" of ", the_app);
   switch (action) {
     case ApiAction::kRead:

@@ -15,6 +15,7 @@
 #ifndef FLEET_CONTROLLER_AUTHORIZER_H_
 #define FLEET_CONTROLLER_AUTHORIZER_H_
 
+#include <cstddef>
 #include <string>
 
 #include "absl/status/status.h"
@@ -50,6 +51,15 @@ std::string DescribeAction(ApiAction action, absl::string_view app);
 
 // "token 3fa9c2d4e5f6 (deployer for app 'api')", "token 1b2c3d4e5f60 (admin)".
 std::string DescribeToken(const fleet::v1::TokenInfo& token);
+
+// The longest piece of client text ClientText keeps, in bytes.
+inline constexpr size_t kMaxClientTextBytes = 128;
+
+// `text` from an unchecked client (an app name, an actor, a peer) made safe
+// for one-line messages, logs and audit events: backslashes and control
+// characters are escaped (ESC becomes \x1b), and only the first kMaxClientTextBytes
+// bytes are kept (never cutting a UTF-8 character), "…" marking the cut.
+std::string ClientText(absl::string_view text);
 
 // OK when `token` may do `action` to `app` ("" = the call is about no one
 // app). Otherwise PermissionDenied with one line, e.g.

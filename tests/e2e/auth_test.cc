@@ -1,8 +1,11 @@
 // End-to-end: a real controller started with --auth and a real agent. API
 // tokens are required: the bootstrap admin token, roles, app scopes,
 // revocation, and the audit trail of every denial.
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
 
+#include <future>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
@@ -11,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "fleet/v1/api.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
@@ -102,16 +106,18 @@ TEST_F(E2EAuthTest, RequestWithoutTokenOrWithWrongToken_IsRejectedAndRecorded) {
   EXPECT_EQ(none.exit_code, 1);
   EXPECT_EQ(none.err, "fleetctl: missing API token (set FLEET_TOKEN or --token)\n");
 
+  // The rollout first: later denials for the same reason from this address
+  // are only counted for a minute.
   const std::string wrong = "fleet_" + std::string(64, '0');
-  CommandOutput bad = cluster_.FleetctlWithToken(wrong, {"app", "list"});
-  EXPECT_EQ(bad.exit_code, 1);
-  EXPECT_EQ(bad.err, "fleetctl: invalid API token\n");
-
   PushHello("v1", AdminToken());
   CommandOutput rollout = cluster_.FleetctlWithToken(wrong, {"rollout", "hello", "v1"});
   EXPECT_EQ(rollout.exit_code, 1);
   EXPECT_THAT(rollout.err, HasSubstr("invalid API token"));
   EXPECT_EQ(RolloutCount("hello"), 0);
+
+  CommandOutput bad = cluster_.FleetctlWithToken(wrong, {"app", "list"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(bad.err, "fleetctl: invalid API token\n");
 
   std::vector<nlohmann::json> denied = cluster_.HistoryEvents("hello", "auth.denied");
   ASSERT_EQ(denied.size(), 1u);
@@ -182,10 +188,76 @@ TEST_F(E2EAuthTest, ScopedDeployer_RollsOutItsAppButNotAnotherAndCannotApplyApps
   CommandOutput apply = cluster_.FleetctlWithToken(
       deployer.token, {"app", "apply", "-f", cluster_.dir() + "/hello.yaml"});
   EXPECT_EQ(apply.exit_code, 1);
-  EXPECT_THAT(apply.err, HasSubstr("(deployer for app 'hello') may not apply the spec of app "
-                                   "'hello'"));
+  // Decided before the spec is read, so about no one app.
+  EXPECT_THAT(apply.err, HasSubstr("(deployer for app 'hello') may not apply app specs"));
   EXPECT_EQ(cluster_.HistoryEvents("other", "auth.denied").size(), 3u);
-  EXPECT_EQ(cluster_.HistoryEvents("hello", "auth.denied").size(), 1u);
+  EXPECT_EQ(cluster_.HistoryEvents("hello", "auth.denied").size(), 0u);
+}
+
+TEST_F(E2EAuthTest, ScopedDeployer_CannotSteerRolloutsOrPushConfigsOfAnotherApp) {
+  cluster_.ApplyExecSpec("other", "200ms");
+  CommandOutput pushed = cluster_.Fleetctl(
+      {"release", "push", "other", "o1", cluster_.MakeExecArtifact("o1", /*healthy=*/true)});
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
+  CommandOutput started = cluster_.Fleetctl({"rollout", "other", "o1", "--manual-promote"});
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  CommandOutput listed = cluster_.Fleetctl({"--output", "json", "rollout", "list", "other"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  nlohmann::json doc = nlohmann::json::parse(listed.out, nullptr, false);
+  ASSERT_TRUE(doc.is_object() && doc.contains("rollouts") && !doc["rollouts"].empty())
+      << listed.out;
+  const std::string id = doc["rollouts"][0].value("id", "");
+  ASSERT_FALSE(id.empty()) << listed.out;
+  NewToken deployer = Create("deployer", "hello");
+  ASSERT_FALSE(deployer.token.empty());
+
+  for (const char* action : {"pause", "resume", "promote", "abort"}) {
+    CommandOutput out = cluster_.FleetctlWithToken(deployer.token, {"rollout", action, id});
+    EXPECT_EQ(out.exit_code, 1) << action << ": " << out.out;
+    EXPECT_THAT(out.err, HasSubstr(absl::StrCat(action, " rollouts of app 'other'"))) << action;
+  }
+  const std::string config_dir = cluster_.dir() + "/other-config";
+  ASSERT_EQ(mkdir(config_dir.c_str(), 0755), 0);
+  testing::WriteTextFile(config_dir + "/app.conf", "port = 8080\n");
+  CommandOutput config =
+      cluster_.FleetctlWithToken(deployer.token, {"config", "push", "other", "c1", config_dir});
+  EXPECT_EQ(config.exit_code, 1);
+  EXPECT_THAT(config.err, HasSubstr("may not push configs of app 'other'"));
+  EXPECT_EQ(cluster_.HistoryEvents("other", "auth.denied").size(), 5u);
+}
+
+TEST_F(E2EAuthTest, AnonymousApplyApp_WithInvalidYamlIsUnauthenticatedNotParsed) {
+  const std::string spec = cluster_.dir() + "/broken.yaml";
+  testing::WriteTextFile(spec, "name: [unclosed\n\t- {\n");
+  CommandOutput out = cluster_.FleetctlWithToken("", {"app", "apply", "-f", spec});
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_EQ(out.err, "fleetctl: missing API token (set FLEET_TOKEN or --token)\n");
+}
+
+TEST_F(E2EAuthTest, EveryFleetServiceMethod_WithoutTokenIsUnauthenticated) {
+  grpc::GenericStub client(
+      grpc::CreateChannel(cluster_.address(), grpc::InsecureChannelCredentials()));
+  // Every method the proto declares, so that a new RPC is covered too.
+  const google::protobuf::ServiceDescriptor* service =
+      fleet::v1::ApplyAppRequest::descriptor()->file()->FindServiceByName("FleetService");
+  ASSERT_NE(service, nullptr);
+  ASSERT_GT(service->method_count(), 0);
+  for (int i = 0; i < service->method_count(); ++i) {
+    const std::string method =
+        absl::StrCat("/", service->full_name(), "/", service->method(i)->name());
+    // An empty message is a valid encoding of every request type; a
+    // streaming method sees one message and the end of the stream.
+    grpc::ByteBuffer request(nullptr, 0);
+    grpc::ByteBuffer response;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    std::promise<grpc::Status> done;
+    client.UnaryCall(&ctx, method, grpc::StubOptions(), &request, &response,
+                   [&done](grpc::Status status) { done.set_value(std::move(status)); });
+    grpc::Status status = done.get_future().get();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+        << method << ": " << status.error_message();
+  }
 }
 
 TEST_F(E2EAuthTest, Admin_ManagesTokensAndListingNeverShowsOne) {

@@ -5,6 +5,7 @@
 // signature of another version is never unpacked, let alone activated.
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -242,6 +243,33 @@ TEST_F(E2ESigningTest, Agents_RefuseToRollBackToAnUnsignedReleaseOnDiskOnceKeysA
     EXPECT_EQ(cluster_.Current(i), "v2") << cluster_.HostId(i);
     EXPECT_EQ(cluster_.HttpGet(i, "/version"), "v2\n") << cluster_.HostId(i);
   }
+}
+
+TEST_F(E2ESigningTest, RePush_WithAnotherSignatureIsRefusedAndTheIdenticalOneIsFine) {
+  Keygen("release");
+  Keygen("other");
+  ApplySpecTrusting({});
+  ASSERT_EQ(Push("v1").exit_code, 0);
+  ASSERT_EQ(Push("v2", KeyFile("release")).exit_code, 0);
+  const std::string v2_signature = SignatureOf("v2");
+
+  CommandOutput signed_later = Push("v1", KeyFile("release"));
+  CommandOutput other_key = Push("v2", KeyFile("other"));
+  CommandOutput unsigned_again = Push("v2");
+  CommandOutput identical = Push("v2", KeyFile("release"));
+
+  EXPECT_EQ(signed_later.exit_code, 1);
+  EXPECT_THAT(signed_later.err, HasSubstr("release hello@v1 exists already unsigned; versions are "
+                                          "immutable, push a new version"));
+  for (const CommandOutput& out : {other_key, unsigned_again}) {
+    EXPECT_EQ(out.exit_code, 1);
+    EXPECT_THAT(out.err, HasSubstr("release hello@v2 exists already with another signature; "
+                                   "versions are immutable, push a new version"));
+    EXPECT_EQ(std::count(out.err.begin(), out.err.end(), '\n'), 1) << out.err;
+  }
+  EXPECT_EQ(identical.exit_code, 0) << identical.err;
+  EXPECT_EQ(SignatureOf("v1"), "") << "a refused push changes nothing";
+  EXPECT_EQ(SignatureOf("v2"), v2_signature);
 }
 
 }  // namespace

@@ -229,6 +229,33 @@ TEST_F(DeployerSigningTest, Stage_OfAnUnsignedReleaseAlreadyOnDiskIsRefusedOnceK
   EXPECT_EQ(Current(), "v1");
 }
 
+TEST_F(DeployerSigningTest, Stage_ReleaseKilledBetweenRenameAndRecordIsUsableAfterRestart) {
+  // The hook puts the unpacked release where the rename moves it, so the
+  // rename fails and Stage stops right where a kill -9 after it would: the
+  // directory on disk, nothing recorded after the rename.
+  AppSpec crashing = Trusting(trusted_);
+  crashing.mutable_hooks()->set_after_unpack(
+      "cp -a \"$FLEET_RELEASE_DIR\" \"$FLEET_RELEASE_DIR/../v1\"");
+  Release release = Signed(PrepareRelease("v1"), trusted_);
+  CommandResult killed = Stage(release, crashing);
+  ASSERT_FALSE(killed.ok());
+  ASSERT_THAT(killed.reason(), ::testing::StartsWith("cannot move "));
+  ASSERT_TRUE(PathExists(ReleaseDir("v1") + "/VERSION"));
+  NewDeployer();
+  Command again;
+  again.set_id("stage-v1-after-restart");
+  *again.mutable_stage()->mutable_spec() = Trusting(trusted_);
+  *again.mutable_stage()->mutable_release() = release;
+
+  CommandResult staged = Run(again);
+  CommandResult deployed = Deploy("v1", Trusting(trusted_));
+
+  EXPECT_TRUE(staged.ok()) << staged.reason();
+  EXPECT_TRUE(deployed.ok()) << deployed.reason();
+  EXPECT_EQ(Current(), "v1");
+  EXPECT_EQ(Record().staged_releases().at("v1").signature(), release.signature());
+}
+
 TEST_F(DeployerSigningTest, Rollback_ToASignedReleaseOnDiskWorksUnderKeys) {
   StageAndDeploySigned("v1", Trusting(trusted_));
   StageAndDeploySigned("v2", Trusting(trusted_));

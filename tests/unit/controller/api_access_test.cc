@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "controller/api_token.h"
+#include "tests/testing/fake_clock.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_env.h"
 
@@ -37,15 +38,16 @@ class ApiAccessTest : public ::testing::Test {
     ASSERT_OK(EnsureFirstAdminToken(store_.get(), AdminTokenPath()));
     admin_token_ =
         std::string(absl::StripAsciiWhitespace(fleet::testing::ReadTextFile(AdminTokenPath())));
-    access_ = std::make_unique<ApiAccess>(store_.get(), /*required=*/true);
+    access_ = std::make_unique<ApiAccess>(store_.get(), /*required=*/true, &clock_);
   }
 
   std::string AdminTokenPath() const { return dir_.Sub("admin.token"); }
 
-  static ApiCall Call(const std::string& rpc, const std::string& token) {
+  static ApiCall Call(const std::string& rpc, const std::string& token,
+                      const std::string& peer = "ipv4:127.0.0.1:50412") {
     ApiCall call;
     call.rpc = rpc;
-    call.peer = "ipv4:127.0.0.1:50412";
+    call.peer = peer;
     if (!token.empty()) call.authorization = absl::StrCat("Bearer ", token);
     return call;
   }
@@ -73,6 +75,7 @@ class ApiAccessTest : public ::testing::Test {
   }
 
   fleet::testing::TempDir dir_;
+  fleet::testing::FakeClock clock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<ApiAccess> access_;
   std::string admin_token_;
@@ -82,7 +85,8 @@ TEST_F(ApiAccessTest, Admit_RefusesCallWithoutTokenAndRecordsIt) {
   EXPECT_THAT(access_->Admit(Call("ListApps", ""), ApiAction::kRead, ""),
               StatusIs(absl::StatusCode::kUnauthenticated,
                        "missing API token (set FLEET_TOKEN or --token)"));
-  ApiCall basic = Call("ListApps", "");
+  // From another address: one address is recorded once a minute.
+  ApiCall basic = Call("ListApps", "", "ipv4:127.0.0.2:50413");
   basic.authorization = "Basic dXNlcjpwYXNz";
   EXPECT_THAT(access_->Admit(basic, ApiAction::kRead, "web"),
               StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("missing API token")));
@@ -95,12 +99,12 @@ TEST_F(ApiAccessTest, Admit_RefusesCallWithoutTokenAndRecordsIt) {
             "--token)");
 }
 
-TEST_F(ApiAccessTest, Admit_RefusesWrongTokenWithoutRecordingIt) {
+TEST_F(ApiAccessTest, Admit_RefusesWrongTokenAndRecordsTheDenialWithoutTheToken) {
   absl::StatusOr<GeneratedApiToken> unknown = GenerateApiToken();
   ASSERT_OK(unknown);
   EXPECT_THAT(access_->Admit(Call("StartRollout", unknown->token), ApiAction::kRollOut, "web"),
               StatusIs(absl::StatusCode::kUnauthenticated, "invalid API token"));
-  EXPECT_THAT(access_->Admit(Call("ListApps", "hunter2"), ApiAction::kRead, ""),
+  EXPECT_THAT(access_->Admit(Call("ListApps", "hunter2", "ipv6:[::1]:50414"), ApiAction::kRead, ""),
               StatusIs(absl::StatusCode::kUnauthenticated, "invalid API token"));
   std::vector<fleet::v1::Event> denied = Events("auth.denied");
   ASSERT_EQ(denied.size(), 2u);
@@ -110,6 +114,94 @@ TEST_F(ApiAccessTest, Admit_RefusesWrongTokenWithoutRecordingIt) {
     EXPECT_THAT(e.message(), Not(HasSubstr("hunter2")));
   }
   EXPECT_EQ(denied[1].app(), "web");
+}
+
+TEST_F(ApiAccessTest, Admit_RecordsOnlyAnAppTheStoreKnows) {
+  EXPECT_THAT(access_->Admit(Call("ListReleases", ""), ApiAction::kRead, "no-such-app"),
+              StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("missing API token")));
+  const std::string deployer = Create(fleet::v1::ROLE_DEPLOYER, "api");
+  EXPECT_THAT(access_->Admit(Call("StartRollout", deployer), ApiAction::kRollOut, "ghost"),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  std::vector<fleet::v1::Event> denied = Events("auth.denied");
+  ASSERT_EQ(denied.size(), 2u);
+  for (const fleet::v1::Event& e : denied) EXPECT_EQ(e.app(), "");
+}
+
+TEST_F(ApiAccessTest, Admit_RecordsAnonymousDenialsOncePerWindowPerAddressAndReason) {
+  const auto deny_anonymous = [&](const std::string& peer) {
+    EXPECT_THAT(access_->Admit(Call("ListApps", "", peer), ApiAction::kRead, ""),
+                StatusIs(absl::StatusCode::kUnauthenticated,
+                         "missing API token (set FLEET_TOKEN or --token)"));
+  };
+  // A new port is the same address.
+  for (int port = 40000; port < 40005; ++port) deny_anonymous(absl::StrCat("ipv4:10.0.0.7:", port));
+  EXPECT_EQ(Events("auth.denied").size(), 1u);
+  // Another reason or another address is recorded on its own.
+  EXPECT_THAT(
+      access_->Admit(Call("ListApps", "hunter2", "ipv4:10.0.0.7:40006"), ApiAction::kRead, ""),
+      StatusIs(absl::StatusCode::kUnauthenticated, "invalid API token"));
+  deny_anonymous("ipv4:10.0.0.8:40000");
+  EXPECT_EQ(Events("auth.denied").size(), 3u);
+
+  clock_.Advance(ApiAccess::kAnonymousDenialWindow - absl::Seconds(1));
+  deny_anonymous("ipv4:10.0.0.7:40007");
+  EXPECT_EQ(Events("auth.denied").size(), 3u);
+  clock_.Advance(absl::Seconds(1));
+  deny_anonymous("ipv4:10.0.0.7:40008");
+  std::vector<fleet::v1::Event> denied = Events("auth.denied");
+  ASSERT_EQ(denied.size(), 4u);
+  EXPECT_EQ(denied[0].message(),
+            "ListApps from ipv4:10.0.0.7:40008 denied: missing API token (set FLEET_TOKEN or "
+            "--token) (5 more since)");  // newest first
+
+  // Callers with a valid token are recorded every time.
+  const std::string viewer = Create(fleet::v1::ROLE_VIEWER);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_THAT(access_->Admit(Call("StartRollout", viewer), ApiAction::kRollOut, "web"),
+                StatusIs(absl::StatusCode::kPermissionDenied));
+  }
+  EXPECT_EQ(Events("auth.denied").size(), 7u);
+}
+
+TEST_F(ApiAccessTest, Admit_RecordsAnonymousDenialsOfManyAddressesInBoundedMemory) {
+  const size_t addresses = ApiAccess::kMaxAnonymousDenialKeys + 20;
+  for (size_t i = 0; i < addresses; ++i) {
+    EXPECT_THAT(access_->Admit(Call("ListApps", "", absl::StrCat("ipv6:[fd00::", i, "]:1")),
+                               ApiAction::kRead, ""),
+                StatusIs(absl::StatusCode::kUnauthenticated));
+  }
+  // The addresses beyond the limit share one window.
+  EXPECT_EQ(Events("auth.denied").size(), ApiAccess::kMaxAnonymousDenialKeys + 1);
+}
+
+TEST(ClientTextTest, ClientText_EscapesControlCharactersAndCapsLength) {
+  EXPECT_EQ(ClientText("web"), "web");
+  EXPECT_EQ(ClientText("a\nb\x1b[31m\\c\x7f"), "a\\x0ab\\x1b[31m\\\\c\\x7f");
+  const std::string long_text(500, 'x');
+  EXPECT_EQ(ClientText(long_text), std::string(kMaxClientTextBytes, 'x') + "…");
+  // A cut never splits a UTF-8 character.
+  const std::string accents = std::string(kMaxClientTextBytes - 1, 'x') + "é";
+  EXPECT_EQ(ClientText(accents + "y"), std::string(kMaxClientTextBytes - 1, 'x') + "…");
+}
+
+TEST_F(ApiAccessTest, Admit_EscapesClientTextInDenialsAndActors) {
+  const std::string deployer = Create(fleet::v1::ROLE_DEPLOYER, "api");
+  const std::string app = "web\nFAKE auth.ok\x1b[0m";
+  absl::StatusOr<ApiCaller> denied =
+      access_->Admit(Call("StartRollout", deployer), ApiAction::kRollOut, app);
+  ASSERT_THAT(denied, StatusIs(absl::StatusCode::kPermissionDenied,
+                               HasSubstr("may not roll out app 'web\\x0aFAKE auth.ok\\x1b[0m'")));
+  std::vector<fleet::v1::Event> events = Events("auth.denied");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].app(), "");
+  EXPECT_THAT(events[0].message(), Not(HasSubstr("\n")));
+  EXPECT_THAT(events[0].message(), Not(HasSubstr("\x1b")));
+
+  absl::StatusOr<ApiCaller> caller =
+      access_->Admit(Call("ListApps", deployer), ApiAction::kRead, "");
+  ASSERT_OK(caller);
+  EXPECT_EQ(caller->Actor("eve\r\nok"),
+            absl::StrCat("eve\\x0d\\x0aok (token ", caller->token()->id(), ")"));
 }
 
 TEST_F(ApiAccessTest, Admit_LetsValidTokenInAndNamesItInTheActor) {
