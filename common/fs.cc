@@ -157,6 +157,40 @@ absl::Status ChownBelow(int dir_fd, const std::string& path, uid_t uid, gid_t gi
 
 }  // namespace
 
+absl::Status WriteFileDurably(const std::string& path, const std::string& content, mode_t mode,
+                              bool replace) {
+  const std::string tmp = path + ".tmp";
+  if (unlink(tmp.c_str()) != 0 && errno != ENOENT) return ErrnoStatus("cannot remove", tmp);
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoStatus("cannot create", tmp);
+  absl::Status st;
+  if (fchmod(fd, mode) != 0) st = ErrnoStatus("cannot chmod", tmp);
+  size_t off = 0;
+  while (st.ok() && off < content.size()) {
+    ssize_t n = write(fd, content.data() + off, content.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      st = ErrnoStatus("cannot write", tmp);
+      break;
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (st.ok() && fsync(fd) != 0) st = ErrnoStatus("cannot fsync", tmp);
+  close(fd);
+  if (st.ok()) {
+    if (replace) {
+      if (rename(tmp.c_str(), path.c_str()) != 0) st = ErrnoStatus("cannot rename into", path);
+    } else if (link(tmp.c_str(), path.c_str()) != 0) {
+      st = errno == EEXIST ? absl::AlreadyExistsError(absl::StrCat(path, " exists already"))
+                           : ErrnoStatus("cannot create", path);
+    }
+  }
+  unlink(tmp.c_str());  // after link(2) the data lives on under `path`
+  if (!st.ok()) return st;
+  const size_t slash = path.find_last_of('/');
+  return FsyncDir(slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash));
+}
+
 absl::Status ChownTree(const std::string& root, uid_t uid, gid_t gid) {
   int fd = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus("cannot open directory", root);

@@ -27,6 +27,15 @@ absl::Status FsyncDir(const std::string& dir);
 // Fsyncs every regular file and directory below `root`, then `root` itself.
 absl::Status FsyncTree(const std::string& root);
 
+// Writes `content` to PATH.tmp with exactly `mode` (whatever the umask),
+// fsyncs it, moves it to `path` and fsyncs the directory, so `path` never
+// holds a partial file: with `replace` by rename(2); otherwise by link(2),
+// which fails with AlreadyExists instead of replacing a file that is there
+// (or appeared meanwhile). A PATH.tmp left by an interrupted write is
+// removed first; one writer per path at a time.
+absl::Status WriteFileDurably(const std::string& path, const std::string& content, mode_t mode,
+                              bool replace);
+
 // Gives everything below the directory `root` and then `root` itself to
 // uid:gid. Never follows a symlink (links themselves are changed), also not
 // one swapped in for a directory while this runs: the walk goes by

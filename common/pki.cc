@@ -23,26 +23,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/fs.h"
+#include "common/openssl_ptr.h"
 #include "common/status.h"
 
 namespace fleet {
 namespace {
-
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct BnFree {
-  void operator()(BIGNUM* b) const { BN_free(b); }
-};
-using X509Ptr = std::unique_ptr<X509, X509Free>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
-using BioPtr = std::unique_ptr<BIO, BioFree>;
 
 // The reason OpenSSL queued for the last failure (and clears its queue).
 std::string OpenSslReason() {
@@ -106,7 +91,7 @@ absl::Status SetRandomSerial(X509* cert, std::string* hex) {
   unsigned char bytes[16];
   if (RAND_bytes(bytes, sizeof(bytes)) != 1) return OpenSslError("cannot draw a serial number");
   bytes[0] &= 0x7f;
-  std::unique_ptr<BIGNUM, BnFree> bn(BN_bin2bn(bytes, sizeof(bytes), nullptr));
+  BnPtr bn(BN_bin2bn(bytes, sizeof(bytes), nullptr));
   if (!bn || BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(cert)) == nullptr) {
     return OpenSslError("cannot set the serial number");
   }
@@ -190,42 +175,6 @@ absl::Status ErrnoError(absl::string_view what, const std::string& path) {
   return absl::InternalError(message);
 }
 
-// Writes `content` to a fresh temporary file with `mode`, fsyncs it and
-// moves it to `path`: with `replace` by rename(2); otherwise by link(2),
-// which fails with EEXIST instead of replacing a file that appeared
-// meanwhile. Either way `path` never holds a partial file.
-absl::Status WriteFileExclusive(const std::string& path, const std::string& content, int mode,
-                                bool replace) {
-  std::string tmp = absl::StrCat(path, ".tmp.", getpid());
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) return ErrnoError("cannot create", tmp);
-  absl::Status st;
-  if (fchmod(fd, mode) != 0) st = ErrnoError("cannot chmod", tmp);
-  size_t off = 0;
-  while (st.ok() && off < content.size()) {
-    ssize_t n = write(fd, content.data() + off, content.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      st = ErrnoError("cannot write", tmp);
-      break;
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (st.ok() && fsync(fd) != 0) st = ErrnoError("cannot fsync", tmp);
-  close(fd);
-  if (st.ok()) {
-    if (replace) {
-      if (rename(tmp.c_str(), path.c_str()) != 0) st = ErrnoError("cannot rename into", path);
-    } else if (link(tmp.c_str(), path.c_str()) != 0) {
-      st = errno == EEXIST
-               ? absl::AlreadyExistsError(absl::StrCat(path, " appeared while it was written"))
-               : ErrnoError("cannot create", path);
-    }
-  }
-  unlink(tmp.c_str());  // after link(2) the data lives on under `path`
-  return st;
-}
-
 std::string DirOf(const std::string& path) {
   auto pos = path.find_last_of('/');
   return pos == std::string::npos ? "." : (pos == 0 ? "/" : path.substr(0, pos));
@@ -236,13 +185,13 @@ std::string DirOf(const std::string& path) {
 // failure leaves no half pair behind.
 absl::Status WritePair(const KeyAndCertificate& pair, const std::string& cert_path,
                        const std::string& key_path, bool replace) {
-  FLEET_RETURN_IF_ERROR(WriteFileExclusive(key_path, pair.key_pem, 0600, replace));
-  absl::Status st = WriteFileExclusive(cert_path, pair.cert_pem, 0644, replace);
+  FLEET_RETURN_IF_ERROR(WriteFileDurably(key_path, pair.key_pem, 0600, replace));
+  absl::Status st = WriteFileDurably(cert_path, pair.cert_pem, 0644, replace);
   if (!st.ok()) {
     if (!replace) unlink(key_path.c_str());
     return st;
   }
-  return FsyncDir(DirOf(cert_path));
+  return absl::OkStatus();
 }
 
 }  // namespace

@@ -74,40 +74,14 @@ absl::Status ErrnoError(absl::string_view what, const std::string& path) {
   return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
 }
 
-// Creates `path` (never over an existing file, never through a link) with
-// exactly `mode`, and makes it durable.
+// Creates `path` with exactly `mode`, durably, never over an existing file.
 absl::Status WriteNewKeyFile(const std::string& path, const std::string& content, mode_t mode) {
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    if (errno == EEXIST) {
-      return absl::AlreadyExistsError(
-          absl::StrCat(path, " exists already; keys are never overwritten, choose another --out"));
-    }
-    return ErrnoError("cannot create", path);
+  absl::Status st = WriteFileDurably(path, content, mode, /*replace=*/false);
+  if (absl::IsAlreadyExists(st)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat(path, " exists already; keys are never overwritten, choose another --out"));
   }
-  absl::Status st;
-  size_t off = 0;
-  while (st.ok() && off < content.size()) {
-    ssize_t n = write(fd, content.data() + off, content.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      st = ErrnoError("cannot write", path);
-    } else {
-      off += static_cast<size_t>(n);
-    }
-  }
-  // Explicitly, whatever the umask: the public key is for everyone to read.
-  if (st.ok() && fchmod(fd, mode) != 0) st = ErrnoError("cannot chmod", path);
-  if (st.ok() && fsync(fd) != 0) st = ErrnoError("cannot fsync", path);
-  close(fd);
-  if (!st.ok()) unlink(path.c_str());
   return st;
-}
-
-std::string DirOf(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
 }
 
 }  // namespace
@@ -212,7 +186,7 @@ absl::Status WriteKeyFiles(const SigningKeyPair& keys, const std::string& prefix
     unlink(secret_path.c_str());
     return st;
   }
-  return FsyncDir(DirOf(secret_path));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> ReadSecretKeyFile(const std::string& path) {

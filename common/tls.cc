@@ -18,22 +18,10 @@
 #include "common/address.h"
 #include "common/fs.h"
 #include "common/logging.h"
+#include "common/openssl_ptr.h"
 
 namespace fleet {
 namespace {
-
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-using X509Ptr = std::unique_ptr<X509, X509Free>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
-using BioPtr = std::unique_ptr<BIO, BioFree>;
 
 // Refuses to prompt for a passphrase: Fleet's keys are unencrypted files,
 // and a binary started by systemd has no terminal to ask on.

@@ -63,48 +63,12 @@ absl::Status ErrnoError(absl::string_view what, const std::string& path) {
   return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
 }
 
-// Writes `content` to `path` with mode 0600, durably, and only if `path`
-// does not exist: the content goes to a temporary file that is fsynced and
-// then hard-linked to `path` (link(2) never replaces a file, unlike
-// rename(2)). AlreadyExists when `path` exists.
-std::string TempPathFor(const std::string& path) { return path + ".tmp"; }
-
-// Removes the temporary file of WriteNewPrivateFile that a start killed
-// before removing it left behind: a copy of a token nobody needs twice.
+// Removes the PATH.tmp that WriteFileDurably leaves behind when a start is
+// killed while writing the token: a copy of a token nobody needs twice.
 absl::Status RemoveTempFile(const std::string& path) {
-  const std::string tmp = TempPathFor(path);
+  const std::string tmp = path + ".tmp";
   if (unlink(tmp.c_str()) != 0 && errno != ENOENT) return ErrnoError("cannot remove", tmp);
   return absl::OkStatus();
-}
-
-absl::Status WriteNewPrivateFile(const std::string& path, const std::string& content) {
-  const std::string tmp = TempPathFor(path);
-  FLEET_RETURN_IF_ERROR(RemoveTempFile(path));
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return ErrnoError("cannot create", tmp);
-  absl::Status st;
-  // The umask can only take bits away; fchmod states the mode outright.
-  if (fchmod(fd, 0600) != 0) st = ErrnoError("cannot chmod", tmp);
-  size_t off = 0;
-  while (st.ok() && off < content.size()) {
-    ssize_t n = write(fd, content.data() + off, content.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      st = ErrnoError("cannot write", tmp);
-      break;
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (st.ok() && fsync(fd) != 0) st = ErrnoError("cannot fsync", tmp);
-  close(fd);
-  if (st.ok() && link(tmp.c_str(), path.c_str()) != 0) {
-    st = errno == EEXIST ? absl::AlreadyExistsError(absl::StrCat(path, " exists already"))
-                         : ErrnoError("cannot create", path);
-  }
-  unlink(tmp.c_str());
-  if (!st.ok()) return st;
-  const size_t slash = path.find_last_of('/');
-  return FsyncDir(slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash));
 }
 
 }  // namespace
@@ -314,8 +278,10 @@ absl::Status EnsureFirstAdminToken(Store* store, const std::string& path) {
 
   FLEET_ASSIGN_OR_RETURN(GeneratedApiToken generated, GenerateApiToken());
   info.set_id(generated.id);
-  FLEET_RETURN_IF_ERROR(Annotate(WriteNewPrivateFile(path, generated.token + "\n"),
-                                 "cannot write the first admin token"));
+  // link(2), not rename(2): a token file that is there is never replaced.
+  FLEET_RETURN_IF_ERROR(
+      Annotate(WriteFileDurably(path, generated.token + "\n", 0600, /*replace=*/false),
+               "cannot write the first admin token"));
   FLEET_RETURN_IF_ERROR(Annotate(InsertTokenWithEvent(store, info, generated.hash),
                                  "cannot store the first admin token"));
   spdlog::info("created the first admin token in {}", path);

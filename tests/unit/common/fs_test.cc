@@ -71,5 +71,38 @@ TEST_F(ChownTreeTest, ChownTree_RefusesARootThatIsALink) {
   EXPECT_EQ(LStat(tmp_.Sub("outside/file")).st_uid, 0u);
 }
 
+TEST(WriteFileDurablyTest, WritesExactlyTheModeWhateverTheUmask) {
+  TempDir tmp;
+  mode_t old = umask(0077);
+  absl::Status st = WriteFileDurably(tmp.Sub("pub"), "key\n", 0644, /*replace=*/false);
+  umask(old);
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ(LStat(tmp.Sub("pub")).st_mode & 07777, 0644u);
+  EXPECT_EQ(::fleet::testing::ReadTextFile(tmp.Sub("pub")), "key\n");
+  EXPECT_FALSE(PathExists(tmp.Sub("pub.tmp")));
+}
+
+TEST(WriteFileDurablyTest, WithoutReplaceNeverOverwritesAndSaysSo) {
+  TempDir tmp;
+  WriteTextFile(tmp.Sub("token"), "first\n");
+
+  absl::Status st = WriteFileDurably(tmp.Sub("token"), "second\n", 0600, /*replace=*/false);
+
+  EXPECT_EQ(st.code(), absl::StatusCode::kAlreadyExists) << st;
+  EXPECT_EQ(::fleet::testing::ReadTextFile(tmp.Sub("token")), "first\n");
+  EXPECT_FALSE(PathExists(tmp.Sub("token.tmp")));
+}
+
+TEST(WriteFileDurablyTest, WithReplaceReplacesAndRemovesALeftoverTempFile) {
+  TempDir tmp;
+  WriteTextFile(tmp.Sub("ca.crt"), "old\n");
+  WriteTextFile(tmp.Sub("ca.crt.tmp"), "left by a killed write");
+
+  ASSERT_TRUE(WriteFileDurably(tmp.Sub("ca.crt"), "new\n", 0644, /*replace=*/true).ok());
+
+  EXPECT_EQ(::fleet::testing::ReadTextFile(tmp.Sub("ca.crt")), "new\n");
+  EXPECT_FALSE(PathExists(tmp.Sub("ca.crt.tmp")));
+}
+
 }  // namespace
 }  // namespace fleet
