@@ -15,6 +15,7 @@
 #include "common/config_bundle.h"
 #include "common/config_files.h"
 #include "common/fs.h"
+#include "common/text.h"
 #include "common/signing.h"
 
 namespace fleet {
@@ -22,23 +23,6 @@ namespace {
 
 using fleet::v1::AppSpec;
 using fleet::v1::HealthCheck;
-
-// `text` with control characters as \xNN: messages quote values from the
-// spec (and yaml-cpp the offending character), and an error must stay one
-// printable line whatever the file holds.
-std::string Printable(const std::string& text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    const unsigned char u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) {
-      absl::StrAppend(&out, "\\x", absl::Hex(u, absl::kZeroPad2));
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
 
 // A portable user name (POSIX, as useradd accepts them): no leading '-',
 // which `su`/`chown` would read as an option.
@@ -62,7 +46,8 @@ class SpecParser {
     if (node.IsDefined() && node.Mark().line >= 0) {
       absl::StrAppend(&where, ":", node.Mark().line + 1);
     }
-    return absl::InvalidArgumentError(Printable(absl::StrCat(where, ": ", field, ": ", problem)));
+    return absl::InvalidArgumentError(
+        EscapeControlCharacters(absl::StrCat(where, ": ", field, ": ", problem)));
   }
 
   absl::Status CheckKeys(const YAML::Node& map, const std::string& field,
@@ -169,17 +154,18 @@ class SpecParser {
       root = YAML::Load(yaml);
     } catch (const YAML::ParserException& e) {
       return absl::InvalidArgumentError(
-          Printable(absl::StrCat(source_, ":", e.mark.line + 1, ": invalid YAML: ", e.msg)));
+          EscapeControlCharacters(
+              absl::StrCat(source_, ":", e.mark.line + 1, ": invalid YAML: ", e.msg)));
     }
     if (!root.IsMap()) {
       return absl::InvalidArgumentError(
-          Printable(absl::StrCat(source_, ": an app spec must be a mapping")));
+          EscapeControlCharacters(absl::StrCat(source_, ": an app spec must be a mapping")));
     }
     try {
       return ParseRoot(root);
     } catch (const YAML::Exception& e) {
       return absl::InvalidArgumentError(
-          Printable(absl::StrCat(source_, ":", e.mark.line + 1, ": ", e.msg)));
+          EscapeControlCharacters(absl::StrCat(source_, ":", e.mark.line + 1, ": ", e.msg)));
     }
   }
 

@@ -1,6 +1,8 @@
 #include "controller/authorizer.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "common/text.h"
 
 namespace fleet::controller {
 
@@ -46,18 +48,10 @@ std::string ClientText(absl::string_view text) {
     // are 10xxxxxx).
     while (keep > 0 && (static_cast<unsigned char>(text[keep]) & 0xC0) == 0x80) --keep;
   }
-  std::string out;
-  out.reserve(keep + 8);
-  for (size_t i = 0; i < keep; ++i) {
-    const unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c < 0x20 || c == 0x7F) {
-      absl::StrAppend(&out, "\\x", absl::Hex(c, absl::kZeroPad2));
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
+  // Backslashes doubled first, so that an escape in the result always
+  // comes from a control character.
+  std::string out = EscapeControlCharacters(
+      absl::StrReplaceAll(text.substr(0, keep), {{"\\", "\\\\"}}));
   if (keep < text.size()) out += "…";
   return out;
 }
