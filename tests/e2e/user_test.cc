@@ -14,6 +14,7 @@
 namespace fleet {
 namespace {
 
+using ::fleet::testing::FileOwner;
 using ::testing::HasSubstr;
 using testing::Cluster;
 using testing::ClusterOptions;
@@ -60,12 +61,6 @@ bake: 500ms
     ASSERT_EQ(out.exit_code, 0) << out.err;
   }
 
-  uid_t Owner(const std::string& path) {
-    struct stat st;
-    EXPECT_EQ(lstat(path.c_str(), &st), 0) << path;
-    return st.st_uid;
-  }
-
   std::unique_ptr<Cluster> cluster_;
 };
 
@@ -80,8 +75,8 @@ TEST_F(E2EUserTest, Rollout_RunsReloadAndProbesAsTheSpecUserWhoOwnsTheRelease) {
     const std::string app = cluster_->AppsRoot(i) + "/svc";
     EXPECT_EQ(cluster_->Current(i, "svc"), "v1");
     EXPECT_EQ(testing::ReadTextFile(app + "/shared/log/reload-user"), "nobody\n");
-    EXPECT_EQ(Owner(app + "/releases/v1/VERSION"), 65534u);
-    EXPECT_EQ(Owner(app + "/shared/log/reload-user"), 65534u);
+    EXPECT_EQ(FileOwner(app + "/releases/v1/VERSION"), 65534u);
+    EXPECT_EQ(FileOwner(app + "/shared/log/reload-user"), 65534u);
   }
 }
 

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -69,6 +70,20 @@ std::string ReadTextFile(const std::string& path) {
   out << in.rdbuf();
   return out.str();
 }
+
+namespace {
+
+struct stat LStatOrFail(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(lstat(path.c_str(), &st), 0) << path << ": " << std::strerror(errno);
+  return st;
+}
+
+}  // namespace
+
+mode_t FileMode(const std::string& path) { return LStatOrFail(path).st_mode & 07777; }
+
+uid_t FileOwner(const std::string& path) { return LStatOrFail(path).st_uid; }
 
 namespace {
 

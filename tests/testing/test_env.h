@@ -35,6 +35,11 @@ int FreePort();
 void WriteTextFile(const std::string& path, const std::string& content, int mode = 0644);
 std::string ReadTextFile(const std::string& path);
 
+// The permission bits (07777) and the owner of `path`, itself when it is a
+// link. A path that cannot be read fails the test and gives 0.
+mode_t FileMode(const std::string& path);
+uid_t FileOwner(const std::string& path);
+
 // A child process with its own process group; killed (SIGKILL to the group)
 // when destroyed unless it already exited.
 class Subprocess {

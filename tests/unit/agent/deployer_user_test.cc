@@ -14,6 +14,7 @@
 namespace fleet::agent {
 namespace {
 
+using ::fleet::testing::FileOwner;
 using ::testing::HasSubstr;
 
 class DeployerUserTest : public DeployerTest {
@@ -37,12 +38,6 @@ class DeployerUserTest : public DeployerTest {
     return spec;
   }
 
-  uid_t Owner(const std::string& path) const {
-    struct stat st;
-    EXPECT_EQ(lstat(path.c_str(), &st), 0) << path;
-    return st.st_uid;
-  }
-
   std::string Read(const std::string& path) const { return ::fleet::testing::ReadTextFile(path); }
 
   RunAs nobody_;
@@ -55,7 +50,7 @@ TEST_F(DeployerUserTest, Stage_GivesTheUnpackedReleaseAndSharedDirsToTheUser) {
   for (const std::string& path : {ReleaseDir("v1"), ReleaseDir("v1") + "/VERSION",
                                   ReleaseDir("v1") + "/bin/start", ReleaseDir("v1") + "/log",
                                   AppDir() + "/shared/log"}) {
-    EXPECT_EQ(Owner(path), nobody_.uid) << path;
+    EXPECT_EQ(FileOwner(path), nobody_.uid) << path;
   }
   EXPECT_EQ(Read(ReleaseDir("v1") + "/after-unpack-user"), "nobody\n");
 }
@@ -64,7 +59,7 @@ TEST_F(DeployerUserTest, Deploy_RunsReloadAsTheUser) {
   StageAndDeploy("v1", Spec());
 
   EXPECT_EQ(Read(AppDir() + "/shared/log/reload-user"), "nobody\n");
-  EXPECT_EQ(Owner(AppDir() + "/shared/log/reload-ran"), nobody_.uid);
+  EXPECT_EQ(FileOwner(AppDir() + "/shared/log/reload-ran"), nobody_.uid);
 }
 
 TEST_F(DeployerUserTest, Rollback_RunsAfterRollbackHookAsTheUser) {
@@ -80,11 +75,11 @@ TEST_F(DeployerUserTest, Deploy_GivesAReleaseStagedBeforeTheUserWasSet) {
   AppSpec before = DeployerTest::Spec();
   CommandResult staged = Stage("v1", before);
   ASSERT_TRUE(staged.ok()) << staged.reason();
-  ASSERT_EQ(Owner(ReleaseDir("v1") + "/VERSION"), 0u);
+  ASSERT_EQ(FileOwner(ReleaseDir("v1") + "/VERSION"), 0u);
 
   CommandResult deployed = Deploy("v1", Spec());
   ASSERT_TRUE(deployed.ok()) << deployed.reason();
-  EXPECT_EQ(Owner(ReleaseDir("v1") + "/VERSION"), nobody_.uid);
+  EXPECT_EQ(FileOwner(ReleaseDir("v1") + "/VERSION"), nobody_.uid);
   EXPECT_EQ(Read(AppDir() + "/shared/log/reload-user"), "nobody\n");
 }
 

@@ -18,6 +18,7 @@
 namespace fleet::cli {
 namespace {
 
+using ::fleet::testing::FileMode;
 using ::fleet::testing::ReadTextFile;
 using ::fleet::testing::TempDir;
 using ::testing::HasSubstr;
@@ -52,11 +53,6 @@ Outcome RunPki(std::vector<std::string> args) {
   return outcome;
 }
 
-mode_t ModeOf(const std::string& path) {
-  struct stat st;
-  EXPECT_EQ(stat(path.c_str(), &st), 0) << path;
-  return st.st_mode & 07777;
-}
 
 TEST(PkiCommandTest, Init_WritesTheCaAndSaysWhatToDoWithIt) {
   TempDir tmp;
@@ -67,7 +63,7 @@ TEST(PkiCommandTest, Init_WritesTheCaAndSaysWhatToDoWithIt) {
   EXPECT_THAT(init.out,
               StartsWith("wrote " + dir + "/ca.key (0600) and " + dir + "/ca.crt: " + "Fleet CA "));
   EXPECT_THAT(init.out, HasSubstr("give " + dir + "/ca.crt to the controller, every agent"));
-  EXPECT_EQ(ModeOf(CaKeyPath(dir)), 0600u);
+  EXPECT_EQ(FileMode(CaKeyPath(dir)), 0600u);
   EXPECT_OK(LoadCertificateAuthority(dir));
 }
 
@@ -95,7 +91,7 @@ TEST(PkiCommandTest, IssueHost_WritesAClientCertificateForTheHost) {
   absl::StatusOr<CertificateNames> names = NamesOfCertificate(ReadTextFile(dir + "/web-01.crt"));
   ASSERT_OK(names);
   EXPECT_EQ(names->common_name, "web-01");
-  EXPECT_EQ(ModeOf(dir + "/web-01.key"), 0600u);
+  EXPECT_EQ(FileMode(dir + "/web-01.key"), 0600u);
   EXPECT_OK(ValidateTlsFiles({dir + "/web-01.crt", dir + "/web-01.key", CaCertPath(dir)}));
 }
 

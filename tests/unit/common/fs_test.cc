@@ -77,7 +77,7 @@ TEST(WriteFileDurablyTest, WritesExactlyTheModeWhateverTheUmask) {
   absl::Status st = WriteFileDurably(tmp.Sub("pub"), "key\n", 0644, /*replace=*/false);
   umask(old);
   ASSERT_TRUE(st.ok()) << st;
-  EXPECT_EQ(LStat(tmp.Sub("pub")).st_mode & 07777, 0644u);
+  EXPECT_EQ(::fleet::testing::FileMode(tmp.Sub("pub")), 0644u);
   EXPECT_EQ(::fleet::testing::ReadTextFile(tmp.Sub("pub")), "key\n");
   EXPECT_FALSE(PathExists(tmp.Sub("pub.tmp")));
 }

@@ -22,6 +22,7 @@
 namespace fleet {
 namespace {
 
+using ::fleet::testing::FileMode;
 using ::fleet::testing::ReadTextFile;
 using ::fleet::testing::StatusIs;
 using ::fleet::testing::TempDir;
@@ -209,19 +210,14 @@ TEST_F(PkiTest, IssueCertificate_RefusesCaKeyOfAnotherCa) {
                "the CA key does not belong to the CA certificate"));
 }
 
-mode_t ModeOf(const std::string& path) {
-  struct stat st;
-  EXPECT_EQ(stat(path.c_str(), &st), 0) << path;
-  return st.st_mode & 07777;
-}
 
 TEST(PkiDirTest, Init_WritesCaWithPrivateKeyOnlyOwnerCanRead) {
   TempDir tmp;
   const std::string dir = tmp.Sub("pki");
   ASSERT_OK(InitCertificateAuthorityDir(dir, kDefaultCaValidity));
-  EXPECT_EQ(ModeOf(dir), 0700u);
-  EXPECT_EQ(ModeOf(CaKeyPath(dir)), 0600u);
-  EXPECT_EQ(ModeOf(CaCertPath(dir)), 0644u);
+  EXPECT_EQ(FileMode(dir), 0700u);
+  EXPECT_EQ(FileMode(CaKeyPath(dir)), 0600u);
+  EXPECT_EQ(FileMode(CaCertPath(dir)), 0644u);
   absl::StatusOr<KeyAndCertificate> ca = LoadCertificateAuthority(dir);
   ASSERT_OK(ca);
   X509Ptr cert = Parse(ca->cert_pem);
@@ -265,8 +261,8 @@ TEST(PkiDirTest, Issue_WritesHostPairSignedByTheDirectorysCa) {
   ASSERT_OK(IssueCertificateToDir(dir, "web-01", CertificateKind::kHost, kDefaultLeafValidity,
                                   /*replace=*/false));
   EXPECT_EQ(IssuedCertPath(dir, "web-01"), dir + "/web-01.crt");
-  EXPECT_EQ(ModeOf(IssuedKeyPath(dir, "web-01")), 0600u);
-  EXPECT_EQ(ModeOf(IssuedCertPath(dir, "web-01")), 0644u);
+  EXPECT_EQ(FileMode(IssuedKeyPath(dir, "web-01")), 0600u);
+  EXPECT_EQ(FileMode(IssuedCertPath(dir, "web-01")), 0644u);
   const std::string cert = ReadTextFile(IssuedCertPath(dir, "web-01"));
   EXPECT_EQ(Verify(cert, {ReadTextFile(CaCertPath(dir))}, X509_PURPOSE_SSL_CLIENT), X509_V_OK);
   // The pair passes the same checks the binaries run at start.
@@ -300,7 +296,7 @@ TEST(PkiDirTest, Issue_WithReplaceWritesANewPair) {
   ASSERT_OK(IssueCertificateToDir(dir, "web-01", CertificateKind::kHost, kDefaultLeafValidity,
                                   /*replace=*/true));
   EXPECT_NE(ReadTextFile(IssuedKeyPath(dir, "web-01")), key);
-  EXPECT_EQ(ModeOf(IssuedKeyPath(dir, "web-01")), 0600u);
+  EXPECT_EQ(FileMode(IssuedKeyPath(dir, "web-01")), 0600u);
   EXPECT_OK(ValidateTlsFiles(
       {IssuedCertPath(dir, "web-01"), IssuedKeyPath(dir, "web-01"), CaCertPath(dir)}));
 }

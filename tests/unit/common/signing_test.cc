@@ -17,6 +17,7 @@
 namespace fleet {
 namespace {
 
+using ::fleet::testing::FileMode;
 using ::fleet::testing::ReadTextFile;
 using ::fleet::testing::StatusIs;
 using ::fleet::testing::TempDir;
@@ -62,11 +63,6 @@ Release SignedWebV2(const SigningKeyPair& keys) {
   return MakeRelease("web", "v2", kSha, 1234, sig.value_or(""));
 }
 
-mode_t ModeOf(const std::string& path) {
-  struct stat st;
-  EXPECT_EQ(stat(path.c_str(), &st), 0) << path;
-  return st.st_mode & 07777;
-}
 
 TEST(ReleaseManifestTest, IsTheDocumentedCanonicalText) {
   absl::StatusOr<std::string> manifest = ReleaseManifest("web", "v2", kSha, 1234);
@@ -233,8 +229,8 @@ TEST(KeyFilesTest, WritesASecretFileOnlyTheOwnerCanReadAndAPublicOne) {
   const std::string prefix = dir.Sub("release");
   ASSERT_OK(WriteKeyFiles(keys, prefix));
 
-  EXPECT_EQ(ModeOf(prefix + ".key"), 0600u);
-  EXPECT_EQ(ModeOf(prefix + ".pub"), 0644u);
+  EXPECT_EQ(FileMode(prefix + ".key"), 0600u);
+  EXPECT_EQ(FileMode(prefix + ".pub"), 0644u);
   EXPECT_EQ(ReadTextFile(prefix + ".pub"), FormatPublicKey(keys.public_key) + "\n");
   EXPECT_EQ(ReadSecretKeyFile(prefix + ".key").value_or(""), keys.secret_key);
   // What the files hold signs and verifies end to end.
