@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -326,8 +327,8 @@ absl::Status Deployer::Recover() {
     result.set_command_id(entry->command_id());
     result.set_ok(false);
     result.set_reason(reason);
-    result.set_previous_release(entry->from_release());
-    result.set_current_release(layout.LinkedVersion(track.subject()).value_or(""));
+    result.set_previous_version(entry->from_release());
+    result.set_current_version(layout.LinkedVersion(track.subject()).value_or(""));
     result.set_switched_back(current.ok() && *current != entry->from_release());
     *result.mutable_state() = AppState(app);
     st = state_.SaveResult(result);
@@ -361,22 +362,33 @@ std::vector<HostAppState> Deployer::AppStates() {
   return out;
 }
 
+std::string ProgressStepName(fleet::v1::ProgressStep step) {
+  std::string name = fleet::v1::ProgressStep_Name(step);
+  absl::ConsumePrefix(&name, "PROGRESS_STEP_");
+  return absl::AsciiStrToLower(name);
+}
+
 CommandResult Deployer::Execute(const Command& command, const ProgressFn& progress) {
   auto started = clock_->Now();
   std::string app =
       command.has_stage() ? command.stage().spec().name() : command.activate().spec().name();
   CommandResult result;
   result.set_command_id(command.id());
+  *result.mutable_ref() = command.ref();
   if (!IsSafeName(app)) {
     result.set_reason(absl::StrCat("invalid app name '", app, "'"));
     return result;
   }
   absl::MutexLock app_lock(AppMutex(app));
-  if (auto stored = state_.LoadResult(command.id())) return *stored;
+  if (auto stored = state_.LoadResult(command.id())) {
+    // Results stored by an interrupted activation's recovery have no ref.
+    *stored->mutable_ref() = command.ref();
+    return *stored;
+  }
 
   AppLayout layout(options_.apps_root, app);
   const Subject subject = SubjectOf(command);
-  result.set_previous_release(layout.LinkedVersion(subject).value_or(""));
+  result.set_previous_version(layout.LinkedVersion(subject).value_or(""));
   if (command.has_stage()) {
     absl::Status st = Stage(command.stage(), progress);
     result.set_ok(st.ok());
@@ -386,7 +398,7 @@ CommandResult Deployer::Execute(const Command& command, const ProgressFn& progre
   } else {
     result.set_reason("unknown command");
   }
-  result.set_current_release(layout.LinkedVersion(subject).value_or(""));
+  result.set_current_version(layout.LinkedVersion(subject).value_or(""));
   result.set_duration_ms(absl::ToInt64Milliseconds(clock_->Now() - started));
   *result.mutable_state() = AppState(app);
   absl::Status st = state_.SaveResult(result);
@@ -464,7 +476,7 @@ absl::Status Deployer::Stage(const StageCommand& cmd, const ProgressFn& progress
     // would make it the first version retention removes (its manifest was
     // recorded before the rename).
     FLEET_RETURN_IF_ERROR(RecordStaged(track, spec.name(), version, /*fresh=*/false));
-    progress("staged", absl::StrCat(version, " is already on disk"));
+    progress(fleet::v1::PROGRESS_STEP_STAGED, absl::StrCat(version, " is already on disk"));
     return absl::OkStatus();
   }
   // What is recorded, and checked again before every switch to it: the
@@ -483,11 +495,11 @@ absl::Status Deployer::Stage(const StageCommand& cmd, const ProgressFn& progress
     FLEET_RETURN_IF_ERROR(VerifyReleaseSignature(manifest, spec.trusted_keys()));
   }
 
-  progress("downloading", absl::StrCat(blob.size(), " bytes"));
+  progress(fleet::v1::PROGRESS_STEP_DOWNLOADING, absl::StrCat(blob.size(), " bytes"));
   std::string part = state_.DownloadPath(spec.name(), blob.sha256());
   FLEET_RETURN_IF_ERROR(artifacts_->Fetch(blob, part));
 
-  progress("unpacking", version);
+  progress(fleet::v1::PROGRESS_STEP_UNPACKING, version);
   auto staging =
       MakeTempDir(layout.versions_dir(track.subject()), absl::StrCat(".staging-", version, "-"));
   if (!staging.ok()) return staging.status();
@@ -526,7 +538,7 @@ absl::Status Deployer::Stage(const StageCommand& cmd, const ProgressFn& progress
   FLEET_RETURN_IF_ERROR(FsyncDir(layout.versions_dir(track.subject())));
   FLEET_RETURN_IF_ERROR(RecordStaged(track, spec.name(), version, /*fresh=*/true,
                                      track.config() ? nullptr : &manifest));
-  progress("staged", absl::StrCat(version, ": ", summary));
+  progress(fleet::v1::PROGRESS_STEP_STAGED, absl::StrCat(version, ": ", summary));
   return absl::OkStatus();
 }
 
@@ -752,13 +764,13 @@ absl::Status Deployer::ReloadAndProbe(const ActivateCommand& cmd, const Env& env
                                       const ProgressFn& progress) {
   const AppSpec& spec = cmd.spec();
   const bool rollback = cmd.mode() == fleet::v1::ACTIVATE_MODE_ROLLBACK;
-  progress("reloading", cmd.version());
+  progress(fleet::v1::PROGRESS_STEP_RELOADING, cmd.version());
   FLEET_RETURN_IF_ERROR(RunCommand("reload", spec.reload(), env, spec.reload_timeout_ms()));
   FLEET_RETURN_IF_ERROR(
       RunCommand(rollback ? "after_rollback hook" : "after_switch hook",
                  rollback ? spec.hooks().after_rollback() : spec.hooks().after_switch(), env,
                  spec.hooks().timeout_ms()));
-  progress("probing", cmd.version());
+  progress(fleet::v1::PROGRESS_STEP_PROBING, cmd.version());
   int64_t bake_ms = cmd.has_bake() ? cmd.bake_ms() : spec.bake_ms();
   absl::Duration bake = rollback ? absl::ZeroDuration() : absl::Milliseconds(bake_ms);
   return ProbeRelease(spec, env, bake, CancelFlag(spec.name()));
@@ -776,7 +788,7 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress, Comm
     // Back to no config: the revert of the app's first config. Like every
     // rollback it is not journalled; an interrupted one is sent again.
     const std::string from = layout.CurrentConfig().value_or("");
-    progress("switching", absl::StrCat(OrNone(from, track), " -> no config"));
+    progress(fleet::v1::PROGRESS_STEP_SWITCHING, absl::StrCat(OrNone(from, track), " -> no config"));
     absl::Status st = SwitchBack(layout, track, spec, "");
     if (!st.ok()) {
       result->set_reason(absl::StrCat("cannot remove the config link: ", st.message()));
@@ -835,7 +847,7 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress, Comm
   if (runs) {
     absl::Status st = CheckExpansions(spec, env.vars);
     if (st.ok() && !rollback) {
-      progress("before_switch", version);
+      progress(fleet::v1::PROGRESS_STEP_BEFORE_SWITCH, version);
       st = RunCommand("before_switch hook", spec.hooks().before_switch(), env,
                       spec.hooks().timeout_ms());
     }
@@ -861,7 +873,7 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress, Comm
     return;
   }
 
-  progress("switching", absl::StrCat(from.empty() ? "(none)" : from, " -> ", version));
+  progress(fleet::v1::PROGRESS_STEP_SWITCHING, absl::StrCat(from.empty() ? "(none)" : from, " -> ", version));
   auto switch_start = std::chrono::steady_clock::now();
   st = layout.SwitchLink(track.subject(), version);
   result->set_switch_us(std::chrono::duration_cast<std::chrono::microseconds>(
@@ -888,7 +900,7 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress, Comm
     if (!rollback) {
       spdlog::warn("{}: {} {} failed on {}: {}; switching back to {}", spec.name(), track.noun(),
                    version, options_.host_id, st.message(), OrNone(from, track));
-      progress("switching back", std::string(st.message()));
+      progress(fleet::v1::PROGRESS_STEP_SWITCHING_BACK, std::string(st.message()));
       absl::Status back = SwitchBack(layout, track, spec, from);
       result->set_switched_back(true);
       if (!back.ok()) {

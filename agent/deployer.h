@@ -45,7 +45,11 @@ struct AgentOptions {
 };
 
 // Reports a step of a running command ("downloading", "switching", ...).
-using ProgressFn = std::function<void(const std::string& step, const std::string& message)>;
+// "downloading", "before_switch", ...: the step as logs show it.
+std::string ProgressStepName(fleet::v1::ProgressStep step);
+
+using ProgressFn =
+    std::function<void(fleet::v1::ProgressStep step, const std::string& message)>;
 
 // Which link, directory and record fields a command's subject uses; an
 // implementation detail of Deployer, defined in deployer.cc.

@@ -214,11 +214,12 @@ void AgentSession::WorkerLoop(const std::string& app) {
       }
     }
     spdlog::info("running command {}", command.id());
-    auto progress = [this, &command](const std::string& step, const std::string& message) {
-      spdlog::info("{}: {} {}", command.id(), step, message);
+    auto progress = [this, &command](fleet::v1::ProgressStep step, const std::string& message) {
+      spdlog::info("{}: {} {}", command.id(), ProgressStepName(step), message);
       AgentMessage msg;
       auto* p = msg.mutable_progress();
       p->set_command_id(command.id());
+      *p->mutable_ref() = command.ref();
       p->set_step(step);
       p->set_message(message);
       Send(msg);

@@ -229,7 +229,7 @@ void PrintRollout(const Rollout& r) {
   std::vector<std::vector<std::string>> rows = {{"HOST", "WAVE", "STATE", "FROM", "TO", "REASON"}};
   for (const auto& t : r.tasks()) {
     rows.push_back({t.host_id(), std::to_string(t.wave() + 1), TaskStateName(t.state()),
-                    OrDash(t.from_release()), OrDash(t.to_release()), t.reason()});
+                    OrDash(t.from_version()), OrDash(t.to_version()), t.reason()});
   }
   if (r.tasks_size() > 0) PrintTable(rows);
 }

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "fleet/v1/api.pb.h"
+#include "fleet/v1/types.pb.h"
 
 namespace fleet {
 

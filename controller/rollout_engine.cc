@@ -862,7 +862,7 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
             case fleet::v1::TASK_STATE_LOST:
               // A host's first config goes back to no config at all; a
               // first release has nothing to go back to.
-              if (t.from_release().empty() && !IsConfig(r)) {
+              if (t.from_version().empty() && !IsConfig(r)) {
                 // First release on this host: there is nothing to go back to.
                 p.SetTask(&t, fleet::v1::TASK_STATE_REVERTING);
                 p.SetTask(&t, fleet::v1::TASK_STATE_REVERT_FAILED, NothingEarlier(r));
@@ -876,7 +876,7 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
                 // It may have switched: send it back like a healthy host.
                 p.SetTask(&t, fleet::v1::TASK_STATE_LOST, why);
                 p.Event(t.host_id(), "host.lost", why);
-                if (t.from_release().empty() && !IsConfig(r)) {
+                if (t.from_version().empty() && !IsConfig(r)) {
                   p.SetTask(&t, fleet::v1::TASK_STATE_REVERTING);
                   p.SetTask(&t, fleet::v1::TASK_STATE_REVERT_FAILED,
                             absl::StrCat(why, "; ", NothingEarlier(r)));
@@ -1070,7 +1070,7 @@ void RolloutEngine::SendTaskCommand(const Rollout& r, const HostTask& t, const f
   cmd.set_rollout_id(r.id());
   switch (t.state()) {
     case fleet::v1::TASK_STATE_STAGING: {
-      if (!stage || r.version() != t.to_release()) return;
+      if (!stage || r.version() != t.to_version()) return;
       *cmd.mutable_stage() = *stage;
       *cmd.mutable_stage()->mutable_spec() = app.spec();
       break;
@@ -1080,7 +1080,7 @@ void RolloutEngine::SendTaskCommand(const Rollout& r, const HostTask& t, const f
       bool revert = t.state() == fleet::v1::TASK_STATE_REVERTING;
       auto* a = cmd.mutable_activate();
       *a->mutable_spec() = app.spec();
-      a->set_version(revert ? t.from_release() : t.to_release());
+      a->set_version(revert ? t.from_version() : t.to_version());
       a->set_mode(revert || r.kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK
                       ? fleet::v1::ACTIVATE_MODE_ROLLBACK
                       : fleet::v1::ACTIVATE_MODE_DEPLOY);
@@ -1089,7 +1089,7 @@ void RolloutEngine::SendTaskCommand(const Rollout& r, const HostTask& t, const f
         a->set_bake_ms(r.plan().bake_ms());
         a->set_has_bake(true);
       }
-      if (!t.from_release().empty()) a->add_keep(t.from_release());
+      if (!t.from_version().empty()) a->add_keep(t.from_version());
       if (!Desired(app, r.subject()).empty()) a->add_keep(Desired(app, r.subject()));
       break;
     }
@@ -1451,7 +1451,8 @@ void RolloutEngine::OnProgress(const std::string& host_id, const fleet::v1::Comm
     absl::MutexLock lock(&progress_mu_);
     progress_at_[host_id] = clock_->Now();
   }
-  spdlog::debug("host {}: {} {} {}", host_id, p.command_id(), p.step(), p.message());
+  spdlog::debug("host {}: {} {} {}", host_id, p.command_id(), fleet::v1::ProgressStep_Name(p.step()),
+                p.message());
 }
 
 void RolloutEngine::OnResult(const std::string& host_id, const CommandResult& result) {
@@ -1492,7 +1493,7 @@ void RolloutEngine::HandleResults(const std::vector<const AgentEvent*>& results,
       std::string kind = result.ok() ? "host.reconciled" : "host.reconcile_failed";
       events.push_back(MakeEvent(
           now_ms, app, "", host_id, kind, host_id,
-          result.ok() ? absl::StrCat("now on ", VersionLabel(subject, result.current_release()))
+          result.ok() ? absl::StrCat("now on ", VersionLabel(subject, result.current_version()))
                       : result.reason()));
       continue;
     }
@@ -1524,7 +1525,7 @@ void RolloutEngine::HandleResults(const std::vector<const AgentEvent*>& results,
     } else if (phase == kPhaseActivate && task->state() == fleet::v1::TASK_STATE_ACTIVATING) {
       // A failed host that is not on its previous release (superseded, or
       // switching back failed) still needs to be sent back.
-      const bool back = result.current_release() == task->from_release();
+      const bool back = result.current_version() == task->from_version();
       to = result.ok() ? fleet::v1::TASK_STATE_HEALTHY
                        : (back || r.kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK
                               ? fleet::v1::TASK_STATE_FAILED
@@ -1544,7 +1545,7 @@ void RolloutEngine::HandleResults(const std::vector<const AgentEvent*>& results,
     changed[rollout_id].insert(host_id);
     fleet::v1::Event e = MakeEvent(
         now_ms, r.app(), r.id(), host_id, kind, host_id,
-        result.ok() ? absl::StrCat("on ", VersionLabel(r.subject(), result.current_release()),
+        result.ok() ? absl::StrCat("on ", VersionLabel(r.subject(), result.current_version()),
                                    " (switch ", result.switch_us(), " us)")
                     : result.reason());
     events.push_back(std::move(e));

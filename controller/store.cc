@@ -787,8 +787,8 @@ absl::Status LoadTasks(sqlite3* db, std::vector<Rollout>* rollouts) {
       task->set_host_id(stmt.Text(0));
       task->set_wave(static_cast<int32_t>(stmt.Int(1)));
       task->set_state(static_cast<fleet::v1::TaskState>(stmt.Int(2)));
-      task->set_from_release(stmt.Text(3));
-      task->set_to_release(stmt.Text(4));
+      task->set_from_version(stmt.Text(3));
+      task->set_to_version(stmt.Text(4));
       task->set_reason(stmt.Text(5));
       task->set_command_id(stmt.Text(6));
       task->set_updated_at_ms(stmt.Int(7));
@@ -1281,8 +1281,8 @@ absl::Status Store::CreateRollout(Rollout* rollout) {
         .Bind(task.host_id())
         .Bind(task.wave())
         .Bind(static_cast<int>(task.state()))
-        .Bind(task.from_release())
-        .Bind(task.to_release())
+        .Bind(task.from_version())
+        .Bind(task.to_version())
         .Bind(task.reason())
         .Bind(task.command_id())
         .Bind(task.updated_at_ms());
@@ -1338,8 +1338,8 @@ absl::Status Store::UpdateTask(const std::string& rollout_id, const HostTask& ta
                  "WHERE rollout_id = ? AND host_id = ?");
   stmt.Bind(task.wave())
       .Bind(static_cast<int>(task.state()))
-      .Bind(task.from_release())
-      .Bind(task.to_release())
+      .Bind(task.from_version())
+      .Bind(task.to_version())
       .Bind(task.reason())
       .Bind(task.command_id())
       .Bind(task.updated_at_ms())

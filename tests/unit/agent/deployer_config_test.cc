@@ -181,8 +181,8 @@ TEST_F(ConfigDeployerTest, RollbackConfig_ToNoConfigRemovesTheLinkAndReloads) {
 
   ASSERT_TRUE(result.ok()) << result.reason();
   EXPECT_FALSE(std::filesystem::exists(AppDir() + "/config"));
-  EXPECT_EQ(result.current_release(), "");
-  EXPECT_EQ(result.previous_release(), "c1");
+  EXPECT_EQ(result.current_version(), "");
+  EXPECT_EQ(result.previous_version(), "c1");
 }
 
 TEST_F(ConfigDeployerTest, StageConfig_WritesFilesWithTheirModesWhateverTheUmask) {
@@ -262,8 +262,8 @@ TEST_F(ConfigDeployerTest, ActivateConfig_SwitchesTheLinkAndReloadsTheCurrentRel
   StageAndDeploy("v1", Spec());
   CommandResult staged = StageConfig("c1");
   ASSERT_TRUE(staged.ok()) << staged.reason();
-  EXPECT_EQ(staged.previous_release(), "") << "a config command reports config versions";
-  EXPECT_EQ(staged.current_release(), "");
+  EXPECT_EQ(staged.previous_version(), "") << "a config command reports config versions";
+  EXPECT_EQ(staged.current_version(), "");
   AppSpec spec = Spec();
   spec.add_health()->set_exec("test -f $FLEET_CONFIG_DIR/app.yaml");
   steps_.clear();
@@ -271,8 +271,8 @@ TEST_F(ConfigDeployerTest, ActivateConfig_SwitchesTheLinkAndReloadsTheCurrentRel
   CommandResult result = ActivateConfig("c1", spec);
 
   ASSERT_TRUE(result.ok()) << result.reason();
-  EXPECT_EQ(result.previous_release(), "");
-  EXPECT_EQ(result.current_release(), "c1");
+  EXPECT_EQ(result.previous_version(), "");
+  EXPECT_EQ(result.current_version(), "c1");
   EXPECT_EQ(LinkTarget(AppDir() + "/config"), "configs/c1");
   EXPECT_EQ(Current(), "v1") << "code stays where it was";
   EXPECT_THAT(Reloads(), ElementsAre("v1+", "v1+c1"));
@@ -308,8 +308,8 @@ TEST_F(ConfigDeployerTest, ActivateConfig_FailingProbeSwitchesTheConfigBackAndRe
   EXPECT_FALSE(result.ok());
   EXPECT_THAT(result.reason(), HasSubstr("Connection refused"));
   EXPECT_TRUE(result.switched_back());
-  EXPECT_EQ(result.previous_release(), "c1");
-  EXPECT_EQ(result.current_release(), "c1");
+  EXPECT_EQ(result.previous_version(), "c1");
+  EXPECT_EQ(result.current_version(), "c1");
   EXPECT_EQ(CurrentConfig(), "c1");
   EXPECT_EQ(Current(), "v1");
   EXPECT_THAT(Reloads(), ElementsAre("v1+", "v1+c1", "v1+c2", "v1+c1"));
@@ -330,7 +330,7 @@ TEST_F(ConfigDeployerTest, ActivateConfig_FirstConfigFailingRemovesTheLinkAndRel
   EXPECT_FALSE(result.ok());
   EXPECT_TRUE(result.switched_back());
   EXPECT_FALSE(PathExists(AppDir() + "/config"));
-  EXPECT_EQ(result.current_release(), "");
+  EXPECT_EQ(result.current_version(), "");
   EXPECT_THAT(Reloads(), ElementsAre("v1+", "v1+c1", "v1+"));
   EXPECT_THAT(AfterRollbacks(), ElementsAre("v1+"));
   EXPECT_EQ(Record().last_good_config(), "");
@@ -414,8 +414,8 @@ TEST_F(ConfigDeployerTest, Recover_SwitchesBackAConfigActivationKilledAfterTheSw
   EXPECT_FALSE(stored->ok());
   EXPECT_EQ(stored->reason(), "agent restarted during activation of c2; switched back to c1");
   EXPECT_TRUE(stored->switched_back());
-  EXPECT_EQ(stored->previous_release(), "c1");
-  EXPECT_EQ(stored->current_release(), "c1");
+  EXPECT_EQ(stored->previous_version(), "c1");
+  EXPECT_EQ(stored->current_version(), "c1");
   EXPECT_EQ(stored->state().current_config(), "c1");
 }
 

@@ -251,7 +251,9 @@ class DeployerTest : public ::testing::Test {
 
   CommandResult Run(const Command& command) {
     return deployer_->Execute(
-        command, [this](const std::string& step, const std::string&) { steps_.push_back(step); });
+        command, [this](fleet::v1::ProgressStep step, const std::string&) {
+          steps_.push_back(ProgressStepName(step));
+        });
   }
 
   CommandResult Stage(const std::string& version, const AppSpec& spec) {

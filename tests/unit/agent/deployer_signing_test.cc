@@ -203,7 +203,7 @@ TEST_F(DeployerSigningTest, Activate_OldUnsignedReleaseOnDiskIsRefusedOnceKeysAr
     EXPECT_EQ(result.reason(),
               "release web@v1 is not signed, and app web requires a signature by its trusted key");
     EXPECT_FALSE(result.switched_back()) << "nothing was switched";
-    EXPECT_EQ(result.current_release(), "v2");
+    EXPECT_EQ(result.current_version(), "v2");
   }
   EXPECT_EQ(Current(), "v2");
   EXPECT_THAT(Reloads(), ElementsAre("v1", "v2"));

@@ -30,8 +30,8 @@ TEST_F(DeployerTest, Deploy_SwitchesCurrentAndReloadsTheNewRelease) {
 
   EXPECT_TRUE(result.ok()) << result.reason();
   EXPECT_EQ(result.command_id(), "deploy-v1");
-  EXPECT_EQ(result.previous_release(), "");
-  EXPECT_EQ(result.current_release(), "v1");
+  EXPECT_EQ(result.previous_version(), "");
+  EXPECT_EQ(result.current_version(), "v1");
   EXPECT_FALSE(result.switched_back());
   EXPECT_EQ(result.state().current_release(), "v1");
   EXPECT_EQ(result.state().last_known_good(), "v1");
@@ -178,8 +178,8 @@ TEST_F(DeployerTest, Deploy_FailingProbeSwitchesBackAtOnceAndReportsTheReason) {
   EXPECT_FALSE(result.ok());
   EXPECT_THAT(result.reason(), HasSubstr("GET http://127.0.0.1:18080/healthz returned 502"));
   EXPECT_TRUE(result.switched_back());
-  EXPECT_EQ(result.previous_release(), "v1");
-  EXPECT_EQ(result.current_release(), "v1");
+  EXPECT_EQ(result.previous_version(), "v1");
+  EXPECT_EQ(result.current_version(), "v1");
   EXPECT_EQ(Current(), "v1");
   EXPECT_THAT(Reloads(), ElementsAre("v1", "v2", "v1"));
   EXPECT_THAT(AfterRollbacks(), ElementsAre("v1"));
@@ -222,7 +222,7 @@ TEST_F(DeployerTest, Deploy_FirstReleaseFailingItsProbeRemovesCurrent) {
   EXPECT_FALSE(result.ok());
   EXPECT_THAT(result.reason(), HasSubstr("Connection refused"));
   EXPECT_TRUE(result.switched_back());
-  EXPECT_EQ(result.current_release(), "");
+  EXPECT_EQ(result.current_version(), "");
   EXPECT_FALSE(PathExists(AppDir() + "/current"));
   EXPECT_THAT(Reloads(), ElementsAre("v1")) << "nothing to reload after going back";
   EXPECT_EQ(Record().last_known_good(), "");
@@ -341,8 +341,8 @@ TEST_F(DeployerTest, Rollback_SwitchesReloadsAndRunsAfterRollbackWithoutBakeOrDo
   CommandResult result = Rollback("v1", spec);
 
   EXPECT_TRUE(result.ok()) << result.reason();
-  EXPECT_EQ(result.previous_release(), "v2");
-  EXPECT_EQ(result.current_release(), "v1");
+  EXPECT_EQ(result.previous_version(), "v2");
+  EXPECT_EQ(result.current_version(), "v1");
   EXPECT_FALSE(result.switched_back());
   EXPECT_EQ(Current(), "v1");
   EXPECT_THAT(Reloads(), ElementsAre("v1", "v2", "v1"));
@@ -525,8 +525,8 @@ TEST_F(DeployerRecoveryTest, Recover_SwitchesBackADeployKilledAfterTheSwitch) {
   EXPECT_FALSE(stored->ok());
   EXPECT_EQ(stored->reason(), "agent restarted during activation of v2; switched back to v1");
   EXPECT_TRUE(stored->switched_back());
-  EXPECT_EQ(stored->previous_release(), "v1");
-  EXPECT_EQ(stored->current_release(), "v1");
+  EXPECT_EQ(stored->previous_version(), "v1");
+  EXPECT_EQ(stored->current_version(), "v1");
   EXPECT_EQ(stored->state().current_release(), "v1");
 }
 

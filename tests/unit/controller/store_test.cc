@@ -511,7 +511,7 @@ TEST_F(StoreTest, Rollout_CreateAssignsIncreasingIdsAndStoresTasks) {
   EXPECT_EQ(got->created_at_ms(), 7000);
   // Sorted by wave, then host.
   EXPECT_THAT(TaskHosts(*got), ElementsAre("web-01", "web-02", "web-03"));
-  EXPECT_EQ(got->tasks(0).to_release(), "v2");
+  EXPECT_EQ(got->tasks(0).to_version(), "v2");
   EXPECT_EQ(got->tasks(0).state(), fleet::v1::TASK_STATE_PENDING);
 }
 
@@ -813,7 +813,7 @@ TEST(StoreOpenTest, Store_MigratesVersion2DatabaseKeepingRollouts) {
           "DEFAULT '');"
           "CREATE TABLE rollout_tasks (rollout_id INTEGER NOT NULL REFERENCES rollouts(id) ON "
           "DELETE CASCADE, host_id TEXT NOT NULL, wave INTEGER NOT NULL, state INTEGER NOT "
-          "NULL, from_release TEXT NOT NULL, to_release TEXT NOT NULL, reason TEXT NOT NULL, "
+          "NULL, from_version TEXT NOT NULL, to_version TEXT NOT NULL, reason TEXT NOT NULL, "
           "command_id TEXT NOT NULL, updated_at_ms INTEGER NOT NULL, PRIMARY KEY (rollout_id, "
           "host_id));"
           "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, "
