@@ -33,57 +33,6 @@ constexpr char kPhaseStage[] = "stage";
 constexpr char kPhaseActivate[] = "activate";
 constexpr char kPhaseRevert[] = "revert";
 
-bool RolloutTransitionAllowed(RolloutState from, RolloutState to) {
-  using fleet::v1::ROLLOUT_STATE_ACTIVATING;
-  using fleet::v1::ROLLOUT_STATE_FAILED;
-  using fleet::v1::ROLLOUT_STATE_PAUSED;
-  using fleet::v1::ROLLOUT_STATE_ROLLED_BACK;
-  using fleet::v1::ROLLOUT_STATE_ROLLING_BACK;
-  using fleet::v1::ROLLOUT_STATE_STAGING;
-  using fleet::v1::ROLLOUT_STATE_SUCCEEDED;
-  switch (from) {
-    case ROLLOUT_STATE_STAGING:
-      return to == ROLLOUT_STATE_ACTIVATING || to == ROLLOUT_STATE_ROLLED_BACK ||
-             to == ROLLOUT_STATE_ROLLING_BACK || to == ROLLOUT_STATE_PAUSED;
-    case ROLLOUT_STATE_ACTIVATING:
-      return to == ROLLOUT_STATE_SUCCEEDED || to == ROLLOUT_STATE_ROLLING_BACK ||
-             to == ROLLOUT_STATE_FAILED || to == ROLLOUT_STATE_PAUSED ||
-             to == ROLLOUT_STATE_ROLLED_BACK;
-    case ROLLOUT_STATE_PAUSED:
-      return to == ROLLOUT_STATE_STAGING || to == ROLLOUT_STATE_ACTIVATING ||
-             to == ROLLOUT_STATE_ROLLING_BACK || to == ROLLOUT_STATE_ROLLED_BACK;
-    case ROLLOUT_STATE_ROLLING_BACK:
-      return to == ROLLOUT_STATE_ROLLED_BACK || to == ROLLOUT_STATE_FAILED;
-    default:
-      return false;
-  }
-}
-
-bool TaskTransitionAllowed(TaskState from, TaskState to) {
-  using namespace fleet::v1;  // NOLINT: the enum values read better bare here
-  switch (from) {
-    case TASK_STATE_PENDING:
-      return to == TASK_STATE_STAGING || to == TASK_STATE_FAILED || to == TASK_STATE_CANCELLED;
-    case TASK_STATE_STAGING:
-      return to == TASK_STATE_STAGED || to == TASK_STATE_FAILED || to == TASK_STATE_CANCELLED;
-    case TASK_STATE_STAGED:
-      return to == TASK_STATE_ACTIVATING || to == TASK_STATE_FAILED || to == TASK_STATE_CANCELLED;
-    case TASK_STATE_ACTIVATING:
-      // CANCELLED: a rollback took over while the host was still baking.
-      return to == TASK_STATE_HEALTHY || to == TASK_STATE_FAILED || to == TASK_STATE_LOST ||
-             to == TASK_STATE_CANCELLED;
-    case TASK_STATE_LOST:
-      return to == TASK_STATE_REVERTING || to == TASK_STATE_CANCELLED;
-    case TASK_STATE_HEALTHY:
-      return to == TASK_STATE_REVERTING;
-    case TASK_STATE_REVERTING:
-      return to == TASK_STATE_REVERTED || to == TASK_STATE_REVERT_FAILED ||
-             to == TASK_STATE_CANCELLED;
-    default:
-      return false;
-  }
-}
-
 fleet::v1::Event MakeEvent(int64_t at_ms, const std::string& app, const std::string& rollout_id,
                            const std::string& host_id, const std::string& kind,
                            const std::string& actor, const std::string& message) {
@@ -114,11 +63,6 @@ const google::protobuf::RepeatedPtrField<std::string>& HostOnDisk(
   return subject == fleet::v1::SUBJECT_CONFIG ? state.configs() : state.releases();
 }
 
-// "v2" for a release, "config c2" for a config: how messages name a version.
-std::string VersionLabel(fleet::v1::Subject subject, const std::string& version) {
-  const std::string shown = version.empty() ? "(none)" : version;
-  return subject == fleet::v1::SUBJECT_CONFIG ? absl::StrCat("config ", shown) : shown;
-}
 
 // Sets the (release, config) pair the fleet runs once `r` succeeds.
 void SetPair(Rollout* r, const fleet::v1::App& app) {
@@ -219,11 +163,6 @@ std::string FirstFailure(const Rollout& r) {
 
 }  // namespace
 
-bool IsTaskTerminal(TaskState s) {
-  return s == fleet::v1::TASK_STATE_HEALTHY || s == fleet::v1::TASK_STATE_FAILED ||
-         s == fleet::v1::TASK_STATE_REVERTED || s == fleet::v1::TASK_STATE_REVERT_FAILED ||
-         s == fleet::v1::TASK_STATE_CANCELLED || s == fleet::v1::TASK_STATE_LOST;
-}
 
 namespace {
 
@@ -417,10 +356,10 @@ absl::StatusOr<Rollout> RolloutEngine::StartRollout(const fleet::v1::StartRollou
     HostTask* task = r.add_tasks();
     task->set_host_id(host.id());
     task->set_state(fleet::v1::TASK_STATE_PENDING);
-    task->set_to_release(req.version());
+    task->set_to_version(req.version());
     task->set_updated_at_ms(now);
     for (const auto& a : host.apps()) {
-      if (a.app() == req.app()) task->set_from_release(HostCurrent(a, subject));
+      if (a.app() == req.app()) task->set_from_version(HostCurrent(a, subject));
     }
   }
   if (r.tasks_size() == 0) {
@@ -551,8 +490,8 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
     HostTask* task = r.add_tasks();
     task->set_host_id(host.id());
     task->set_state(fleet::v1::TASK_STATE_STAGED);
-    task->set_from_release(HostCurrent(*state, subject));
-    task->set_to_release(target);
+    task->set_from_version(HostCurrent(*state, subject));
+    task->set_to_version(target);
     task->set_updated_at_ms(now);
   }
   if (r.tasks_size() == 0) {

@@ -72,12 +72,12 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "controller/agent_hub.h"
+#include "controller/rollout_machine.h"
 #include "controller/store.h"
 #include "fleet/v1/api.pb.h"
 
 namespace fleet::controller {
 
-enum class RolloutAction { kPause, kResume, kPromote, kAbort };
 
 // Resolves the rollout plan: waves (cumulative, rounded up, each adding at
 // least one host, the last covering every host), failure threshold,
@@ -97,8 +97,6 @@ struct EngineOptions {
   std::string prometheus_url;
 };
 
-// The actor of what analysis does to a rollout (events, paused_by).
-inline constexpr char kAnalysisActor[] = "analysis";
 
 // One analysis check of a rollout that is due for evaluation
 // (RolloutEngine::AnalysisDue), handed back with its result
@@ -317,7 +315,6 @@ class RolloutEngine : public AgentListener {
   std::thread worker_;
 };
 
-bool IsTaskTerminal(fleet::v1::TaskState state);
 
 }  // namespace fleet::controller
 
