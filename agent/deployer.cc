@@ -374,7 +374,7 @@ CommandResult Deployer::Execute(const Command& command, const ProgressFn& progre
       command.has_stage() ? command.stage().spec().name() : command.activate().spec().name();
   CommandResult result;
   result.set_command_id(command.id());
-  *result.mutable_ref() = command.ref();
+  if (command.has_ref()) *result.mutable_ref() = command.ref();
   if (!IsSafeName(app)) {
     result.set_reason(absl::StrCat("invalid app name '", app, "'"));
     return result;
@@ -382,7 +382,7 @@ CommandResult Deployer::Execute(const Command& command, const ProgressFn& progre
   absl::MutexLock app_lock(AppMutex(app));
   if (auto stored = state_.LoadResult(command.id())) {
     // Results stored by an interrupted activation's recovery have no ref.
-    *stored->mutable_ref() = command.ref();
+    if (command.has_ref()) *stored->mutable_ref() = command.ref();
     return *stored;
   }
 

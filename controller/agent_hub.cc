@@ -145,7 +145,7 @@ void AgentHub::Register(const std::string& host_id, Stream* stream) {
     it->second->Close(grpc::Status(grpc::StatusCode::ABORTED, "replaced by a newer connection"));
   }
   streams_[host_id] = stream;
-  connected_at_[host_id] = absl::Now();
+  connected_at_[host_id] = clock_->Now();
 }
 
 bool AgentHub::Unregister(const std::string& host_id, Stream* stream) {
@@ -153,7 +153,7 @@ bool AgentHub::Unregister(const std::string& host_id, Stream* stream) {
   auto it = streams_.find(host_id);
   if (it == streams_.end() || it->second != stream) return false;
   streams_.erase(it);
-  disconnected_at_[host_id] = absl::Now();
+  disconnected_at_[host_id] = clock_->Now();
   return true;
 }
 
@@ -226,7 +226,7 @@ grpc::Status AgentHub::DenyHostId(const char* rpc, const std::string& host_id,
     // without limit; forgetting only means recording a denial again.
     if (denial_recorded_at_.size() > 1000) denial_recorded_at_.clear();
     absl::Time& last = denial_recorded_at_[absl::StrCat(certificate.ToString(), "\n", host_id)];
-    const absl::Time now = absl::Now();
+    const absl::Time now = clock_->Now();
     if (last == absl::Time() || now - last >= kDenialRecordInterval) {
       last = now;
       record = true;
@@ -234,7 +234,7 @@ grpc::Status AgentHub::DenyHostId(const char* rpc, const std::string& host_id,
   }
   if (record && denial_hook_) {
     fleet::v1::Event event;
-    event.set_at_ms(absl::ToUnixMillis(absl::Now()));
+    event.set_at_ms(absl::ToUnixMillis(clock_->Now()));
     // The host that acted is the one its certificate proves; the id it
     // claimed is only in the message.
     event.set_host_id(certificate.common_name);

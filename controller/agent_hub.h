@@ -15,6 +15,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "common/tls.h"
 #include "controller/blob_store.h"
 #include "fleet/v1/agent.grpc.pb.h"
@@ -38,7 +39,8 @@ class AgentListener {
 
 class AgentHub final : public fleet::v1::AgentService::CallbackService {
  public:
-  AgentHub(BlobStore* blobs, absl::Time started) : blobs_(blobs), started_(started) {}
+  // Connection times are stamped with `clock` (borrowed), the engine's clock.
+  AgentHub(BlobStore* blobs, Clock* clock) : blobs_(blobs), clock_(clock), started_(clock->Now()) {}
   // Must be set before the server starts.
   void set_listener(AgentListener* listener) { listener_ = listener; }
   // Called with the size of every artifact chunk an agent received
@@ -102,6 +104,7 @@ class AgentHub final : public fleet::v1::AgentService::CallbackService {
                                std::optional<CertificateNames>* names);
 
   BlobStore* blobs_;
+  Clock* clock_;
   absl::Time started_;
   AgentListener* listener_ = nullptr;
   std::function<void(int64_t)> bytes_served_hook_;            // fixed before the server starts

@@ -22,6 +22,26 @@ grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, Fn fn) {
   return reactor;
 }
 
+// Runs `fn`, which admits the call and hands it to the rollout engine: a
+// non-OK status finishes the call at once; otherwise the engine's callback
+// (FinishWith) finishes it, so no gRPC thread waits for the engine.
+template <typename Fn>
+grpc::ServerUnaryReactor* Deferred(grpc::CallbackServerContext* ctx, Fn fn) {
+  auto* reactor = ctx->DefaultReactor();
+  absl::Status st = fn(reactor);
+  if (!st.ok()) reactor->Finish(ToGrpcStatus(st));
+  return reactor;
+}
+
+// The engine's callback that answers a deferred call with a rollout.
+RolloutEngine::Done<fleet::v1::Rollout> FinishWith(grpc::ServerUnaryReactor* reactor,
+                                                   fleet::v1::Rollout* resp) {
+  return [reactor, resp](absl::StatusOr<fleet::v1::Rollout> r) {
+    if (r.ok()) *resp = *std::move(r);
+    reactor->Finish(ToGrpcStatus(r.status()));
+  };
+}
+
 constexpr int64_t kMaxArtifactBytes = 8ll << 30;
 
 // What ApiAccess needs to know of a call: the RPC, the peer and the bearer
@@ -288,14 +308,12 @@ grpc::ServerUnaryReactor* ApiService::ListReleases(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* ApiService::StartRollout(grpc::CallbackServerContext* ctx,
                                                    const fleet::v1::StartRolloutRequest* req,
                                                    fleet::v1::Rollout* resp) {
-  return Unary(ctx, [&]() -> absl::Status {
+  return Deferred(ctx, [&](grpc::ServerUnaryReactor* reactor) -> absl::Status {
     FLEET_ASSIGN_OR_RETURN(ApiCaller caller, access_->Admit(CallOf(ctx, "StartRollout"),
                                                             ApiAction::kRollOut, req->app()));
     fleet::v1::StartRolloutRequest request = *req;
     request.set_actor(caller.Actor(req->actor()));
-    auto r = engine_->StartRollout(request);
-    if (!r.ok()) return r.status();
-    *resp = std::move(*r);
+    engine_->StartRollout(request, FinishWith(reactor, resp));
     return absl::OkStatus();
   });
 }
@@ -333,14 +351,12 @@ grpc::ServerUnaryReactor* ApiService::ListRollouts(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* ApiService::Rollback(grpc::CallbackServerContext* ctx,
                                                const fleet::v1::RollbackRequest* req,
                                                fleet::v1::Rollout* resp) {
-  return Unary(ctx, [&]() -> absl::Status {
+  return Deferred(ctx, [&](grpc::ServerUnaryReactor* reactor) -> absl::Status {
     FLEET_ASSIGN_OR_RETURN(ApiCaller caller, access_->Admit(CallOf(ctx, "Rollback"),
                                                             ApiAction::kRollBack, req->app()));
     fleet::v1::RollbackRequest request = *req;
     request.set_actor(caller.Actor(req->actor()));
-    auto r = engine_->Rollback(request);
-    if (!r.ok()) return r.status();
-    *resp = std::move(*r);
+    engine_->Rollback(request, FinishWith(reactor, resp));
     return absl::OkStatus();
   });
 }
@@ -349,7 +365,7 @@ grpc::ServerUnaryReactor* ApiService::Act(grpc::CallbackServerContext* ctx,
                                           const fleet::v1::RolloutActionRequest* req,
                                           fleet::v1::Rollout* resp, RolloutAction action,
                                           const char* rpc, ApiAction api_action) {
-  return Unary(ctx, [&]() -> absl::Status {
+  return Deferred(ctx, [&](grpc::ServerUnaryReactor* reactor) -> absl::Status {
     const ApiCall call = CallOf(ctx, rpc);
     FLEET_ASSIGN_OR_RETURN(ApiCaller caller, access_->Authenticate(call, ""));
     // The scope is checked against the rollout's app. Every valid token may
@@ -360,9 +376,7 @@ grpc::ServerUnaryReactor* ApiService::Act(grpc::CallbackServerContext* ctx,
     }
     fleet::v1::RolloutActionRequest request = *req;
     request.set_actor(caller.Actor(req->actor()));
-    auto r = engine_->Act(request, action);
-    if (!r.ok()) return r.status();
-    *resp = std::move(*r);
+    engine_->Act(request, action, FinishWith(reactor, resp));
     return absl::OkStatus();
   });
 }

@@ -93,7 +93,7 @@ absl::Status Controller::Start() {
         options_.listen);
   }
 
-  hub_ = std::make_unique<AgentHub>(blobs_.get(), absl::Now());
+  hub_ = std::make_unique<AgentHub>(blobs_.get(), DefaultClock());
   metrics_ = std::make_unique<Metrics>(store_.get(), hub_.get());
   hub_->set_bytes_served_hook(
       [metrics = metrics_.get()](int64_t bytes) { metrics->AddArtifactBytesServed(bytes); });
@@ -182,7 +182,7 @@ absl::Status Controller::Start() {
   ticker_ = std::thread([this] {
     // The first tick resumes the rollouts that were running before a restart.
     do {
-      engine_->Tick();
+      engine_->PostTick();
     } while (!stop_.WaitForNotificationWithTimeout(options_.tick));
   });
   spdlog::info("fleet-controller {} listening on {} (grpc port {}, {}), {} on {}:{}, data in {}",

@@ -52,20 +52,13 @@ bool ResultTransition(const Rollout& r, const HostTask& task, const CommandResul
   }
 }
 
-HostTask* FindTask(Rollout* r, const std::string& host_id) {
-  for (HostTask& t : *r->mutable_tasks()) {
-    if (t.host_id() == host_id) return &t;
-  }
-  return nullptr;
-}
-
 }  // namespace
 
-bool ApplyResult(Rollout* r, const CommandResult& result, absl::Time now, Decision* d) {
-  if (IsTerminal(r->state()) || result.ref().rollout_id() != r->id()) return false;
-  HostTask* task = FindTask(r, result.ref().host_id());
+bool ApplyResult(Rollout* r, HostTask* task, const CommandResult& result, absl::Time now,
+                 Decision* d) {
+  if (IsTerminal(r->state())) return false;
   // Only the answer to the command the task waits for counts.
-  if (task == nullptr || task->command_id() != result.command_id()) return false;
+  if (task->command_id() != result.command_id()) return false;
   TaskState to;
   EventKind kind;
   if (!ResultTransition(*r, *task, result, &to, &kind)) return false;
@@ -103,9 +96,15 @@ absl::Status PrepareAction(Rollout* r, RolloutAction action, RolloutState* to, E
       if (r->awaiting_promote()) {
         return Refuse(*r, absl::StrCat("waits for promote: fleetctl rollout promote ", r->id()));
       }
-      const bool staging = std::any_of(r->tasks().begin(), r->tasks().end(), [](const HostTask& t) {
-        return t.state() == TASK_STATE_PENDING || t.state() == TASK_STATE_STAGING;
-      });
+      // Paused before its first wave started: staging finishes that step
+      // (wave 1 starts) even if every host staged during the pause.
+      const bool first_wave_started =
+          r->plan().waves_size() == 0 || r->plan().waves(0).started_at_ms() > 0;
+      const bool staging =
+          !first_wave_started ||
+          std::any_of(r->tasks().begin(), r->tasks().end(), [](const HostTask& t) {
+            return t.state() == TASK_STATE_PENDING || t.state() == TASK_STATE_STAGING;
+          });
       *to = staging ? ROLLOUT_STATE_STAGING : ROLLOUT_STATE_ACTIVATING;
       *kind = EventKind::kRolloutResumed;
       return absl::OkStatus();
@@ -117,6 +116,9 @@ absl::Status PrepareAction(Rollout* r, RolloutAction action, RolloutState* to, E
       *message = absl::StrCat("wave ", r->current_wave() + 2, " starts");
       return absl::OkStatus();
     case RolloutAction::kAbort:
+      if (r->kind() == ROLLOUT_KIND_ROLLBACK) {
+        return Refuse(*r, "is a rollback, which is never undone; roll out the version you want");
+      }
       if (r->state() == ROLLOUT_STATE_ROLLING_BACK) return Refuse(*r, "is rolling back already");
       *to = ROLLOUT_STATE_ROLLING_BACK;
       *kind = EventKind::kRolloutAborted;

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/rollout_state.h"
+#include "controller/command_builder.h"
 #include "common/status.h"
 #include "controller/rollout_transitions.h"
 
@@ -187,7 +188,7 @@ void StartWave(Machine& m, int w) {
     m.r().mutable_plan()->mutable_waves(w)->set_started_at_ms(m.now_ms());
   }
   m.Changed();
-  m.WaveEvent(EventKind::kWaveStarted, WaveLabel(m.r(), w));
+  m.RolloutEvent(EventKind::kWaveStarted, WaveLabel(m.r(), w));
 }
 
 namespace {
@@ -276,10 +277,13 @@ void FinishLastWave(Machine& m, int64_t failed) {
   const int64_t healthy = Count(r, TASK_STATE_HEALTHY);
   if (!IsRollback(r) && healthy == 0) {
     // Every host failed, within a generous threshold: nothing runs the
-    // version, so it did not succeed. The hosts switched themselves back.
+    // version, so it did not succeed. Failed hosts switched themselves back;
+    // a lost one may still run it and is sent back.
     const std::string reason = absl::StrCat("no host became healthy: ", FailureReason(r));
-    if (m.SetRollout(ROLLOUT_STATE_ROLLED_BACK, reason)) {
-      m.Outcome(EventKind::kRolloutFailed, EventKind::kHostReconcileFailed, reason);
+    const bool lost = Count(r, TASK_STATE_LOST) > 0;
+    if (m.SetRollout(lost ? ROLLOUT_STATE_ROLLING_BACK : ROLLOUT_STATE_ROLLED_BACK, reason)) {
+      m.Outcome(EventKind::kRolloutFailed, EventKind::kHostReconcileFailed,
+                lost ? absl::StrCat(reason, "; rolling back") : reason);
     }
     return;
   }
@@ -309,7 +313,7 @@ void FinishWave(Machine& m, int w) {
   const int64_t failed = Failures(r);
   if (w < r.plan().waves_size()) r.mutable_plan()->mutable_waves(w)->set_finished_at_ms(m.now_ms());
   m.Changed();
-  m.WaveEvent(EventKind::kWaveFinished,
+  m.RolloutEvent(EventKind::kWaveFinished,
               absl::StrCat(WaveLabel(r, w), " done; ", failed, " hosts failed so far"));
   if (w + 1 >= wave_count) {
     FinishLastWave(m, failed);
@@ -350,7 +354,8 @@ bool AdvanceActivating(Machine& m, const Context& c) {
 bool AdvancePaused(Machine& m, const Context& c) {
   ProgressStaging(m, c);
   TimeOutActivations(m, c);
-  if (!ThresholdExceeded(m.r())) return false;
+  // A rollback is never undone; its failures show when it is resumed.
+  if (IsRollback(m.r()) || !ThresholdExceeded(m.r())) return false;
   StartRollingBack(m);
   return true;
 }
@@ -361,9 +366,11 @@ void Revert(Machine& m, HostTask* t, const std::string& why_lost) {
   // A host's first config goes back to no config at all; a first release
   // has nothing to go back to.
   if (t->from_version().empty() && !IsConfig(m.r())) {
-    m.SetTask(t, TASK_STATE_REVERT_FAILED,
-              why_lost.empty() ? NothingEarlier(m.r())
-                               : absl::StrCat(why_lost, "; ", NothingEarlier(m.r())));
+    const std::string why = why_lost.empty() ? NothingEarlier(m.r())
+                                             : absl::StrCat(why_lost, "; ", NothingEarlier(m.r()));
+    if (m.SetTask(t, TASK_STATE_REVERT_FAILED, why)) {
+      m.Event(EventKind::kHostRevertFailed, t->host_id(), why);
+    }
     return;
   }
   m.Send(t, COMMAND_PHASE_REVERT);
@@ -418,8 +425,9 @@ bool AdvanceRollingBack(Machine& m, const Context& c) {
     return true;
   }
   if (!m.SetRollout(ROLLOUT_STATE_ROLLED_BACK)) return false;
-  m.Outcome(EventKind::kRolloutRolledBack, EventKind::kHostReconcileFailed,
-            absl::StrCat("every switched host is back: ", reason));
+  // A catch-up said that it failed when it started going back.
+  m.RolloutEvent(EventKind::kRolloutRolledBack,
+                 absl::StrCat("every switched host is back: ", reason));
   return true;
 }
 
@@ -482,6 +490,9 @@ void Machine::Send(HostTask* task, CommandPhase phase) {
   ref.set_rollout_id(r_->id());
   ref.set_host_id(task->host_id());
   ref.set_phase(phase);
+  // The task waits for the answer to this command, and no other.
+  task->set_command_id(CommandKey(ref));
+  d_->changed_tasks.insert(task->host_id());
 }
 
 void Machine::Event(EventKind kind, const std::string& host, const std::string& message) {
@@ -505,7 +516,7 @@ void Machine::Outcome(EventKind rollout_kind, EventKind catch_up_kind, const std
   }
 }
 
-void Machine::WaveEvent(EventKind kind, const std::string& message) {
+void Machine::RolloutEvent(EventKind kind, const std::string& message) {
   if (!IsCatchUp(*r_)) Event(kind, "", message);
 }
 

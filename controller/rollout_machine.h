@@ -124,11 +124,12 @@ absl::Duration HostTimeout(const fleet::v1::Rollout& r, absl::Duration default_h
 void Advance(fleet::v1::Rollout* r, const HostsView& hosts, const AnalysisGate& analysis,
              absl::Time now, absl::Duration default_host_timeout, Decision* d);
 
-// Applies an agent's answer to the command `ref` names. Returns false (and
-// changes nothing) when the task waits for another command or the rollout
-// has ended: late answers to earlier phases are ignored.
-bool ApplyResult(fleet::v1::Rollout* r, const fleet::v1::CommandResult& result, absl::Time now,
-                 Decision* d);
+// Applies an agent's answer to `task` (of `r`, the host that answered).
+// Returns false (and changes nothing) when the task waits for another
+// command or the rollout has ended: late answers to earlier phases are
+// ignored.
+bool ApplyResult(fleet::v1::Rollout* r, fleet::v1::HostTask* task,
+                 const fleet::v1::CommandResult& result, absl::Time now, Decision* d);
 
 // Pause, resume, promote (past a manual gate) or abort, by `actor`.
 // FailedPrecondition naming why when the rollout's state does not allow it.

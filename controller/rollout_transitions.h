@@ -43,8 +43,9 @@ class Machine {
   // How a rollout ends: `rollout_kind` for a deploy, `catch_up_kind` (about
   // its host) for a catch-up, which speaks of its host, not of a rollout.
   void Outcome(EventKind rollout_kind, EventKind catch_up_kind, const std::string& message);
-  // wave.started / wave.finished; a catch-up has no waves to speak of.
-  void WaveEvent(EventKind kind, const std::string& message);
+  // An event about the rollout as a whole (waves, rolled back) that a
+  // catch-up, which speaks of its host, does not record.
+  void RolloutEvent(EventKind kind, const std::string& message);
   void SetDesired(const std::string& version) { d_->set_desired = version; }
 
  private:

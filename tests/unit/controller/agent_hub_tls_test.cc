@@ -166,7 +166,7 @@ class AgentHubTlsTest : public ::testing::Test {
   ::fleet::testing::TempDir dir_;
   BlobStore blobs_{dir_.Sub("blobs")};
   RecordingListener listener_;
-  AgentHub hub_{&blobs_, absl::Now()};
+  AgentHub hub_{&blobs_, DefaultClock()};
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   absl::Mutex mu_;

@@ -531,7 +531,7 @@ class AlertHandlerEngineTest : public AlertHandlerTest {
   void SetUp() override {
     AlertHandlerTest::SetUp();
     blobs_ = std::make_unique<BlobStore>(dir_.Sub("blobs"));
-    hub_ = std::make_unique<AgentHub>(blobs_.get(), kNow);
+    hub_ = std::make_unique<AgentHub>(blobs_.get(), &clock_);
     engine_ = std::make_unique<RolloutEngine>(store_.get(), hub_.get(), &clock_, EngineOptions{});
     hub_->set_listener(engine_.get());
     engine_handler_ = std::make_unique<AlertHandler>(store_.get(), engine_.get(), &clock_);

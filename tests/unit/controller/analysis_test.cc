@@ -262,7 +262,7 @@ class AnalysisEngineTest : public ::testing::Test {
     ASSERT_OK(store);
     store_ = std::move(*store);
     blobs_ = std::make_unique<BlobStore>(dir_.Sub("blobs"));
-    hub_ = std::make_unique<AgentHub>(blobs_.get(), kNow);
+    hub_ = std::make_unique<AgentHub>(blobs_.get(), &clock_);
     NewEngine(EngineOptions{});
   }
 

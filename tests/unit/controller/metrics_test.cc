@@ -151,7 +151,7 @@ class MetricsTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
   BlobStore blobs_{dir_.Sub("blobs")};
   AcceptingListener listener_;
-  AgentHub hub_{&blobs_, absl::Now()};
+  AgentHub hub_{&blobs_, DefaultClock()};
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<fleet::v1::AgentService::Stub> stub_;
   std::unique_ptr<grpc::Server> server_;  // last: stops before the hub goes

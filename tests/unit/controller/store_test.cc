@@ -813,7 +813,7 @@ TEST(StoreOpenTest, Store_MigratesVersion2DatabaseKeepingRollouts) {
           "DEFAULT '');"
           "CREATE TABLE rollout_tasks (rollout_id INTEGER NOT NULL REFERENCES rollouts(id) ON "
           "DELETE CASCADE, host_id TEXT NOT NULL, wave INTEGER NOT NULL, state INTEGER NOT "
-          "NULL, from_version TEXT NOT NULL, to_version TEXT NOT NULL, reason TEXT NOT NULL, "
+          "NULL, from_release TEXT NOT NULL, to_release TEXT NOT NULL, reason TEXT NOT NULL, "
           "command_id TEXT NOT NULL, updated_at_ms INTEGER NOT NULL, PRIMARY KEY (rollout_id, "
           "host_id));"
           "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, "

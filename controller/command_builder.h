@@ -1,0 +1,43 @@
+// Builds the commands the engine sends to agents from a rollout's task:
+// one builder for stage and for activate (deploy, revert, rollback and
+// catch-up alike), and the one function that turns a command's typed ref
+// into the opaque key agents answer idempotently.
+#ifndef FLEET_CONTROLLER_COMMAND_BUILDER_H_
+#define FLEET_CONTROLLER_COMMAND_BUILDER_H_
+
+#include <optional>
+#include <string>
+
+#include "fleet/v1/agent.pb.h"
+#include "fleet/v1/api.pb.h"
+
+namespace fleet::controller {
+
+// "<rollout>/<host>/<phase>": unique per rollout, host and phase, so an agent
+// that completed it answers with its stored result. Never parsed back:
+// results carry the ref itself.
+std::string CommandKey(const fleet::v1::CommandRef& ref);
+
+// What a stage command ships: the release, or the config release.
+struct StagePayload {
+  std::optional<fleet::v1::Release> release;
+  std::optional<fleet::v1::ConfigRelease> config;
+};
+
+// The command for `ref` of task `task` of rollout `r` of app `app`:
+//  - STAGE: download and unpack the rollout's version (`stage` must hold it);
+//  - ACTIVATE: switch to task.to_version; a deploy or catch-up probes
+//    through the bake and switches back on failure, a rollback switches and
+//    probes once;
+//  - REVERT: switch back to task.from_version (rollback mode).
+// Retention keeps the task's from_version and the app's desired version.
+// nullopt when the payload the phase needs is missing.
+std::optional<fleet::v1::Command> BuildCommand(const fleet::v1::Rollout& r,
+                                               const fleet::v1::HostTask& task,
+                                               const fleet::v1::CommandRef& ref,
+                                               const fleet::v1::App& app,
+                                               const StagePayload& stage);
+
+}  // namespace fleet::controller
+
+#endif  // FLEET_CONTROLLER_COMMAND_BUILDER_H_
