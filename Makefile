@@ -30,10 +30,13 @@ e2e: build
 demo: build
 	bash deploy/demo.sh $(BUILD_DIR)
 
-# Benchmarks print figures; they are not tests.
+# Benchmarks print figures; they are not tests. SCALE_HOSTS=200 for a
+# quick run of the fleet-scale one.
+SCALE_HOSTS ?= 10000
 bench: build
-	$(BUILD_DIR)/tests/bench/rollback_bench 5
+	$(BUILD_DIR)/tests/bench/rollback_bench 5 3 10
 	$(BUILD_DIR)/tests/bench/rollout_bench 100 1000
+	$(BUILD_DIR)/tests/bench/fleet_scale_bench $(SCALE_HOSTS)
 
 # ASan + UBSan build of everything, with every test.
 sanitize:

@@ -1,10 +1,14 @@
-// Rollback speed with a real controller and three real agents on loopback:
-// median of N `fleetctl rollback --wait` runs and of N `fleetctl config
-// rollback --wait` runs (all hosts switched, reloaded, probed and reported),
-// the agent-side switch alone (symlink + rename + fsync, as each agent
-// measured it), and the agents' idle RSS.
+// Rollback speed with a real controller and real agents on loopback:
+//   - three agents, hello example: median of RUNS `fleetctl rollback --wait`
+//     runs and of RUNS `fleetctl config rollback --wait` runs (all hosts
+//     switched, reloaded, probed and reported), the agent-side switch alone
+//     (symlink + rename + fsync, as each agent measured it), and the agents'
+//     idle RSS;
+//   - per HOSTS, that many agents and an app whose reload and exec probe are
+//     `true`, bake 0: median of RUNS `fleetctl rollback --wait` runs, from
+//     the command's start to its exit. What Fleet itself adds to a rollback.
 //
-//   build/tests/bench/rollback_bench [RUNS]     (make bench)
+//   build/tests/bench/rollback_bench [RUNS [HOSTS...]]   default: 5 3 10
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -21,6 +25,7 @@
 namespace {
 
 using fleet::testing::Cluster;
+using fleet::testing::ClusterOptions;
 using fleet::testing::CommandOutput;
 
 double Median(std::vector<double> v) {
@@ -37,14 +42,64 @@ bool Check(const CommandOutput& out, const std::string& what) {
   return false;
 }
 
+// Milliseconds of `runs` `fleetctl rollback quick --wait` runs, alternately
+// to v1 and v2, on `hosts` agents; false when one failed.
+bool TrivialAppRollbacks(int hosts, int runs, std::vector<double>* ms) {
+  ClusterOptions options;
+  options.agents = hosts;
+  Cluster cluster(options);
+  if (!cluster.WaitForConnectedHosts(hosts, absl::Seconds(60))) {
+    std::fprintf(stderr, "bench: %d agents did not connect\n", hosts);
+    return false;
+  }
+  const std::string spec = cluster.dir() + "/quick.yaml";
+  fleet::testing::WriteTextFile(spec, R"(name: quick
+reload: "true"
+health:
+  - exec: "true"
+bake: 0s
+)");
+  if (!Check(cluster.Fleetctl({"app", "apply", "-f", spec}), "app apply")) return false;
+  for (const char* v : {"v1", "v2"}) {
+    std::string artifact = cluster.MakeExecArtifact(v, true);
+    if (!Check(cluster.Fleetctl({"release", "push", "quick", v, artifact}), "push")) return false;
+    if (!Check(cluster.Fleetctl({"rollout", "quick", v, "--wait"}), "rollout")) return false;
+  }
+  for (int run = 0; run < runs; ++run) {
+    const char* to = run % 2 == 0 ? "v1" : "v2";
+    absl::Time start = absl::Now();
+    if (!Check(cluster.Fleetctl({"rollback", "quick", "--to", to, "--wait"}), "rollback")) {
+      return false;
+    }
+    ms->push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int runs = 5;
-  if (argc > 1 && (!absl::SimpleAtoi(argv[1], &runs) || runs < 1)) {
-    std::fprintf(stderr, "usage: %s [RUNS]\n", argv[0]);
-    return 2;
+  std::vector<int> host_counts;
+  for (int i = 1; i < argc; ++i) {
+    int n = 0;
+    if (!absl::SimpleAtoi(argv[i], &n) || n < 1) {
+      std::fprintf(stderr, "usage: %s [RUNS [HOSTS...]]   (default: 5 3 10)\n", argv[0]);
+      return 2;
+    }
+    if (i == 1) {
+      runs = n;
+    } else {
+      host_counts.push_back(n);
+    }
   }
+  if (host_counts.empty()) host_counts = {3, 10};
+
+  std::vector<std::vector<double>> trivial_ms(host_counts.size());
+  for (size_t i = 0; i < host_counts.size(); ++i) {
+    if (!TrivialAppRollbacks(host_counts[i], runs, &trivial_ms[i])) return 1;
+  }
+
   Cluster cluster;
   if (!cluster.WaitForConnectedHosts(3)) {
     std::fprintf(stderr, "bench: agents did not connect\n");
@@ -122,5 +177,16 @@ int main(int argc, char** argv) {
   std::printf("\nconfig rollback runs (ms):");
   for (double ms : config_rollback_ms) std::printf(" %.1f", ms);
   std::printf("\nswitch samples (release and config links): %zu\n", switch_us.size());
+
+  std::printf(
+      "\nreload `true`, exec probe `true`, bake 0: fleetctl rollback --wait, start to exit, "
+      "%d runs\n",
+      runs);
+  std::printf("%-52s %10s   %s\n", "hosts (one agent process each)", "median", "runs (ms)");
+  for (size_t i = 0; i < host_counts.size(); ++i) {
+    std::printf("%-52d %8.1f ms ", host_counts[i], Median(trivial_ms[i]));
+    for (double ms : trivial_ms[i]) std::printf(" %.1f", ms);
+    std::printf("\n");
+  }
   return 0;
 }

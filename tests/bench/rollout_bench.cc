@@ -5,17 +5,13 @@
 // controller and of the agent process.
 //
 //   build/tests/bench/rollout_bench [HOSTS...]      default: 100 1000
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "fleet/v1/api.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -26,21 +22,6 @@ namespace {
 using fleet::testing::Cluster;
 using fleet::testing::ClusterOptions;
 using fleet::testing::CommandOutput;
-
-// User + system CPU seconds the process used so far.
-double CpuSeconds(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string stat((std::istreambuf_iterator<char>(in)), {});
-  auto close = stat.rfind(')');
-  if (close == std::string::npos) return -1;
-  std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
-  double utime = 0, stime = 0;
-  if (fields.size() < 13 || !absl::SimpleAtod(fields[11], &utime) ||
-      !absl::SimpleAtod(fields[12], &stime)) {
-    return -1;
-  }
-  return (utime + stime) / sysconf(_SC_CLK_TCK);
-}
 
 bool Run(Cluster& cluster, const std::vector<std::string>& args, CommandOutput* out) {
   *out = cluster.Fleetctl(args, absl::Minutes(20));
@@ -104,13 +85,13 @@ health:
     return false;
   }
 
-  double controller_cpu = CpuSeconds(cluster.ControllerPid());
-  double agent_cpu = CpuSeconds(cluster.AgentPid(0));
+  double controller_cpu = fleet::testing::ProcCpuSeconds(cluster.ControllerPid());
+  double agent_cpu = fleet::testing::ProcCpuSeconds(cluster.AgentPid(0));
   absl::Time rollback_start = absl::Now();
   if (!Run(cluster, {"rollback", "tiny", "--to", "v1", "--wait"}, &out)) return false;
   double rollback_s = absl::ToDoubleSeconds(absl::Now() - rollback_start);
-  controller_cpu = CpuSeconds(cluster.ControllerPid()) - controller_cpu;
-  agent_cpu = CpuSeconds(cluster.AgentPid(0)) - agent_cpu;
+  controller_cpu = fleet::testing::ProcCpuSeconds(cluster.ControllerPid()) - controller_cpu;
+  agent_cpu = fleet::testing::ProcCpuSeconds(cluster.AgentPid(0)) - agent_cpu;
 
   std::printf("\n%d hosts (connected in %.1f s)\n", hosts, connect_s);
   std::printf("  %-44s %8.2f s\n", "stage v2 on every host",

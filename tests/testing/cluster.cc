@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "absl/strings/match.h"
@@ -39,9 +40,10 @@ Cluster::Cluster(ClusterOptions options) : options_(options) {
   http_port_ = FreePort();
   if (options_.tls) MakePki();
   if (simulated()) {
-    agents_.resize(1);
+    options_.simulators = std::clamp(options_.simulators, 1, options_.simulated);
+    agents_.resize(options_.simulators);
     StartController();
-    StartAgent(0);
+    for (size_t slot = 0; slot < agents_.size(); ++slot) StartSimulator(slot);
     return;
   }
   for (int i = 0; i < options_.agents; ++i) service_ports_.push_back(FreePort());
@@ -75,7 +77,9 @@ Cluster::~Cluster() {
 std::string Cluster::address() const { return absl::StrCat("127.0.0.1:", grpc_port_); }
 // Simulated ids are the simulator's: "<host-id>-%04d".
 std::string Cluster::HostId(int i) const {
-  if (simulated()) return absl::StrFormat("%s-%04d", options_.host_prefix, i + 1);
+  if (simulated()) {
+    return absl::StrFormat("%s-%04d", SimulatorPrefix(AgentSlot(i)), SimulatedNumber(i));
+  }
   return absl::StrCat(options_.host_prefix, "-", i + 1 < 10 ? "0" : "", i + 1);
 }
 std::string Cluster::AppsRoot(int i) const {
@@ -86,9 +90,35 @@ std::string Cluster::StateDir(int i) const {
   if (simulated()) return dir_.Sub("sim/state/" + HostId(i));
   return dir_.Sub(HostId(i) + "/state");
 }
-pid_t Cluster::AgentPid(int i) const {
-  const auto& agent = agents_[AgentSlot(i)];
+pid_t Cluster::AgentPid(int i) const { return AgentProcessPid(static_cast<int>(AgentSlot(i))); }
+pid_t Cluster::AgentProcessPid(int slot) const {
+  const auto& agent = agents_[slot];
   return agent ? agent->pid() : -1;
+}
+
+// Simulators 0..extra-1 run base+1 hosts, the others base.
+size_t Cluster::AgentSlot(int i) const {
+  if (!simulated()) return static_cast<size_t>(i);
+  const int base = options_.simulated / options_.simulators;
+  const int extra = options_.simulated % options_.simulators;
+  if (i < extra * (base + 1)) return i / (base + 1);
+  return extra + (i - extra * (base + 1)) / base;
+}
+int Cluster::SimulatedNumber(int i) const {
+  int first = 0;  // index of the first host of i's simulator
+  for (size_t slot = 0; slot < AgentSlot(i); ++slot) first += SimulatedHosts(slot);
+  return i - first + 1;
+}
+int Cluster::SimulatedHosts(size_t slot) const {
+  const int base = options_.simulated / options_.simulators;
+  return base + (static_cast<int>(slot) < options_.simulated % options_.simulators ? 1 : 0);
+}
+std::string Cluster::SimulatorPrefix(size_t slot) const {
+  if (options_.simulators == 1) return options_.host_prefix;
+  return absl::StrCat(options_.host_prefix, slot + 1);
+}
+std::string Cluster::SimulatorLog(size_t slot) const {
+  return dir_.Sub(options_.simulators == 1 ? "sim.log" : absl::StrCat("sim", slot + 1, ".log"));
 }
 
 void Cluster::MakePki() {
@@ -124,15 +154,20 @@ void Cluster::KillController() {
   controller_.reset();
 }
 
+// Every simulator shares the apps and state roots: their host ids differ.
+void Cluster::StartSimulator(size_t slot) {
+  agents_[slot] = std::make_unique<Subprocess>(
+      std::vector<std::string>{Binary("fleet-agent"), "--controller", address(), "--simulate",
+                               std::to_string(SimulatedHosts(slot)), "--host-id",
+                               SimulatorPrefix(slot), "--apps-root", dir_.Sub("sim/apps"),
+                               "--state-dir", dir_.Sub("sim/state"), "--label", "role=web",
+                               "--age-identity", AgeIdentity()},
+      SimulatorLog(slot));
+}
+
 void Cluster::StartAgent(int i) {
   if (simulated()) {
-    agents_[0] = std::make_unique<Subprocess>(
-        std::vector<std::string>{Binary("fleet-agent"), "--controller", address(), "--simulate",
-                                 std::to_string(options_.simulated), "--host-id",
-                                 options_.host_prefix, "--apps-root", dir_.Sub("sim/apps"),
-                                 "--state-dir", dir_.Sub("sim/state"), "--label", "role=web",
-                                 "--age-identity", AgeIdentity()},
-        SimulatorLog());
+    StartSimulator(AgentSlot(i));
     return;
   }
   std::vector<std::string> argv = {
@@ -190,20 +225,36 @@ bool Cluster::WaitForConnectedHosts(int n, absl::Duration timeout) {
 }
 
 CommandOutput Cluster::Fleetctl(const std::vector<std::string>& args, absl::Duration timeout) {
-  // "" until an --auth controller wrote the file, and always without --auth.
-  const std::string token(absl::StripAsciiWhitespace(ReadTextFile(AdminTokenPath())));
-  return FleetctlWithToken(token, args, timeout);
+  return FleetctlWithToken(AdminToken(), args, timeout);
 }
 
 CommandOutput Cluster::FleetctlWithToken(const std::string& token,
                                          const std::vector<std::string>& args,
                                          absl::Duration timeout) {
+  return RunCommand(FleetctlArgv(args), timeout, FleetctlEnv(token));
+}
+
+std::unique_ptr<Subprocess> Cluster::StartFleetctl(const std::vector<std::string>& args,
+                                                   const std::string& log) {
+  return std::make_unique<Subprocess>(FleetctlArgv(args), log, FleetctlEnv(AdminToken()));
+}
+
+std::string Cluster::AdminToken() const {
+  // "" until an --auth controller wrote the file, and always without --auth.
+  return std::string(absl::StripAsciiWhitespace(ReadTextFile(AdminTokenPath())));
+}
+
+std::vector<std::string> Cluster::FleetctlArgv(const std::vector<std::string>& args) const {
   std::vector<std::string> argv = {Binary("fleetctl"), "--controller", address()};
   if (options_.tls) argv.insert(argv.end(), {"--tls-ca", CaCertPath(PkiDir())});
   argv.insert(argv.end(), args.begin(), args.end());
-  // FLEET_TOKEN is always set, so that one in the test's environment is
-  // never sent.
-  return RunCommand(argv, timeout, {{"FLEET_ACTOR", "tester@ci"}, {"FLEET_TOKEN", token}});
+  return argv;
+}
+
+// FLEET_TOKEN is always set, so that one in the test's environment is never
+// sent.
+std::map<std::string, std::string> Cluster::FleetctlEnv(const std::string& token) {
+  return {{"FLEET_ACTOR", "tester@ci"}, {"FLEET_TOKEN", token}};
 }
 
 std::string Cluster::MakeHelloArtifact(const std::string& version, int healthz_status,
@@ -311,7 +362,7 @@ std::string Cluster::HttpGet(int i, const std::string& path) const {
 }
 
 std::string Cluster::AgentLog(int i) const {
-  return ReadTextFile(simulated() ? SimulatorLog() : dir_.Sub(HostId(i) + ".log"));
+  return ReadTextFile(simulated() ? SimulatorLog(AgentSlot(i)) : dir_.Sub(HostId(i) + ".log"));
 }
 std::string Cluster::ControllerLog() const { return ReadTextFile(dir_.Sub("controller.log")); }
 

@@ -3,8 +3,9 @@
 // fleetctl to drive them. Everything started is stopped in the destructor,
 // including the example services the agents started.
 //
-// With ClusterOptions::simulated > 0 the hosts come from one
-// `fleet-agent --simulate N` process instead: host ids web-0001..., apps
+// With ClusterOptions::simulated > 0 the hosts come from `fleet-agent
+// --simulate N` processes instead (one unless `simulators` says more): host
+// ids web-0001... (web1-0001..., web2-0001... with several processes), apps
 // roots <dir>/sim/apps/<host id>, state dirs <dir>/sim/state/<host id>, label
 // role=web. Hosts have no --var port there, so the hello example cannot run;
 // use ApplyExecSpec and MakeExecArtifact.
@@ -25,8 +26,13 @@ namespace fleet::testing {
 
 struct ClusterOptions {
   int agents = 3;  // agent processes; ignored when simulated > 0
-  // When > 0: this many hosts, all in one `fleet-agent --simulate` process.
+  // When > 0: this many hosts, from `fleet-agent --simulate` processes.
   int simulated = 0;
+  // With `simulated`: split the hosts over this many simulator processes
+  // (as evenly as possible, earlier processes holding one more), for more
+  // hosts than one process may simulate (agent::Simulator::kMaxHosts) or to
+  // connect like separate machines would. Clamped to 1..simulated.
+  int simulators = 1;
   std::string host_timeout = "2m";
   std::string host_prefix = "web";
   // Appended to fleet-controller's command line, e.g. {"--alert-token-file", path}.
@@ -55,14 +61,19 @@ class Cluster {
 
   void StartController();
   void KillController();  // SIGKILL
-  // Host i's agent process. In simulated mode every host shares the one
-  // simulator process, so these start, kill (SIGKILL), check and name that
-  // process for every i: killing "host 3" takes all hosts down.
+  // Host i's agent process. In simulated mode hosts share a simulator
+  // process, so these start, kill (SIGKILL), check and name the process that
+  // holds host i: killing "host 3" takes every host of that process down.
   void StartAgent(int i);
   void KillAgent(int i);
   bool AgentRunning(int i);
   pid_t AgentPid(int i) const;
   pid_t ControllerPid() const { return controller_ ? controller_->pid() : -1; }
+  // Agent processes: one per host, or in simulated mode the simulators.
+  int AgentProcesses() const { return static_cast<int>(agents_.size()); }
+  // The pid of agent process `slot` (0 <= slot < AgentProcesses()), -1 when
+  // it is not running.
+  pid_t AgentProcessPid(int slot) const;
 
   // Waits until `n` hosts are listed as connected.
   bool WaitForConnectedHosts(int n, absl::Duration timeout = absl::Seconds(15));
@@ -74,6 +85,11 @@ class Cluster {
   // Runs fleetctl with FLEET_TOKEN=`token`; "" sends no token at all.
   CommandOutput FleetctlWithToken(const std::string& token, const std::vector<std::string>& args,
                                   absl::Duration timeout = absl::Seconds(120));
+  // Starts fleetctl as Fleetctl() runs it, without waiting for it: its
+  // stdout and stderr go to `log`. The caller owns (and by destroying it,
+  // kills) the process; Subprocess::Wait gives its exit code.
+  std::unique_ptr<Subprocess> StartFleetctl(const std::vector<std::string>& args,
+                                            const std::string& log);
   // Where an --auth controller writes the first admin token.
   std::string AdminTokenPath() const { return DataDir() + "/admin.token"; }
 
@@ -146,10 +162,22 @@ class Cluster {
 
  private:
   // Index into agents_ of host i's process.
-  size_t AgentSlot(int i) const { return simulated() ? 0 : static_cast<size_t>(i); }
+  size_t AgentSlot(int i) const;
+  // Host i's number inside its simulator process (1-based, as the
+  // simulator numbers its hosts).
+  int SimulatedNumber(int i) const;
+  // The simulated hosts simulator `slot` runs, and its --host-id prefix.
+  int SimulatedHosts(size_t slot) const;
+  std::string SimulatorPrefix(size_t slot) const;
+  void StartSimulator(size_t slot);
+  // The bootstrap admin token Fleetctl() sends ("" when there is none) and
+  // the command line and environment of a fleetctl run.
+  std::string AdminToken() const;
+  std::vector<std::string> FleetctlArgv(const std::vector<std::string>& args) const;
+  static std::map<std::string, std::string> FleetctlEnv(const std::string& token);
   // Makes PkiDir() and ControllerCaFile() for options_.tls.
   void MakePki();
-  std::string SimulatorLog() const { return dir_.Sub("sim.log"); }
+  std::string SimulatorLog(size_t slot) const;
 
   ClusterOptions options_;
   TempDir dir_;
@@ -157,7 +185,7 @@ class Cluster {
   int http_port_;
   std::vector<int> service_ports_;  // empty in simulated mode
   std::unique_ptr<Subprocess> controller_;
-  // One per host, or in simulated mode a single entry: the simulator.
+  // One per host, or in simulated mode one per simulator process.
   std::vector<std::unique_ptr<Subprocess>> agents_;
 };
 

@@ -14,8 +14,11 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 
 extern char** environ;
@@ -188,6 +191,20 @@ long ProcStatusKiB(pid_t pid, const std::string& field) {
     return kib;
   }
   return -1;
+}
+
+double ProcCpuSeconds(pid_t pid) {
+  const std::string stat = ReadTextFile(absl::StrCat("/proc/", pid, "/stat"));
+  // The command name in parentheses may hold spaces; fields follow the last ')'.
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos || close + 2 > stat.size()) return -1;
+  std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
+  double utime = 0, stime = 0;  // fields 14 and 15 of proc(5), in clock ticks
+  if (fields.size() < 13 || !absl::SimpleAtod(fields[11], &utime) ||
+      !absl::SimpleAtod(fields[12], &stime)) {
+    return -1;
+  }
+  return (utime + stime) / sysconf(_SC_CLK_TCK);
 }
 
 CommandOutput RunCommand(const std::vector<std::string>& argv, absl::Duration timeout,

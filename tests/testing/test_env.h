@@ -81,6 +81,11 @@ CommandOutput RunCommand(const std::vector<std::string>& argv,
 // -1 when the process or field is not there.
 long ProcStatusKiB(pid_t pid, const std::string& field);
 
+// The user + system CPU seconds process `pid` used so far (its threads
+// included, its children not), from /proc/<pid>/stat; -1 when the process
+// is not there.
+double ProcCpuSeconds(pid_t pid);
+
 // Polls `pred` every 20 ms until it returns true or `timeout` passes.
 template <typename Pred>
 bool WaitFor(Pred pred, absl::Duration timeout);
