@@ -90,8 +90,8 @@ HostTask MakeTask(const std::string& host, int wave) {
   task.set_host_id(host);
   task.set_wave(wave);
   task.set_state(fleet::v1::TASK_STATE_PENDING);
-  task.set_from_release("v1");
-  task.set_to_release("v2");
+  task.set_from_version("v1");
+  task.set_to_version("v2");
   return task;
 }
 
@@ -562,8 +562,8 @@ TEST_F(StoreTest, Rollout_UpdateTaskWritesEveryField) {
   HostTask task;
   task.set_host_id("web-02");
   task.set_state(fleet::v1::TASK_STATE_FAILED);
-  task.set_from_release("v1");
-  task.set_to_release("v2");
+  task.set_from_version("v1");
+  task.set_to_version("v2");
   task.set_reason("tcp 127.0.0.1:8080: connection refused");
   task.set_updated_at_ms(9100);
   task.set_wave(3);
