@@ -347,6 +347,19 @@ void RolloutEngine::PublishFinished(const Rollout& rollout) {
   for (EngineObserver* observer : observers_) observer->OnRolloutFinished(rollout);
 }
 
+void RolloutEngine::PublishChange(const Rollout& rollout, const std::set<std::string>* hosts,
+                                  const std::vector<fleet::v1::Event>& events) {
+  if (observers_.empty()) return;
+  RolloutChange change;
+  change.rollout = rollout;
+  change.rollout.clear_tasks();
+  for (const HostTask& t : rollout.tasks()) {
+    if (hosts == nullptr || hosts->count(t.host_id()) > 0) change.tasks.push_back(t);
+  }
+  change.events = events;
+  for (EngineObserver* observer : observers_) observer->OnRolloutChanged(change);
+}
+
 absl::Status RolloutEngine::CheckNoActiveRollout(const std::string& app) {
   auto active = store_->ListActiveRollouts();
   if (!active.ok()) return active.status();
@@ -456,6 +469,7 @@ absl::StatusOr<Rollout> RolloutEngine::StartRollout(const fleet::v1::StartRollou
     st = txn.Commit();
     if (!st.ok()) return st;
     Publish({e}, &r);
+    PublishChange(r, nullptr, {e});
   }
   spdlog::info("rollout {} of {} {} created by {} for {} hosts", r.id(), r.app(),
                VersionLabel(subject, r.version()), r.created_by(), r.tasks_size());
@@ -573,11 +587,13 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
   // stopped and this rollback takes over its hosts.
   absl::Status st;
   std::vector<fleet::v1::Event> aborted;  // one per superseded rollout, in order
+  std::vector<std::set<std::string>> cancelled(superseded.size());  // their cancelled tasks
   {
     Store::Transaction txn(store_);
     st = store_->CreateRollout(&r);
     if (!st.ok()) return st;
-    for (Rollout& old : superseded) {
+    for (size_t i = 0; i < superseded.size(); ++i) {
+      Rollout& old = superseded[i];
       std::string reason = absl::StrCat("aborted by ", req.actor(), ": rollback ", r.id(), " to ",
                                         VersionLabel(subject, target), " takes over");
       for (HostTask& t : *old.mutable_tasks()) {
@@ -587,6 +603,7 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
         t.set_updated_at_ms(now);
         st = store_->UpdateTask(old.id(), t);
         if (!st.ok()) return st;
+        cancelled[i].insert(t.host_id());
       }
       old.set_state(fleet::v1::ROLLOUT_STATE_ROLLED_BACK);
       old.set_reason(reason);
@@ -614,9 +631,11 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
     for (size_t i = 0; i < superseded.size(); ++i) {
       analysis_.erase(superseded[i].id());
       Publish({aborted[i]}, &superseded[i]);
+      PublishChange(superseded[i], &cancelled[i], {aborted[i]});
       PublishFinished(superseded[i]);
     }
     Publish({e}, &r);
+    PublishChange(r, nullptr, {e});
   }
   spdlog::info("rollback {} of {} to {} created by {} for {} hosts", r.id(), r.app(),
                VersionLabel(subject, target), r.created_by(), r.tasks_size());
@@ -947,6 +966,7 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
   }
   NoteAnalysisState(r);
   Publish(plan.events, &r);
+  PublishChange(r, &plan.changed_tasks, plan.events);
   if (plan.rollout_changed && IsTerminal(r.state())) PublishFinished(r);
   SendTaskCommands(r, plan.to_send);
 }
@@ -1036,6 +1056,7 @@ absl::StatusOr<Rollout> RolloutEngine::Act(const fleet::v1::RolloutActionRequest
     if (st.ok()) st = txn.Commit();
     if (!st.ok()) return st;
     Publish({e}, &r);
+    PublishChange(r, nullptr, {e});
   }
   spdlog::info("rollout {}: {} by {}", r.id(), kind, req.actor());
   Advance(r.id());
@@ -1264,6 +1285,8 @@ void RolloutEngine::OnAnalysisResult(const AnalysisEvaluation& evaluation,
     return;
   }
   Publish({e}, &*loaded);
+  std::set<std::string> no_tasks;
+  PublishChange(*loaded, &no_tasks, {e});
 }
 
 void RolloutEngine::Tick() {
@@ -1576,7 +1599,14 @@ void RolloutEngine::HandleResults(const std::vector<const AgentEvent*>& results,
     auto it = rollouts.find(e.rollout_id());
     Publish({e}, it == rollouts.end() ? nullptr : &it->second);
   }
-  for (const auto& [rollout_id, hosts] : changed) touched->insert(rollout_id);
+  for (const auto& [rollout_id, hosts] : changed) {
+    std::vector<fleet::v1::Event> about;
+    for (const fleet::v1::Event& e : events) {
+      if (e.rollout_id() == rollout_id) about.push_back(e);
+    }
+    PublishChange(rollouts[rollout_id], &hosts, about);
+    touched->insert(rollout_id);
+  }
 }
 
 void RolloutEngine::OnDisconnected(const std::string& host_id) {

@@ -125,6 +125,13 @@ struct EngineEvent {
   fleet::v1::RolloutKind kind = fleet::v1::ROLLOUT_KIND_UNSPECIFIED;
 };
 
+// A committed change of one rollout (EngineObserver::OnRolloutChanged).
+struct RolloutChange {
+  fleet::v1::Rollout rollout;              // its own fields as committed; tasks cleared
+  std::vector<fleet::v1::HostTask> tasks;  // the tasks that changed (every task when created)
+  std::vector<fleet::v1::Event> events;    // events recorded with this change
+};
+
 // Told what the engine recorded, after it is committed to the store. Called
 // on the engine's threads, in order, with the engine's lock held: an
 // observer must not block (it queues slow work) and must not call the
@@ -135,6 +142,9 @@ class EngineObserver {
   virtual void OnEvents(const std::vector<EngineEvent>& events) = 0;
   // A rollout or rollback reached SUCCEEDED, ROLLED_BACK or FAILED.
   virtual void OnRolloutFinished(const fleet::v1::Rollout& rollout) = 0;
+  // A committed change of one rollout, told after the commit on the engine's
+  // thread. Must not block.
+  virtual void OnRolloutChanged(const RolloutChange& /*change*/) {}
 };
 
 // What agents say is queued by the AgentListener methods (called on gRPC
@@ -258,6 +268,10 @@ class RolloutEngine : public AgentListener {
   // about, or nullptr.
   void Publish(const std::vector<fleet::v1::Event>& events, const fleet::v1::Rollout* rollout);
   void PublishFinished(const fleet::v1::Rollout& rollout);
+  // Tells the observers about a committed change of `rollout`: its own
+  // fields, the tasks of `hosts` (every task when nullptr) and `events`.
+  void PublishChange(const fleet::v1::Rollout& rollout, const std::set<std::string>* hosts,
+                     const std::vector<fleet::v1::Event>& events);
 
   // What analysis knows about one deploy rollout whose app has checks.
   struct CheckProgress {
