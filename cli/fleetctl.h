@@ -11,7 +11,8 @@ inline constexpr int kExitError = 1;             // bad input, refused, unreacha
 // switched to.
 inline constexpr int kExitRolledBack = 2;
 // The rollout failed and some host may still run what it switched to: a
-// host LOST or REVERT_FAILED, or a deploy that FAILED.
+// host LOST or REVERT_FAILED, a deploy that FAILED, or a rollback that
+// FAILED after switching some hosts.
 inline constexpr int kExitRollbackIncomplete = 3;
 
 // Parses argv, runs the command, prints results on stdout and one-line

@@ -212,14 +212,17 @@ absl::StatusOr<Rollout> WatchRollout(fleet::v1::FleetService::StubInterface* api
 
 int ExitCodeFor(const Rollout& r) {
   if (r.state() == fleet::v1::ROLLOUT_STATE_SUCCEEDED) return kExitOk;
+  const bool failed = r.state() == fleet::v1::ROLLOUT_STATE_FAILED;
+  const bool rollback = r.kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK;
+  if (failed && !rollback) return kExitRollbackIncomplete;
   for (const auto& t : r.tasks()) {
     if (t.state() == fleet::v1::TASK_STATE_LOST ||
         t.state() == fleet::v1::TASK_STATE_REVERT_FAILED) {
       return kExitRollbackIncomplete;
     }
-  }
-  if (r.kind() == fleet::v1::ROLLOUT_KIND_DEPLOY && r.state() == fleet::v1::ROLLOUT_STATE_FAILED) {
-    return kExitRollbackIncomplete;
+    // A rollback is not undone: its healthy hosts stay switched while the
+    // others did not follow.
+    if (failed && t.state() == fleet::v1::TASK_STATE_HEALTHY) return kExitRollbackIncomplete;
   }
   return kExitRolledBack;
 }

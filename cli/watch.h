@@ -42,8 +42,9 @@ absl::StatusOr<fleet::v1::Rollout> WatchRollout(fleet::v1::FleetService::StubInt
 
 // The exit code for a finished rollout (codes in fleetctl.h): kExitOk when
 // it succeeded; kExitRollbackIncomplete when some host may still run what
-// it switched to (a task LOST or REVERT_FAILED, or a deploy that FAILED);
-// kExitRolledBack for any other end, where no host was left moved.
+// it switched to (a task LOST or REVERT_FAILED, a deploy that FAILED, or a
+// rollback that FAILED after switching some hosts); kExitRolledBack for any
+// other end, where no host was left moved.
 int ExitCodeFor(const fleet::v1::Rollout& r);
 
 }  // namespace fleet::cli

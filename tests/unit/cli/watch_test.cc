@@ -206,12 +206,20 @@ TEST(ExitCodeTest, ExitCodeFor_ThreeOnlyWhenAHostMayStillRunTheNewRelease) {
   r.set_state(fleet::v1::ROLLOUT_STATE_FAILED);
   EXPECT_EQ(ExitCodeFor(r), kExitRollbackIncomplete);
 
-  // A rollback whose hosts failed went nowhere new.
+  // A rollback whose hosts all failed went nowhere new; one that switched
+  // some of them left the fleet split.
   r.set_kind(fleet::v1::ROLLOUT_KIND_ROLLBACK);
   r.mutable_tasks(1)->set_state(fleet::v1::TASK_STATE_FAILED);
   EXPECT_EQ(ExitCodeFor(r), kExitRolledBack);
-  r.set_kind(fleet::v1::ROLLOUT_KIND_DEPLOY);
+  r.mutable_tasks(0)->set_state(fleet::v1::TASK_STATE_HEALTHY);
   EXPECT_EQ(ExitCodeFor(r), kExitRollbackIncomplete);
+
+  // A deploy superseded by a rollback keeps its healthy tasks; the rollback
+  // takes them back.
+  r.set_kind(fleet::v1::ROLLOUT_KIND_DEPLOY);
+  r.set_state(fleet::v1::ROLLOUT_STATE_ROLLED_BACK);
+  r.mutable_tasks(1)->set_state(fleet::v1::TASK_STATE_CANCELLED);
+  EXPECT_EQ(ExitCodeFor(r), kExitRolledBack);
 }
 
 TEST_F(WatchTest, Stream_ReconnectsAfterUnavailableAndEndsAfterTheTerminalUpdate) {
