@@ -1056,7 +1056,8 @@ absl::StatusOr<Rollout> RolloutEngine::Act(const fleet::v1::RolloutActionRequest
     if (st.ok()) st = txn.Commit();
     if (!st.ok()) return st;
     Publish({e}, &r);
-    PublishChange(r, nullptr, {e});
+    const std::set<std::string> no_tasks;  // an action changes the rollout's own fields
+    PublishChange(r, &no_tasks, {e});
   }
   spdlog::info("rollout {}: {} by {}", r.id(), kind, req.actor());
   Advance(r.id());
@@ -1285,7 +1286,7 @@ void RolloutEngine::OnAnalysisResult(const AnalysisEvaluation& evaluation,
     return;
   }
   Publish({e}, &*loaded);
-  std::set<std::string> no_tasks;
+  const std::set<std::string> no_tasks;
   PublishChange(*loaded, &no_tasks, {e});
 }
 
