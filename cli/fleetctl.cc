@@ -25,6 +25,8 @@
 #include "absl/time/time.h"
 #include "cli/actor.h"
 #include "cli/pki_command.h"
+#include "cli/rollout_text.h"
+#include "cli/watch.h"
 #include "common/address.h"
 #include "common/config_bundle.h"
 #include "common/rollout_state.h"
@@ -68,6 +70,14 @@ class Client {
     if (getenv("GRPC_VERBOSITY") == nullptr) gpr_set_log_function(DiscardGrpcLog);
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(64 << 20);
+    // A watch that outlives its controller notices a dead connection within
+    // seconds, and reconnects at its own pace (RolloutStream), not after
+    // gRPC's own backoff grew to minutes.
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+    args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);  // a long bake sends no data
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
     channel_ = grpc::CreateCustomChannel(
         address_,
         tls_ca.empty() ? grpc::InsecureChannelCredentials()
@@ -155,13 +165,6 @@ std::string FormatMs(int64_t ms) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixMillis(ms), absl::LocalTimeZone());
 }
 
-std::string KindName(const Rollout& r) {
-  const char* kind = r.kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK ? "rollback" : "rollout";
-  return r.subject() == fleet::v1::SUBJECT_CONFIG ? absl::StrCat("config ", kind) : kind;
-}
-
-std::string OrDash(const std::string& s) { return s.empty() ? "-" : s; }
-
 // `fleetctl token` names roles as the controller's messages do.
 fleet::v1::Role RoleOf(const std::string& word) {
   if (word == "admin") return fleet::v1::ROLE_ADMIN;
@@ -187,17 +190,6 @@ std::string TokenName(const fleet::v1::TokenInfo& t) {
                       t.app().empty() ? "" : absl::StrCat(" for app '", t.app(), "'"));
 }
 
-int ExitCodeFor(const Rollout& r) {
-  switch (r.state()) {
-    case fleet::v1::ROLLOUT_STATE_SUCCEEDED:
-      return kExitOk;
-    case fleet::v1::ROLLOUT_STATE_ROLLED_BACK:
-      return kExitRolledBack;
-    default:
-      return kExitRollbackIncomplete;
-  }
-}
-
 // Prints a table: columns padded to their widest cell.
 void PrintTable(const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width;
@@ -216,8 +208,6 @@ void PrintTable(const std::vector<std::vector<std::string>>& rows) {
     std::cout << line << "\n";
   }
 }
-
-std::string WaveLine(const Rollout& r, int w);
 
 void PrintRollout(const Rollout& r) {
   std::cout << KindName(r) << " " << r.id() << " of " << r.app() << ": " << OrDash(r.from_version())
@@ -253,127 +243,24 @@ void PrintPlan(const Rollout& r) {
   }
 }
 
-// Per wave: how many hosts are done, failed, switching and pending.
-std::string WaveLine(const Rollout& r, int w) {
-  int done = 0, failed = 0, running = 0, pending = 0;
-  for (const auto& t : r.tasks()) {
-    if (t.wave() != w) continue;
-    switch (t.state()) {
-      case fleet::v1::TASK_STATE_HEALTHY:
-      case fleet::v1::TASK_STATE_REVERTED:
-        ++done;
-        break;
-      case fleet::v1::TASK_STATE_FAILED:
-      case fleet::v1::TASK_STATE_LOST:
-      case fleet::v1::TASK_STATE_REVERT_FAILED:
-        ++failed;
-        break;
-      case fleet::v1::TASK_STATE_ACTIVATING:
-      case fleet::v1::TASK_STATE_REVERTING:
-        ++running;
-        break;
-      default:
-        ++pending;
-    }
+// Follows rollout `id` until it ends (cli/watch.h) and returns the final
+// rollout, shown as --output asks.
+bool Follow(Client& client, const std::string& output, const std::string& id, Rollout* out,
+            Failure* failure) {
+  WatchOptions options;
+  options.output = output == "json"    ? WatchOutput::kJson
+                   : output == "jsonl" ? WatchOutput::kJsonLines
+                                       : WatchOutput::kText;
+  options.terminal = isatty(STDOUT_FILENO);
+  absl::StatusOr<Rollout> r = WatchRollout(
+      client.api(), [&client] { return client.Context(absl::InfiniteDuration()); }, id, options,
+      std::cout, std::cerr);
+  if (!r.ok()) {
+    *failure = {kExitError, std::string(r.status().message())};
+    return false;
   }
-  std::string target = w < r.plan().waves_size() ? r.plan().waves(w).target() : "100%";
-  std::string mark = w == r.current_wave() && !IsTerminal(r.state()) ? ">" : " ";
-  return absl::StrFormat("%s wave %d/%d %-5s  done %-4d failed %-4d switching %-4d pending %d",
-                         mark, w + 1, std::max(1, r.plan().waves_size()), target, done, failed,
-                         running, pending);
-}
-
-// Follows a rollout until it ends and returns the final rollout. On a
-// terminal, a progress block per wave is redrawn in place; otherwise (CI
-// logs) one line per change. Nothing is printed with --output json.
-bool Follow(Client& client, const std::string& id, Rollout* out, Failure* failure) {
-  const bool tty = !client.json() && isatty(STDOUT_FILENO);
-  std::map<std::string, fleet::v1::TaskState> seen;
-  fleet::v1::RolloutState seen_state = fleet::v1::ROLLOUT_STATE_UNSPECIFIED;
-  int seen_wave = -1;
-  int drawn_lines = 0;
-  std::string drawn_state;
-  absl::Time drawn_at = absl::InfinitePast();
-  absl::Time start = absl::Now();
-  int unavailable = 0;
-  while (true) {
-    Rollout r;
-    fleet::v1::GetRolloutRequest req;
-    req.set_id(id);
-    auto ctx = client.Context(absl::Seconds(5));
-    grpc::Status st = client.api()->GetRollout(ctx.get(), req, &r);
-    if (!st.ok()) {
-      // A controller restart is survivable; give it a while.
-      if (st.error_code() == grpc::StatusCode::UNAVAILABLE && ++unavailable < 150) {
-        absl::SleepFor(absl::Milliseconds(200));
-        continue;
-      }
-      *failure = RpcFailure(st);
-      return false;
-    }
-    unavailable = 0;
-    std::string elapsed = absl::StrFormat("%5.1fs", absl::ToDoubleSeconds(absl::Now() - start));
-    if (tty) {
-      // Failures scroll above the block; the block is redrawn in place when
-      // something changed, and once a second for the clock.
-      std::string state_key = r.SerializeAsString();
-      if (state_key == drawn_state && absl::Now() - drawn_at < absl::Seconds(1) &&
-          !IsTerminal(r.state())) {
-        absl::SleepFor(absl::Milliseconds(50));
-        continue;
-      }
-      drawn_state = std::move(state_key);
-      drawn_at = absl::Now();
-      std::string text;
-      for (int i = 0; i < drawn_lines; ++i) text += "\033[1A\033[2K";
-      for (const auto& t : r.tasks()) {
-        if (seen[t.host_id()] == t.state()) continue;
-        seen[t.host_id()] = t.state();
-        if (!t.reason().empty()) {
-          absl::StrAppend(&text, elapsed, "  ", t.host_id(), "  ", TaskStateName(t.state()), ": ",
-                          t.reason(), "\n");
-        }
-      }
-      absl::StrAppend(&text, KindName(r), " ", r.id(), " of ", r.app(), " -> ", r.version(), "  ",
-                      RolloutStateName(r.state()),
-                      r.awaiting_promote() ? " (waiting for promote)" : "", "  ", elapsed, "\n");
-      for (int w = 0; w < std::max(1, r.plan().waves_size()); ++w) {
-        absl::StrAppend(&text, WaveLine(r, w), "\n");
-      }
-      drawn_lines = 1 + std::max(1, r.plan().waves_size());
-      if (IsTerminal(r.state()) && !r.reason().empty()) {
-        absl::StrAppend(&text, "reason: ", r.reason(), "\n");
-        ++drawn_lines;
-      }
-      std::cout << text << std::flush;
-    } else if (!client.json()) {
-      if (r.current_wave() != seen_wave && r.state() == fleet::v1::ROLLOUT_STATE_ACTIVATING) {
-        seen_wave = r.current_wave();
-        std::cout << elapsed << "  " << WaveLine(r, seen_wave).substr(2) << "\n";
-      }
-      for (const auto& t : r.tasks()) {
-        if (seen[t.host_id()] == t.state()) continue;
-        seen[t.host_id()] = t.state();
-        std::cout << elapsed << "  " << t.host_id() << "  " << TaskStateName(t.state());
-        if (!t.reason().empty()) std::cout << ": " << t.reason();
-        std::cout << "\n";
-      }
-      if (r.state() != seen_state) {
-        seen_state = r.state();
-        std::cout << elapsed << "  " << KindName(r) << " " << r.id() << " "
-                  << RolloutStateName(r.state());
-        if (r.awaiting_promote()) std::cout << " (waiting for: fleetctl rollout promote " << r.id() << ")";
-        if (!r.reason().empty()) std::cout << ": " << r.reason();
-        std::cout << "\n";
-      }
-      std::cout.flush();
-    }
-    if (IsTerminal(r.state())) {
-      *out = std::move(r);
-      return true;
-    }
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+  *out = *std::move(r);
+  return true;
 }
 
 std::string ReadAll(const std::string& path, Failure* failure) {
@@ -468,8 +355,10 @@ int Run(int argc, char** argv) {
   app.add_option("--tls-ca", tls_ca,
                  "PEM CA bundle that the controller's certificate must chain to: talk TLS "
                  "(env FLEET_TLS_CA; unset: plaintext)");
-  app.add_option("--output,-o", output, "text or json")
-      ->check(CLI::IsMember({"text", "json"}))
+  app.add_option("--output,-o", output,
+                 "text, json, or jsonl (json, but --wait and rollout watch print each update "
+                 "as one JSON object per line)")
+      ->check(CLI::IsMember({"text", "json", "jsonl"}))
       ->capture_default_str();
   app.set_version_flag("--version", FLEET_VERSION);
   std::string token, token_file;
@@ -609,7 +498,7 @@ int Run(int argc, char** argv) {
     return kExitError;
   }
 
-  const bool json = output == "json";
+  const bool json = output != "text";
   Client client(controller, json);
   Failure failure{kExitOk, ""};
   auto fail = [&](const Failure& f) {
@@ -828,16 +717,18 @@ int Run(int argc, char** argv) {
   if (ro_status->parsed() || ro_watch->parsed()) {
     Rollout r;
     if (ro_watch->parsed()) {
-      if (!Follow(client, a_id, &r, &failure)) return fail(failure);
+      if (!Follow(client, output, a_id, &r, &failure)) return fail(failure);
     } else {
       fleet::v1::GetRolloutRequest req;
       req.set_id(a_id);
       grpc::Status st = client.api()->GetRollout(client.Context().get(), req, &r);
       if (!st.ok()) return fail(RpcFailure(st));
     }
-    if (json) {
+    // jsonl printed every update already, the last one terminal.
+    const bool streamed = ro_watch->parsed() && output == "jsonl";
+    if (json && !streamed) {
       std::cout << Json(r);
-    } else {
+    } else if (!json) {
       PrintRollout(r);
     }
     return IsTerminal(r.state()) ? ExitCodeFor(r) : kExitOk;
@@ -909,9 +800,9 @@ int Run(int argc, char** argv) {
                 << "\n";
     }
     if (wait) {
-      if (!Follow(client, r.id(), &r, &failure)) return fail(failure);
+      if (!Follow(client, output, r.id(), &r, &failure)) return fail(failure);
     }
-    if (json) std::cout << Json(r);
+    if (json && !(wait && output == "jsonl")) std::cout << Json(r);
     if (!wait) return kExitOk;
     if (r.state() != fleet::v1::ROLLOUT_STATE_SUCCEEDED) {
       std::cerr << "fleetctl: " << KindName(r) << " " << r.id() << " "

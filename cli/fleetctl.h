@@ -7,8 +7,13 @@ namespace fleet::cli {
 // Exit codes, documented in README.
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitError = 1;             // bad input, refused, unreachable
-inline constexpr int kExitRolledBack = 2;        // rollout failed; every switched host went back
-inline constexpr int kExitRollbackIncomplete = 3;  // failed, and not every host could go back
+// The rollout failed (or was rolled back) and no host was left on what it
+// switched to.
+inline constexpr int kExitRolledBack = 2;
+// The rollout failed and some host may still run what it switched to: a
+// host LOST or REVERT_FAILED, a deploy that FAILED, or a rollback that
+// FAILED after switching some hosts.
+inline constexpr int kExitRollbackIncomplete = 3;
 
 // Parses argv, runs the command, prints results on stdout and one-line
 // errors on stderr. Returns the process exit code.

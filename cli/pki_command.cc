@@ -37,7 +37,9 @@ struct PkiArgs {
 
 bool JsonOutput(CLI::App* root) {
   const CLI::Option* output = root->get_option_no_throw("--output");
-  return output != nullptr && output->count() > 0 && output->as<std::string>() == "json";
+  if (output == nullptr || output->count() == 0) return false;
+  const std::string value = output->as<std::string>();
+  return value == "json" || value == "jsonl";
 }
 
 absl::Duration Validity(int days) {

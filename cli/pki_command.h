@@ -15,8 +15,8 @@ namespace fleet::cli {
 //       DIR/NAME.crt + DIR/NAME.key (server certificate for NAME, localhost
 //       and 127.0.0.1), signed by DIR's CA
 // The commands run from `app`'s parse, print what they wrote (JSON when the
-// parsed `--output` option of `app` is "json") or one "fleetctl: ..." line on
-// stderr, and then end the parse by throwing CLI::Success or
+// parsed `--output` option of `app` is "json" or "jsonl") or one
+// "fleetctl: ..." line on stderr, and then end the parse by throwing CLI::Success or
 // CLI::RuntimeError(kExitError), which App::exit turns into the exit code
 // without printing anything more. `app` must outlive its parse.
 void AddPkiCommands(CLI::App* app);

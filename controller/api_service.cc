@@ -331,6 +331,14 @@ grpc::ServerUnaryReactor* ApiService::GetRollout(grpc::CallbackServerContext* ct
   });
 }
 
+grpc::ServerWriteReactor<fleet::v1::RolloutUpdate>* ApiService::WatchRollout(
+    grpc::CallbackServerContext* ctx, const fleet::v1::WatchRolloutRequest* req) {
+  // Read like GetRollout: every valid token may read every rollout.
+  absl::Status admitted =
+      access_->Admit(CallOf(ctx, "WatchRollout"), ApiAction::kRead, "").status();
+  return NewRolloutWatch(store_, watches_, req->id(), admitted);
+}
+
 grpc::ServerUnaryReactor* ApiService::ListRollouts(grpc::CallbackServerContext* ctx,
                                                    const fleet::v1::ListRolloutsRequest* req,
                                                    fleet::v1::ListRolloutsResponse* resp) {

@@ -8,6 +8,7 @@
 #include "controller/api_access.h"
 #include "controller/blob_store.h"
 #include "controller/rollout_engine.h"
+#include "controller/rollout_watch.h"
 #include "controller/store.h"
 #include "fleet/v1/api.grpc.pb.h"
 
@@ -19,8 +20,13 @@ class ApiService final : public fleet::v1::FleetService::CallbackService {
  public:
   // All pointers must outlive the service.
   ApiService(Store* store, BlobStore* blobs, AgentHub* hub, RolloutEngine* engine,
-             ApiAccess* access)
-      : store_(store), blobs_(blobs), hub_(hub), engine_(engine), access_(access) {}
+             ApiAccess* access, RolloutWatchHub* watches)
+      : store_(store),
+        blobs_(blobs),
+        hub_(hub),
+        engine_(engine),
+        access_(access),
+        watches_(watches) {}
 
   grpc::ServerUnaryReactor* ApplyApp(grpc::CallbackServerContext* ctx,
                                      const fleet::v1::ApplyAppRequest* req,
@@ -39,6 +45,8 @@ class ApiService final : public fleet::v1::FleetService::CallbackService {
   grpc::ServerUnaryReactor* GetRollout(grpc::CallbackServerContext* ctx,
                                        const fleet::v1::GetRolloutRequest* req,
                                        fleet::v1::Rollout* resp) override;
+  grpc::ServerWriteReactor<fleet::v1::RolloutUpdate>* WatchRollout(
+      grpc::CallbackServerContext* ctx, const fleet::v1::WatchRolloutRequest* req) override;
   grpc::ServerUnaryReactor* ListRollouts(grpc::CallbackServerContext* ctx,
                                          const fleet::v1::ListRolloutsRequest* req,
                                          fleet::v1::ListRolloutsResponse* resp) override;
@@ -94,6 +102,7 @@ class ApiService final : public fleet::v1::FleetService::CallbackService {
   AgentHub* hub_;
   RolloutEngine* engine_;
   ApiAccess* access_;
+  RolloutWatchHub* watches_;
 };
 
 }  // namespace fleet::controller

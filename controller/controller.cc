@@ -103,12 +103,14 @@ absl::Status Controller::Start() {
   engine_->AddObserver(metrics_.get());
   notifier_ = std::make_unique<Notifier>(store_.get(), DefaultClock());
   engine_->AddObserver(notifier_.get());
+  watches_ = std::make_unique<RolloutWatchHub>();
+  engine_->AddObserver(watches_.get());
   notifier_->Start();
   engine_->Start();
   analyzer_ = std::make_unique<Analyzer>(engine_.get(), std::make_unique<CurlPrometheusClient>());
   analyzer_->Start();
   api_ = std::make_unique<ApiService>(store_.get(), blobs_.get(), hub_.get(), engine_.get(),
-                                      access_.get());
+                                      access_.get(), watches_.get());
 
   hub_->set_require_client_certificate(!tls.empty());
   hub_->set_denial_hook([store = store_.get()](const fleet::v1::Event& event) {
@@ -210,6 +212,9 @@ void Controller::Shutdown() {
   analyzer_->Stop();
   if (ticker_.joinable()) ticker_.join();
   hub_->CloseAll();
+  // Watchers end with UNAVAILABLE (fleetctl reconnects) rather than hold
+  // the server's shutdown until its deadline.
+  watches_->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   engine_->Stop();
   // After the engine: nothing queues notifications any more.

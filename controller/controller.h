@@ -21,6 +21,7 @@
 #include "controller/metrics.h"
 #include "controller/notifier.h"
 #include "controller/rollout_engine.h"
+#include "controller/rollout_watch.h"
 #include "controller/store.h"
 
 namespace httplib {
@@ -84,6 +85,9 @@ class Controller {
   // Observes the engine and writes to the store: declared between them so
   // that it stops after the engine and before the store closes.
   std::unique_ptr<Notifier> notifier_;
+  // Observes the engine and is used by api_'s WatchRollout calls: declared
+  // before both so that it is destroyed after them.
+  std::unique_ptr<RolloutWatchHub> watches_;
   std::unique_ptr<RolloutEngine> engine_;
   // Calls the engine: declared after it so that it stops first.
   std::unique_ptr<Analyzer> analyzer_;

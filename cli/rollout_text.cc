@@ -1,0 +1,47 @@
+#include "cli/rollout_text.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/rollout_state.h"
+
+namespace fleet::cli {
+
+std::string KindName(const fleet::v1::Rollout& r) {
+  const char* kind = r.kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK ? "rollback" : "rollout";
+  return r.subject() == fleet::v1::SUBJECT_CONFIG ? absl::StrCat("config ", kind) : kind;
+}
+
+std::string OrDash(const std::string& s) { return s.empty() ? "-" : s; }
+
+std::string WaveLine(const fleet::v1::Rollout& r, int w) {
+  int done = 0, failed = 0, running = 0, pending = 0;
+  for (const auto& t : r.tasks()) {
+    if (t.wave() != w) continue;
+    switch (t.state()) {
+      case fleet::v1::TASK_STATE_HEALTHY:
+      case fleet::v1::TASK_STATE_REVERTED:
+        ++done;
+        break;
+      case fleet::v1::TASK_STATE_FAILED:
+      case fleet::v1::TASK_STATE_LOST:
+      case fleet::v1::TASK_STATE_REVERT_FAILED:
+        ++failed;
+        break;
+      case fleet::v1::TASK_STATE_ACTIVATING:
+      case fleet::v1::TASK_STATE_REVERTING:
+        ++running;
+        break;
+      default:
+        ++pending;
+    }
+  }
+  std::string target = w < r.plan().waves_size() ? r.plan().waves(w).target() : "100%";
+  std::string mark = w == r.current_wave() && !IsTerminal(r.state()) ? ">" : " ";
+  return absl::StrFormat("%s wave %d/%d %-5s  done %-4d failed %-4d switching %-4d pending %d",
+                         mark, w + 1, std::max(1, r.plan().waves_size()), target, done, failed,
+                         running, pending);
+}
+
+}  // namespace fleet::cli
