@@ -48,6 +48,7 @@ RolloutEngine::RolloutEngine(Store* store, AgentHub* hub, Clock* clock, EngineOp
       hub_(hub),
       clock_(clock),
       options_(std::move(options)),
+      audit_(clock),
       liveness_(std::make_unique<LiveHosts>(hub, &progress_at_)) {}
 
 RolloutEngine::~RolloutEngine() { Stop(); }
@@ -377,8 +378,8 @@ absl::Status RolloutEngine::CreateRollout(Rollout* r, const std::vector<MachineE
   auto restore = [&] {
     for (size_t i = 0; i < superseded.size(); ++i) *superseded[i] = before[i];
   };
-  std::vector<fleet::v1::Event> stored;
-  std::vector<std::vector<fleet::v1::Event>> superseded_events(superseded.size());
+  std::vector<EngineEvent> stored;
+  std::vector<std::vector<EngineEvent>> superseded_events(superseded.size());
   {
     Store::Transaction txn(store_);
     absl::Status st = store_->CreateRollout(r);
@@ -398,11 +399,8 @@ absl::Status RolloutEngine::CreateRollout(Rollout* r, const std::vector<MachineE
     if (st.ok() && r->kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK) {
       st = store_->SetDesired(r->app(), r->subject(), r->version());
     }
-    for (const MachineEvent& e : events) {
-      if (!st.ok()) break;
-      fleet::v1::Event& ev = stored.emplace_back(MakeEvent(r, e));
-      st = store_->AddEvent(&ev);
-    }
+    for (const MachineEvent& e : events) stored.push_back(MakeEvent(*r, e));
+    if (st.ok()) st = audit_.Write(store_, &stored);
     if (st.ok()) st = txn.Commit();
     if (!st.ok()) {
       restore();
@@ -441,7 +439,7 @@ void RolloutEngine::Advance(const std::string& id) {
 }
 
 bool RolloutEngine::Commit(Rollout* r, const Decision& d) {
-  std::vector<fleet::v1::Event> events;
+  std::vector<EngineEvent> events;
   bool ok = false;
   {
     Store::Transaction txn(store_);
@@ -470,26 +468,23 @@ bool RolloutEngine::Commit(Rollout* r, const Decision& d) {
 }
 
 bool RolloutEngine::Persist(const Rollout& r, const Decision& d,
-                            std::vector<fleet::v1::Event>* events) {
+                            std::vector<EngineEvent>* events) {
   absl::Status st;
   for (const HostTask& t : r.tasks()) {
     if (st.ok() && d.changed_tasks.count(t.host_id())) st = store_->UpdateTask(r.id(), t);
   }
   if (st.ok() && d.rollout_changed) st = store_->UpdateRollout(r);
   if (st.ok() && d.set_desired) st = store_->SetDesired(r.app(), r.subject(), *d.set_desired);
-  for (const MachineEvent& e : d.events) {
-    if (!st.ok()) break;
-    fleet::v1::Event& ev = events->emplace_back(MakeEvent(&r, e));
-    st = store_->AddEvent(&ev);
-  }
+  for (const MachineEvent& e : d.events) events->push_back(MakeEvent(r, e));
+  if (st.ok()) st = audit_.Write(store_, events);
   if (!st.ok()) spdlog::error("rollout {}: cannot persist transition: {}", r.id(), st.message());
   return st.ok();
 }
 
 void RolloutEngine::AfterCommit(const Rollout& r, const Decision& d,
-                                const std::vector<fleet::v1::Event>& events, bool created) {
+                                const std::vector<EngineEvent>& events, bool created) {
   analysis_.NoteState(r);
-  Publish(events, &r);
+  audit_.Publish(events);
   if (!created && d.rollout_changed && IsTerminal(r.state())) {
     for (EngineObserver* observer : observers_) observer->OnRolloutFinished(r);
   }
@@ -500,7 +495,7 @@ void RolloutEngine::AfterCommit(const Rollout& r, const Decision& d,
     for (const HostTask& t : r.tasks()) {
       if (d.changed_tasks.count(t.host_id())) change.tasks.push_back(t);
     }
-    change.events = events;
+    for (const EngineEvent& e : events) change.events.push_back(e.event);
     for (EngineObserver* observer : observers_) observer->OnRolloutChanged(change);
   }
   SendCommands(r, d.commands);
@@ -541,47 +536,13 @@ void RolloutEngine::SendCommands(const Rollout& r,
   }
 }
 
-fleet::v1::Event RolloutEngine::MakeEvent(const Rollout* r, const MachineEvent& e) {
-  fleet::v1::Event ev;
-  ev.set_at_ms(absl::ToUnixMillis(clock_->Now()));
-  if (r != nullptr) {
-    ev.set_app(r->app());
-    ev.set_rollout_id(r->id());
-  }
-  ev.set_host_id(e.host_id);
-  ev.set_kind(EventKindName(e.kind));
-  ev.set_actor(e.actor);
-  ev.set_message(e.message);
-  return ev;
+EngineEvent RolloutEngine::MakeEvent(const Rollout& r, const MachineEvent& e) const {
+  return audit_.Make(e.kind, &r, r.app(), e.host_id, e.actor, e.message);
 }
 
 void RolloutEngine::RecordEvent(const std::string& app, const std::string& host, EventKind kind,
                                 const std::string& actor, const std::string& message) {
-  fleet::v1::Event e = MakeEvent(nullptr, MachineEvent{kind, host, actor, message});
-  e.set_app(app);
-  absl::Status st = store_->AddEvent(&e);
-  if (!st.ok()) {
-    spdlog::error("cannot record event: {}", st.message());
-    return;
-  }
-  Publish({e}, nullptr);
-}
-
-void RolloutEngine::Publish(const std::vector<fleet::v1::Event>& events, const Rollout* rollout) {
-  if (observers_.empty() || events.empty()) return;
-  std::vector<EngineEvent> out;
-  out.reserve(events.size());
-  for (const fleet::v1::Event& e : events) {
-    EngineEvent& ee = out.emplace_back();
-    ee.event = e;
-    ee.event_kind = ParseEventKind(e.kind()).value_or(EventKind::kRolloutStarted);
-    if (rollout != nullptr) {
-      ee.subject = rollout->subject();
-      ee.version = rollout->version();
-      ee.kind = rollout->kind();
-    }
-  }
-  for (EngineObserver* observer : observers_) observer->OnEvents(out);
+  audit_.Record(store_, audit_.Make(kind, nullptr, app, host, actor, message)).IgnoreError();
 }
 
 }  // namespace fleet::controller

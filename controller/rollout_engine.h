@@ -40,6 +40,7 @@
 #include "common/event_kind.h"
 #include "controller/agent_hub.h"
 #include "controller/analysis_book.h"
+#include "controller/audit_log.h"
 #include "controller/rollout_machine.h"
 #include "controller/rollout_planner.h"
 #include "controller/store.h"
@@ -56,16 +57,6 @@ struct EngineOptions {
   std::string prometheus_url;
 };
 
-// An audit event the engine stored, with what it is about.
-struct EngineEvent {
-  fleet::v1::Event event;  // as stored: app, rollout_id, host_id, kind, actor, message
-  EventKind event_kind = EventKind::kRolloutStarted;  // event.kind() as an enum
-  // The rollout's subject, target version and kind; version "" when the
-  // event is not about a rollout.
-  fleet::v1::Subject subject = fleet::v1::SUBJECT_RELEASE;
-  std::string version;
-  fleet::v1::RolloutKind kind = fleet::v1::ROLLOUT_KIND_UNSPECIFIED;
-};
 
 // A committed change of one rollout.
 struct RolloutChange {
@@ -77,10 +68,8 @@ struct RolloutChange {
 // Told what the engine recorded, after it is committed to the store. Called
 // on the engine's thread, in order: an observer must not block (it queues
 // slow work) and must not call the engine synchronously.
-class EngineObserver {
+class EngineObserver : public AuditObserver {
  public:
-  virtual ~EngineObserver() = default;
-  virtual void OnEvents(const std::vector<EngineEvent>& events) = 0;
   // A rollout or rollback reached SUCCEEDED, ROLLED_BACK or FAILED.
   virtual void OnRolloutFinished(const fleet::v1::Rollout& rollout) = 0;
   virtual void OnRolloutChanged(const RolloutChange& /*change*/) {}
@@ -103,7 +92,10 @@ class RolloutEngine : public AgentListener {
 
   // Adds an observer; only before Start(). Borrowed: it must outlive the
   // engine's thread (Stop()).
-  void AddObserver(EngineObserver* observer) { observers_.push_back(observer); }
+  void AddObserver(EngineObserver* observer) {
+    observers_.push_back(observer);
+    audit_.AddObserver(observer);
+  }
 
   // Creates a deploy rollout of app@version (a release, or a config release
   // when req.subject is SUBJECT_CONFIG) to the connected hosts that match
@@ -189,16 +181,14 @@ class RolloutEngine : public AgentListener {
   // Persists `d` about `r` (already changed in memory); then publishes and
   // sends. On a failed commit the rollout is reloaded from the store.
   bool Commit(fleet::v1::Rollout* r, const Decision& d);
-  bool Persist(const fleet::v1::Rollout& r, const Decision& d,
-               std::vector<fleet::v1::Event>* events);
+  bool Persist(const fleet::v1::Rollout& r, const Decision& d, std::vector<EngineEvent>* events);
   void AfterCommit(const fleet::v1::Rollout& r, const Decision& d,
-                   const std::vector<fleet::v1::Event>& events, bool created);
+                   const std::vector<EngineEvent>& events, bool created);
   void SendCommands(const fleet::v1::Rollout& r, const std::vector<fleet::v1::CommandRef>& refs);
-  fleet::v1::Event MakeEvent(const fleet::v1::Rollout* r, const MachineEvent& e);
+  EngineEvent MakeEvent(const fleet::v1::Rollout& r, const MachineEvent& e) const;
   // Records an event that is about no rollout (host connected, ...).
   void RecordEvent(const std::string& app, const std::string& host, EventKind kind,
                    const std::string& actor, const std::string& message);
-  void Publish(const std::vector<fleet::v1::Event>& events, const fleet::v1::Rollout* rollout);
   // The running rollout `id` in memory; nullptr when it is not running.
   fleet::v1::Rollout* Running(const std::string& id);
   // Its task of `host_id`; nullptr when it has none.
@@ -223,6 +213,7 @@ class RolloutEngine : public AgentListener {
   Clock* clock_;
   EngineOptions options_;
   std::vector<EngineObserver*> observers_;  // fixed before Start()
+  AuditLog audit_;
   std::unique_ptr<LiveHosts> liveness_;
 
   // Owned by the engine's thread (or the caller before Start()).

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
@@ -16,6 +17,7 @@ namespace {
 
 using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::Cluster;
 using testing::CommandOutput;
 
@@ -99,7 +101,7 @@ TEST_F(E2EDeployTest, Rollback_UsesReleaseOnDiskWithoutDownloading) {
   ExpectFleetOn("v1");
 }
 
-TEST_F(E2EDeployTest, Rollback_ReportsHostThatLacksTheRelease) {
+TEST_F(E2EDeployTest, Rollback_ToAReleaseMissingOnAHost_IsRefusedBeforeAnythingMoves) {
   cluster_.ApplyHelloSpec();
   Push("v1");
   Push("v2");
@@ -109,11 +111,43 @@ TEST_F(E2EDeployTest, Rollback_ReportsHostThatLacksTheRelease) {
   Deploy("v2");
 
   out = cluster_.Fleetctl({"rollback", "hello", "--wait"});
-  EXPECT_EQ(out.exit_code, 3) << out.out << out.err;
-  EXPECT_THAT(out.out, HasSubstr("release v1 of hello is not on disk on host web-02"));
-  EXPECT_EQ(cluster_.Current(0), "v1");
-  EXPECT_EQ(cluster_.Current(1), "v2");
-  EXPECT_EQ(cluster_.Current(2), "v1");
+  EXPECT_EQ(out.exit_code, 1) << out.out << out.err;
+  EXPECT_THAT(out.err, HasSubstr("release v1 of hello is not on disk on host web-02"));
+  EXPECT_THAT(out.err, HasSubstr("nothing was changed"));
+  ExpectFleetOn("v2");
+  // No rollback was recorded and the fleet's release is still v2.
+  CommandOutput list = cluster_.Fleetctl({"rollout", "list", "hello"});
+  EXPECT_THAT(list.out, Not(HasSubstr("rollback"))) << list.out;
+  CommandOutput apps = cluster_.Fleetctl({"--output", "json", "app", "list"});
+  EXPECT_THAT(apps.out, HasSubstr("\"desired_version\": \"v2\"")) << apps.out;
+}
+
+TEST_F(E2EDeployTest, Rollback_ToAReleaseNeverReleased_IsRefusedAndARestartedAgentStaysOnTheFleetsRelease) {
+  cluster_.ApplyHelloSpec();
+  Push("v1");
+  Push("v2");
+  Push("v3");  // pushed, never rolled out
+  Deploy("v1");
+  Deploy("v2");
+
+  CommandOutput out = cluster_.Fleetctl({"rollback", "hello", "--to", "v3", "--wait"});
+  EXPECT_EQ(out.exit_code, 1) << out.out << out.err;
+  EXPECT_THAT(out.err, HasSubstr("release v3 of hello was never released"));
+  out = cluster_.Fleetctl({"rollback", "hello", "--to", "v9"});
+  EXPECT_EQ(out.exit_code, 1) << out.out << out.err;
+  EXPECT_THAT(out.err, HasSubstr("unknown release"));
+  ExpectFleetOn("v2");
+
+  // An agent that restarts now is left on the release the fleet runs: no
+  // catch-up to a release the refused rollbacks named.
+  cluster_.KillAgent(1);
+  cluster_.StartAgent(1);
+  ASSERT_TRUE(cluster_.WaitForConnectedHosts(3));
+  absl::SleepFor(absl::Seconds(2));
+  ExpectFleetOn("v2");
+  CommandOutput history = cluster_.Fleetctl({"--output", "json", "history", "hello"});
+  EXPECT_THAT(history.out, Not(HasSubstr("host.catch_up"))) << history.out;
+  EXPECT_THAT(history.out, Not(HasSubstr("host.reconcile"))) << history.out;
 }
 
 TEST_F(E2EDeployTest, CorruptBlob_IsRefusedAtStagingAndNothingIsActivated) {

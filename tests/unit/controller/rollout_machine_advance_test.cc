@@ -589,8 +589,9 @@ TEST_F(RolloutMachineRollingBackTest, FirstRelease_HasNothingToGoBackToAndEndsFa
   EXPECT_THAT(Sent(d), IsEmpty());
   EXPECT_EQ(r.state(), ROLLOUT_STATE_FAILED);
   EXPECT_EQ(r.reason(), "probe failed on h9; not every host could go back");
-  EXPECT_THAT(Events(d), ElementsAre("rollout.rollback_incomplete"));
-  EXPECT_EQ(d.events[0].message, "probe failed on h9");
+  EXPECT_THAT(Events(d), ElementsAre("host.revert_failed h1", "rollout.rollback_incomplete"));
+  EXPECT_EQ(d.events[0].message, "no earlier release on this host to go back to");
+  EXPECT_EQ(d.events[1].message, "probe failed on h9");
 }
 
 TEST_F(RolloutMachineRollingBackTest, FirstConfig_GoesBackToNoConfig) {

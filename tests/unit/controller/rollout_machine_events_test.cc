@@ -82,7 +82,7 @@ TEST(RolloutMachineResultTest, Answer_MovesTheTaskAndRecordsTheHostsEvent) {
     AddTask(&r, "h1", c.task)->set_reason("an earlier reason");
     const absl::Time now = kT0 + absl::Seconds(10);
     Decision d;
-    EXPECT_TRUE(ApplyResult(&r, Answer(r, "h1", c.phase, c.ok, c.current_version, c.switched_back),
+    EXPECT_TRUE(ApplyAnswer(&r, Answer(r, "h1", c.phase, c.ok, c.current_version, c.switched_back),
                             now, &d));
     EXPECT_EQ(Name(StateOf(r, "h1")), Name(c.want));
     EXPECT_EQ(Task(r, "h1").reason(), c.ok ? "" : "probe /healthz failed");
@@ -108,7 +108,7 @@ TEST(RolloutMachineResultTest, ConfigAnswer_NamesTheConfig) {
   r.set_version("c2");
   AddTask(&r, "h1", TASK_STATE_ACTIVATING);
   Decision d;
-  ASSERT_TRUE(ApplyResult(&r, Answer(r, "h1", COMMAND_PHASE_ACTIVATE, true, "c2"), kT0, &d));
+  ASSERT_TRUE(ApplyAnswer(&r, Answer(r, "h1", COMMAND_PHASE_ACTIVATE, true, "c2"), kT0, &d));
   EXPECT_EQ(d.events[0].message, "on config c2 (switch 1200 us)");
 }
 
@@ -156,7 +156,7 @@ TEST(RolloutMachineResultTest, AnswerTheTaskDoesNotWaitFor_IsIgnoredAndChangesNo
     c.spoil(&result);
     const Rollout before = r;
     Decision d;
-    EXPECT_FALSE(ApplyResult(&r, result, kT0 + absl::Seconds(10), &d));
+    EXPECT_FALSE(ApplyAnswer(&r, result, kT0 + absl::Seconds(10), &d));
     EXPECT_TRUE(d.empty());
     EXPECT_TRUE(MessageDifferencer::Equals(r, before));
   }
@@ -356,7 +356,7 @@ TEST_F(RolloutMachineActionTest, Abort_RollsBackNamingTheActor) {
   EXPECT_THAT(Sent(d), ElementsAre("revert h1"));
   EXPECT_EQ(StateOf(r, "h2"), TASK_STATE_CANCELLED);
   d = Decision();
-  ASSERT_TRUE(ApplyResult(
+  ASSERT_TRUE(ApplyAnswer(
       &r,
       [&] {
         CommandResult res;
@@ -447,7 +447,7 @@ TEST_F(RolloutMachineCatchUpTest, Success_EmitsHostReconciledWithoutWavesOrDesir
   EXPECT_THAT(Sent(d), ElementsAre("stage h1"));
 
   d = Decision();
-  ASSERT_TRUE(ApplyResult(&r, Answer(r, "h1", COMMAND_PHASE_STAGE, true, "v1"), kT0, &d));
+  ASSERT_TRUE(ApplyAnswer(&r, Answer(r, "h1", COMMAND_PHASE_STAGE, true, "v1"), kT0, &d));
   step(d);
   d = AdvanceAt(&r, kT0 + absl::Seconds(1));
   step(d);
@@ -455,7 +455,7 @@ TEST_F(RolloutMachineCatchUpTest, Success_EmitsHostReconciledWithoutWavesOrDesir
   EXPECT_THAT(Sent(d), ElementsAre("activate h1"));
 
   d = Decision();
-  ASSERT_TRUE(ApplyResult(&r, Answer(r, "h1", COMMAND_PHASE_ACTIVATE, true, "v2"), kT0, &d));
+  ASSERT_TRUE(ApplyAnswer(&r, Answer(r, "h1", COMMAND_PHASE_ACTIVATE, true, "v2"), kT0, &d));
   step(d);
   d = AdvanceAt(&r, kT0 + absl::Seconds(2));
   step(d);
@@ -471,7 +471,7 @@ TEST_F(RolloutMachineCatchUpTest, StagingFailure_EmitsHostReconcileFailed) {
   AddTask(&r, "h1", TASK_STATE_STAGING);
   ConnectAll(r);
   Decision d;
-  ASSERT_TRUE(ApplyResult(&r, Answer(r, "h1", COMMAND_PHASE_STAGE, false, "v1"), kT0, &d));
+  ASSERT_TRUE(ApplyAnswer(&r, Answer(r, "h1", COMMAND_PHASE_STAGE, false, "v1"), kT0, &d));
   d = AdvanceAt(&r, kT0 + absl::Seconds(1));
   EXPECT_EQ(r.state(), ROLLOUT_STATE_ROLLED_BACK);
   EXPECT_EQ(r.reason(), "staging failed: probe /healthz failed on h1; nothing was switched");
@@ -484,7 +484,7 @@ TEST_F(RolloutMachineCatchUpTest, ActivationFailure_EmitsHostReconcileFailedAndN
   AddTask(&r, "h1", TASK_STATE_ACTIVATING);
   ConnectAll(r);
   Decision d;
-  ASSERT_TRUE(ApplyResult(&r, Answer(r, "h1", COMMAND_PHASE_ACTIVATE, false, "v1", true), kT0, &d));
+  ASSERT_TRUE(ApplyAnswer(&r, Answer(r, "h1", COMMAND_PHASE_ACTIVATE, false, "v1", true), kT0, &d));
   d = AdvanceAt(&r, kT0 + absl::Seconds(1));
   EXPECT_EQ(r.state(), ROLLOUT_STATE_ROLLED_BACK);
   EXPECT_THAT(Events(d), Contains("host.reconcile_failed h1"));

@@ -77,6 +77,11 @@ inline Rollout Deploy(RolloutState state, const std::vector<std::string>& wave_t
   plan->set_max_failures_spec("0");
   plan->set_host_timeout_ms(absl::ToInt64Milliseconds(kHostTimeout));
   plan->set_bake_ms(absl::ToInt64Milliseconds(kBake));
+  // Past STAGING the first wave has started (a PAUSED one too: a rollout
+  // paused while it staged starts from STAGING in its tests).
+  if (state != fleet::v1::ROLLOUT_STATE_STAGING) {
+    plan->mutable_waves(0)->set_started_at_ms(absl::ToUnixMillis(kT0 - absl::Minutes(30)));
+  }
   return r;
 }
 
@@ -221,6 +226,17 @@ class MachineTest : public ::testing::Test {
 
   FakeHosts hosts_;
 };
+
+// The engine finds the task of the host that answered by the result's
+// ref; so does this, for the tests.
+inline bool ApplyAnswer(fleet::v1::Rollout* r, const fleet::v1::CommandResult& result,
+                        absl::Time now, Decision* d) {
+  if (result.ref().rollout_id() != r->id()) return false;
+  for (fleet::v1::HostTask& t : *r->mutable_tasks()) {
+    if (t.host_id() == result.ref().host_id()) return ApplyResult(r, &t, result, now, d);
+  }
+  return false;
+}
 
 }  // namespace fleet::controller::rollout_machine_testing
 

@@ -1,8 +1,6 @@
 // Bugs in the rollout state machine (controller/rollout_machine.h) found
-// while writing its tests. Each test expects what the header (and
-// proto/fleet/v1) promise and fails against the code as it is; run the
-// rest with --gtest_filter='RolloutMachine*:-RolloutMachineKnownBug*'.
-// Move a test next to its kin once its bug is fixed.
+// while writing its tests, each kept as a test of what the header (and
+// proto/fleet/v1) promise.
 #include <string>
 #include <vector>
 
@@ -20,14 +18,14 @@ using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::Not;
 
-using RolloutMachineKnownBugTest = MachineTest;
+using RolloutMachineRegressionTest = MachineTest;
 
-// BUG: rollout_events.cc:101-111 (PrepareAction, kResume) resumes straight
+// Was: rollout_events.cc:101-111 (PrepareAction, kResume) resumes straight
 // to ACTIVATING when no task is PENDING or STAGING, so a rollout paused
 // while STAGING whose hosts all staged during the pause skips
 // AdvanceStaging's StartWave(0): wave 1 never gets started_at_ms nor a
 // wave.started event (it does get wave.finished).
-TEST_F(RolloutMachineKnownBugTest, ResumeAfterStagingFinishedWhilePaused_StartsWaveOne) {
+TEST_F(RolloutMachineRegressionTest, ResumeAfterStagingFinishedWhilePaused_StartsWaveOne) {
   Rollout r = Deploy(ROLLOUT_STATE_STAGING, {"1", "100%"});
   AddTask(&r, "h1", TASK_STATE_STAGING, 0);
   AddTask(&r, "h2", TASK_STATE_STAGING, 1);
@@ -38,8 +36,8 @@ TEST_F(RolloutMachineKnownBugTest, ResumeAfterStagingFinishedWhilePaused_StartsW
   };
   Decision d;
   ASSERT_TRUE(ApplyAction(&r, RolloutAction::kPause, "bob", kT0, &d).ok());
-  ASSERT_TRUE(ApplyResult(&r, Answer(r, "h1", COMMAND_PHASE_STAGE, true, "v1"), kT0, &d));
-  ASSERT_TRUE(ApplyResult(&r, Answer(r, "h2", COMMAND_PHASE_STAGE, true, "v1"), kT0, &d));
+  ASSERT_TRUE(ApplyAnswer(&r, Answer(r, "h1", COMMAND_PHASE_STAGE, true, "v1"), kT0, &d));
+  ASSERT_TRUE(ApplyAnswer(&r, Answer(r, "h2", COMMAND_PHASE_STAGE, true, "v1"), kT0, &d));
   record(d);
   record(AdvanceAt(&r, kT0 + absl::Seconds(1)));
   const absl::Time resumed = kT0 + absl::Seconds(2);
@@ -55,20 +53,20 @@ TEST_F(RolloutMachineKnownBugTest, ResumeAfterStagingFinishedWhilePaused_StartsW
   EXPECT_THAT(events, Contains("wave.started"));
 }
 
-// BUG: rollout_machine.cc:350-356 (AdvancePaused) calls StartRollingBack
+// Was: rollout_machine.cc:350-356 (AdvancePaused) calls StartRollingBack
 // for any kind. A PAUSED rollback whose failures pass the threshold goes
 // ROLLING_BACK and sends REVERT to the hosts it already brought back (v2
 // again, the version being rolled back), although "A rollback ... is never
 // undone" and, unpaused, the same rollback ends FAILED with rollback.failed
 // (ActivatingOverThreshold, rollout_machine.cc:227-236).
-TEST_F(RolloutMachineKnownBugTest, PausedRollbackPastItsThreshold_DoesNotSendHostsBackToV2) {
+TEST_F(RolloutMachineRegressionTest, PausedRollbackPastItsThreshold_DoesNotSendHostsBackToV2) {
   Rollout r = RollbackRollout(ROLLOUT_STATE_ACTIVATING);
   AddTask(&r, "h1", TASK_STATE_HEALTHY);  // back on v1
   AddTask(&r, "h2", TASK_STATE_ACTIVATING);
   ConnectAll(r);
   Decision d;
   ASSERT_TRUE(ApplyAction(&r, RolloutAction::kPause, "bob", kT0, &d).ok());
-  ASSERT_TRUE(ApplyResult(&r, Answer(r, "h2", COMMAND_PHASE_ACTIVATE, false, "v2", true), kT0, &d));
+  ASSERT_TRUE(ApplyAnswer(&r, Answer(r, "h2", COMMAND_PHASE_ACTIVATE, false, "v2", true), kT0, &d));
   d = AdvanceAt(&r, kT0 + absl::Seconds(1));
 
   EXPECT_THAT(Sent(d), Not(Contains("revert h1")));
@@ -76,13 +74,13 @@ TEST_F(RolloutMachineKnownBugTest, PausedRollbackPastItsThreshold_DoesNotSendHos
   EXPECT_NE(Name(r.state()), "ROLLOUT_STATE_ROLLING_BACK");
 }
 
-// BUG: rollout_machine.cc:274-285 (FinishLastWave) ends a deploy in which
+// Was: rollout_machine.cc:274-285 (FinishLastWave) ends a deploy in which
 // no host became healthy ROLLED_BACK at once, "The hosts switched
 // themselves back". A LOST host may still run the new version (types.proto:
 // "A rollback sends it back"; ROLLED_BACK means "every switched host is
 // back"), yet it is never sent REVERT. With failures past the threshold
 // the same LOST host is reverted (RollBackTask).
-TEST_F(RolloutMachineKnownBugTest, NoHostHealthyWithALostHost_SendsTheLostHostBack) {
+TEST_F(RolloutMachineRegressionTest, NoHostHealthyWithALostHost_SendsTheLostHostBack) {
   Rollout r = Deploy(ROLLOUT_STATE_ACTIVATING);
   r.mutable_plan()->set_max_failures(2);
   AddTask(&r, "h1", TASK_STATE_ACTIVATING);
