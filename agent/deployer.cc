@@ -363,7 +363,7 @@ std::vector<HostAppState> Deployer::AppStates() {
 }
 
 std::string ProgressStepName(fleet::v1::ProgressStep step) {
-  std::string name = fleet::v1::ProgressStep_Name(step);
+  absl::string_view name = fleet::v1::ProgressStep_Name(step);
   absl::ConsumePrefix(&name, "PROGRESS_STEP_");
   return absl::AsciiStrToLower(name);
 }

@@ -417,10 +417,10 @@ absl::StatusOr<Rollout> RolloutEngine::StartRollout(const fleet::v1::StartRollou
     HostTask* task = r.add_tasks();
     task->set_host_id(host.id());
     task->set_state(fleet::v1::TASK_STATE_PENDING);
-    task->set_to_release(req.version());
+    task->set_to_version(req.version());
     task->set_updated_at_ms(now);
     for (const auto& a : host.apps()) {
-      if (a.app() == req.app()) task->set_from_release(HostCurrent(a, subject));
+      if (a.app() == req.app()) task->set_from_version(HostCurrent(a, subject));
     }
   }
   if (r.tasks_size() == 0) {
@@ -551,8 +551,8 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
     HostTask* task = r.add_tasks();
     task->set_host_id(host.id());
     task->set_state(fleet::v1::TASK_STATE_STAGED);
-    task->set_from_release(HostCurrent(*state, subject));
-    task->set_to_release(target);
+    task->set_from_version(HostCurrent(*state, subject));
+    task->set_to_version(target);
     task->set_updated_at_ms(now);
   }
   if (r.tasks_size() == 0) {

@@ -170,8 +170,8 @@ class AlertHandlerTest : public ::testing::Test {
     task->set_host_id("web-01");
     task->set_state(IsTerminal(state) ? fleet::v1::TASK_STATE_HEALTHY
                                       : fleet::v1::TASK_STATE_ACTIVATING);
-    task->set_from_release("v1");
-    task->set_to_release(version);
+    task->set_from_version("v1");
+    task->set_to_version(version);
     EXPECT_OK(store_->CreateRollout(&r));
     return r.id();
   }

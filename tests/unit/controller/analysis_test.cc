@@ -320,8 +320,8 @@ class AnalysisEngineTest : public ::testing::Test {
       t->set_host_id(absl::StrCat("web-0", i + 1));
       t->set_wave(i);
       t->set_state(i == 0 ? first : fleet::v1::TASK_STATE_STAGED);
-      t->set_from_release("v1");
-      t->set_to_release("v2");
+      t->set_from_version("v1");
+      t->set_to_version("v2");
       t->set_updated_at_ms(absl::ToUnixMillis(kNow));
     }
     EXPECT_OK(store_->CreateRollout(&r));

@@ -90,8 +90,8 @@ HostTask MakeTask(const std::string& host, int wave) {
   task.set_host_id(host);
   task.set_wave(wave);
   task.set_state(fleet::v1::TASK_STATE_PENDING);
-  task.set_from_release("v1");
-  task.set_to_release("v2");
+  task.set_from_version("v1");
+  task.set_to_version("v2");
   return task;
 }
 
@@ -562,8 +562,8 @@ TEST_F(StoreTest, Rollout_UpdateTaskWritesEveryField) {
   HostTask task;
   task.set_host_id("web-02");
   task.set_state(fleet::v1::TASK_STATE_FAILED);
-  task.set_from_release("v1");
-  task.set_to_release("v2");
+  task.set_from_version("v1");
+  task.set_to_version("v2");
   task.set_reason("tcp 127.0.0.1:8080: connection refused");
   task.set_updated_at_ms(9100);
   task.set_wave(3);
@@ -813,7 +813,7 @@ TEST(StoreOpenTest, Store_MigratesVersion2DatabaseKeepingRollouts) {
           "DEFAULT '');"
           "CREATE TABLE rollout_tasks (rollout_id INTEGER NOT NULL REFERENCES rollouts(id) ON "
           "DELETE CASCADE, host_id TEXT NOT NULL, wave INTEGER NOT NULL, state INTEGER NOT "
-          "NULL, from_version TEXT NOT NULL, to_version TEXT NOT NULL, reason TEXT NOT NULL, "
+          "NULL, from_release TEXT NOT NULL, to_release TEXT NOT NULL, reason TEXT NOT NULL, "
           "command_id TEXT NOT NULL, updated_at_ms INTEGER NOT NULL, PRIMARY KEY (rollout_id, "
           "host_id));"
           "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, "
