@@ -1,11 +1,14 @@
 #include "controller/api_service.h"
 
+#include <memory>
+
 #include "absl/strings/str_cat.h"
 #include "common/app_spec.h"
 #include "common/clock.h"
 #include "common/config_bundle.h"
 #include "common/fs.h"
 #include "common/logging.h"
+#include "common/rollout_state.h"
 #include "common/sha256.h"
 #include "common/signing.h"
 #include "common/status.h"
@@ -66,15 +69,15 @@ grpc::ServerUnaryReactor* ApiService::ApplyApp(grpc::CallbackServerContext* ctx,
     std::string source = req->source().empty() ? "app spec" : ClientText(req->source());
     auto spec = ParseAppSpec(req->spec_yaml(), source);
     if (!spec.ok()) return spec.status();
-    Store::Transaction txn(store_);
+    FLEET_ASSIGN_OR_RETURN(std::unique_ptr<StoreTransaction> txn, store_->Begin());
     fleet::v1::App app;
-    auto existing = store_->GetApp(spec->name());
+    auto existing = txn->GetApp(spec->name());
     if (existing.ok()) app = *existing;
     *app.mutable_spec() = *spec;
     app.set_spec_yaml(req->spec_yaml());
     app.set_updated_at_ms(NowMs());
     bool created = false;
-    absl::Status st = store_->UpsertApp(app, &created);
+    absl::Status st = txn->UpsertApp(app, &created);
     if (!st.ok()) return st;
     fleet::v1::Event e;
     e.set_at_ms(NowMs());
@@ -82,9 +85,9 @@ grpc::ServerUnaryReactor* ApiService::ApplyApp(grpc::CallbackServerContext* ctx,
     e.set_kind(created ? "app.created" : "app.updated");
     e.set_actor(caller.Actor(req->actor()));
     e.set_message(absl::StrCat("spec applied from ", source));
-    st = store_->AddEvent(&e);
+    st = txn->AddEvent(&e);
     if (!st.ok()) return st;
-    st = txn.Commit();
+    st = txn->Commit();
     if (!st.ok()) return st;
     *resp->mutable_app() = Redacted(app);
     resp->set_created(created);
@@ -221,13 +224,13 @@ class ApiService::PushReader : public grpc::ServerReadReactor<fleet::v1::PushRel
     release.set_created_at_ms(NowMs());
     release.set_created_by(header_.actor());
     *release.mutable_metadata() = header_.metadata();
-    Store::Transaction txn(store);
+    FLEET_ASSIGN_OR_RETURN(std::unique_ptr<StoreTransaction> txn, store->Begin());
     // Against the spec as it is now, which may have changed during the
     // upload; the agents check again, with the spec they are sent.
-    auto app = store->GetApp(release.app());
+    auto app = txn->GetApp(release.app());
     if (!app.ok()) return app.status();
     FLEET_RETURN_IF_ERROR(VerifyReleaseSignature(release, app->spec().trusted_keys()));
-    absl::Status st = store->InsertRelease(release);
+    absl::Status st = txn->InsertRelease(release);
     if (!st.ok()) return st;
     fleet::v1::Event e;
     e.set_at_ms(release.created_at_ms());
@@ -235,9 +238,9 @@ class ApiService::PushReader : public grpc::ServerReadReactor<fleet::v1::PushRel
     e.set_kind("release.pushed");
     e.set_actor(header_.actor());
     e.set_message(absl::StrCat(release.version(), " sha256 ", *sha, " ", release.size(), " bytes"));
-    st = store->AddEvent(&e);
+    st = txn->AddEvent(&e);
     if (!st.ok()) return st;
-    st = txn.Commit();
+    st = txn->Commit();
     if (!st.ok()) return st;
     spdlog::info("release {} pushed by {}: sha256 {}, {} bytes", label, header_.actor(), *sha,
                  release.size());
@@ -526,11 +529,12 @@ grpc::ServerUnaryReactor* ApiService::PushConfig(grpc::CallbackServerContext* ct
       return absl::InternalError(
           absl::StrCat("config bundle stored as ", stored, ", expected ", config.sha256()));
     }
-    Store::Transaction txn(store_);
-    absl::Status inserted = store_->InsertConfig(config);
+    FLEET_ASSIGN_OR_RETURN(std::unique_ptr<StoreTransaction> txn, store_->Begin());
+    absl::Status inserted = txn->InsertConfig(config);
     if (absl::IsAlreadyExists(inserted)) {
-      // Another push of this version won the race.
-      txn.Commit().IgnoreError();
+      // Another push of this version won the race; the failed insert ended
+      // the transaction.
+      txn.reset();
       FLEET_ASSIGN_OR_RETURN(fleet::v1::ConfigRelease other,
                              store_->GetConfig(req->app(), req->version()));
       return SamePushOrRefuse(std::move(other), config.sha256(), resp);
@@ -543,8 +547,8 @@ grpc::ServerUnaryReactor* ApiService::PushConfig(grpc::CallbackServerContext* ct
     e.set_actor(actor);
     e.set_message(absl::StrCat("config ", req->version(), ": ", bundle.files_size(), " files (",
                                secrets, " secret), sha256 ", config.sha256().substr(0, 12)));
-    FLEET_RETURN_IF_ERROR(store_->AddEvent(&e));
-    FLEET_RETURN_IF_ERROR(txn.Commit());
+    FLEET_RETURN_IF_ERROR(txn->AddEvent(&e));
+    FLEET_RETURN_IF_ERROR(txn->Commit());
     spdlog::info("config {}@{} pushed by {}: {} files, {} bytes", req->app(), req->version(),
                  actor, bundle.files_size(), bytes.size());
     *resp->mutable_config() = std::move(config);

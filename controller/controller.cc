@@ -13,6 +13,7 @@
 #include "common/logging.h"
 #include "common/status.h"
 #include "controller/alerts.h"
+#include "controller/sqlite_store.h"
 
 namespace fleet::controller {
 namespace {
@@ -74,7 +75,7 @@ absl::Status Controller::Start() {
 
   st = MakeDirs(options_.data_dir);
   if (!st.ok()) return st;
-  auto store = Store::Open(options_.data_dir + "/fleet.db");
+  auto store = OpenSqliteStore(options_.data_dir + "/fleet.db");
   if (!store.ok()) return store.status();
   store_ = std::move(*store);
   st = store_->MarkAllHostsDisconnected();

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <vector>
@@ -15,6 +16,8 @@
 #include "absl/strings/strip.h"
 #include "common/fs.h"
 #include "common/logging.h"
+#include "common/rollout_state.h"
+#include "common/status.h"
 #include "common/vars.h"
 #include "controller/analysis.h"
 
@@ -441,8 +444,8 @@ absl::StatusOr<Rollout> RolloutEngine::StartRollout(const fleet::v1::StartRollou
   }
   if (req.dry_run()) return r;
   {
-    Store::Transaction txn(store_);
-    st = store_->CreateRollout(&r);
+    FLEET_ASSIGN_OR_RETURN(std::unique_ptr<StoreTransaction> txn, store_->Begin());
+    st = txn->CreateRollout(&r);
     if (!st.ok()) return st;
     std::string message = absl::StrCat(
         "rollout of ", VersionLabel(subject, r.version()), " from ",
@@ -451,9 +454,9 @@ absl::StatusOr<Rollout> RolloutEngine::StartRollout(const fleet::v1::StartRollou
                         : absl::StrCat("; skipped disconnected: ", absl::StrJoin(skipped, ", ")));
     fleet::v1::Event e =
         MakeEvent(now, r.app(), r.id(), "", "rollout.started", r.created_by(), message);
-    st = store_->AddEvent(&e);
+    st = txn->AddEvent(&e);
     if (!st.ok()) return st;
-    st = txn.Commit();
+    st = txn->Commit();
     if (!st.ok()) return st;
     Publish({e}, &r);
   }
@@ -574,8 +577,8 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
   absl::Status st;
   std::vector<fleet::v1::Event> aborted;  // one per superseded rollout, in order
   {
-    Store::Transaction txn(store_);
-    st = store_->CreateRollout(&r);
+    FLEET_ASSIGN_OR_RETURN(std::unique_ptr<StoreTransaction> txn, store_->Begin());
+    st = txn->CreateRollout(&r);
     if (!st.ok()) return st;
     for (Rollout& old : superseded) {
       std::string reason = absl::StrCat("aborted by ", req.actor(), ": rollback ", r.id(), " to ",
@@ -585,31 +588,31 @@ absl::StatusOr<Rollout> RolloutEngine::Rollback(const fleet::v1::RollbackRequest
         t.set_state(fleet::v1::TASK_STATE_CANCELLED);
         t.set_reason("superseded by rollback " + r.id());
         t.set_updated_at_ms(now);
-        st = store_->UpdateTask(old.id(), t);
+        st = txn->UpdateTask(old.id(), t);
         if (!st.ok()) return st;
       }
       old.set_state(fleet::v1::ROLLOUT_STATE_ROLLED_BACK);
       old.set_reason(reason);
       old.set_finished_at_ms(now);
       old.set_awaiting_promote(false);
-      st = store_->UpdateRollout(old);
+      st = txn->UpdateRollout(old);
       if (!st.ok()) return st;
       fleet::v1::Event e =
           MakeEvent(now, old.app(), old.id(), "", "rollout.aborted", req.actor(), reason);
-      st = store_->AddEvent(&e);
+      st = txn->AddEvent(&e);
       if (!st.ok()) return st;
       aborted.push_back(e);
     }
     // The intent is the target from now on: hosts that are away come back to it.
-    st = store_->SetDesired(req.app(), subject, target);
+    st = txn->SetDesired(req.app(), subject, target);
     if (!st.ok()) return st;
     fleet::v1::Event e =
         MakeEvent(now, r.app(), r.id(), "", "rollback.started", r.created_by(),
                   absl::StrCat("rollback from ", VersionLabel(subject, r.from_version()), " to ",
                                VersionLabel(subject, target), " on ", r.tasks_size(), " hosts"));
-    st = store_->AddEvent(&e);
+    st = txn->AddEvent(&e);
     if (!st.ok()) return st;
-    st = txn.Commit();
+    st = txn->Commit();
     if (!st.ok()) return st;
     for (size_t i = 0; i < superseded.size(); ++i) {
       analysis_.erase(superseded[i].id());
@@ -925,19 +928,19 @@ void RolloutEngine::Advance(const std::string& rollout_id) {
     return;
   }
   {
-    Store::Transaction txn(store_);
-    absl::Status st = txn.begin_status();
+    absl::StatusOr<std::unique_ptr<StoreTransaction>> txn = store_->Begin();
+    absl::Status st = txn.status();
     for (const HostTask& t : r.tasks()) {
-      if (st.ok() && plan.changed_tasks.count(t.host_id())) st = store_->UpdateTask(r.id(), t);
+      if (st.ok() && plan.changed_tasks.count(t.host_id())) st = (*txn)->UpdateTask(r.id(), t);
     }
-    if (st.ok() && plan.rollout_changed) st = store_->UpdateRollout(r);
+    if (st.ok() && plan.rollout_changed) st = (*txn)->UpdateRollout(r);
     if (st.ok() && r.state() == fleet::v1::ROLLOUT_STATE_SUCCEEDED) {
-      st = store_->SetDesired(r.app(), r.subject(), r.version());
+      st = (*txn)->SetDesired(r.app(), r.subject(), r.version());
     }
     for (auto& e : plan.events) {
-      if (st.ok()) st = store_->AddEvent(&e);
+      if (st.ok()) st = (*txn)->AddEvent(&e);
     }
-    if (st.ok()) st = txn.Commit();
+    if (st.ok()) st = (*txn)->Commit();
     if (!st.ok()) {
       // Nothing is sent for a transition that is not on disk; the next Tick
       // tries again.
@@ -1028,12 +1031,12 @@ absl::StatusOr<Rollout> RolloutEngine::Act(const fleet::v1::RolloutActionRequest
   }
   r.set_state(to);
   {
-    Store::Transaction txn(store_);
-    absl::Status st = store_->UpdateRollout(r);
+    FLEET_ASSIGN_OR_RETURN(std::unique_ptr<StoreTransaction> txn, store_->Begin());
+    absl::Status st = txn->UpdateRollout(r);
     fleet::v1::Event e = MakeEvent(absl::ToUnixMillis(clock_->Now()), r.app(), r.id(), "", kind,
                                    req.actor(), message);
-    if (st.ok()) st = store_->AddEvent(&e);
-    if (st.ok()) st = txn.Commit();
+    if (st.ok()) st = txn->AddEvent(&e);
+    if (st.ok()) st = txn->Commit();
     if (!st.ok()) return st;
     Publish({e}, &r);
   }
@@ -1551,21 +1554,22 @@ void RolloutEngine::HandleResults(const std::vector<const AgentEvent*>& results,
     events.push_back(std::move(e));
   }
 
-  Store::Transaction txn(store_);
-  absl::Status st = txn.begin_status();
+  absl::StatusOr<std::unique_ptr<StoreTransaction>> txn = store_->Begin();
+  absl::Status st = txn.status();
   for (const auto& [host_id, state] : states) {
-    absl::Status s2 = store_->UpsertHostAppState(host_id, state);
+    if (!st.ok()) break;
+    absl::Status s2 = (*txn)->UpsertHostAppState(host_id, state);
     if (!s2.ok()) spdlog::warn("cannot record state of {}: {}", host_id, s2.message());
   }
   for (const auto& [rollout_id, hosts] : changed) {
     for (const HostTask& t : rollouts[rollout_id].tasks()) {
-      if (st.ok() && hosts.count(t.host_id())) st = store_->UpdateTask(rollout_id, t);
+      if (st.ok() && hosts.count(t.host_id())) st = (*txn)->UpdateTask(rollout_id, t);
     }
   }
   for (auto& e : events) {
-    if (st.ok()) st = store_->AddEvent(&e);
+    if (st.ok()) st = (*txn)->AddEvent(&e);
   }
-  if (st.ok()) st = txn.Commit();
+  if (st.ok()) st = (*txn)->Commit();
   if (!st.ok()) {
     // The agents' results stay stored on their side; the resend after the
     // next reconnect or the task's timeout recovers.
