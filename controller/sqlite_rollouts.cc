@@ -27,7 +27,7 @@ absl::Status UnknownRollout(const std::string& id) {
 #define FLEET_ROLLOUT_COLUMNS                                                          \
   "id, app, version, from_version, kind, state, selector, created_by, created_at_ms, " \
   "finished_at_ms, reason, plan, current_wave, awaiting_promote, paused_by, subject, " \
-  "fleet_release, fleet_config"
+  "fleet_release, fleet_config, pause_reason"
 
 Rollout ReadRollout(const SqliteStatement& stmt) {
   Rollout rollout;
@@ -50,6 +50,7 @@ Rollout ReadRollout(const SqliteStatement& stmt) {
   rollout.set_subject(static_cast<fleet::v1::Subject>(stmt.Int(15)));
   rollout.set_release(stmt.Text(16));
   rollout.set_config(stmt.Text(17));
+  rollout.set_pause_reason(static_cast<fleet::v1::PauseReason>(stmt.Int(18)));
   return rollout;
 }
 
@@ -99,8 +100,8 @@ absl::Status SqliteQueries::CreateRollout(Rollout* rollout) {
   SqliteStatement insert = db_->Prepare(
       "INSERT INTO rollouts (app, version, from_version, kind, state, selector, created_by, "
       "created_at_ms, finished_at_ms, reason, plan, current_wave, awaiting_promote, paused_by, "
-      "subject, fleet_release, fleet_config) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "subject, fleet_release, fleet_config, pause_reason) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   insert.Bind(rollout->app())
       .Bind(rollout->version())
       .Bind(rollout->from_version())
@@ -117,7 +118,8 @@ absl::Status SqliteQueries::CreateRollout(Rollout* rollout) {
       .Bind(rollout->paused_by())
       .Bind(static_cast<int>(rollout->subject()))
       .Bind(rollout->release())
-      .Bind(rollout->config());
+      .Bind(rollout->config())
+      .Bind(static_cast<int>(rollout->pause_reason()));
   absl::Status st = insert.Run();
   if (insert.FailedOnForeignKey()) {
     return absl::NotFoundError(absl::StrCat(what, ": unknown app '", rollout->app(), "'"));
@@ -134,7 +136,8 @@ absl::Status SqliteQueries::UpdateRollout(const Rollout& rollout) {
   if (!ParseRolloutId(rollout.id(), &id)) return UnknownRollout(rollout.id());
   SqliteStatement stmt = db_->Prepare(
       "UPDATE rollouts SET state = ?, reason = ?, finished_at_ms = ?, from_version = ?, "
-      "plan = ?, current_wave = ?, awaiting_promote = ?, paused_by = ? WHERE id = ?");
+      "plan = ?, current_wave = ?, awaiting_promote = ?, paused_by = ?, pause_reason = ? "
+      "WHERE id = ?");
   stmt.Bind(static_cast<int>(rollout.state()))
       .Bind(rollout.reason())
       .Bind(rollout.finished_at_ms())
@@ -143,6 +146,7 @@ absl::Status SqliteQueries::UpdateRollout(const Rollout& rollout) {
       .Bind(rollout.current_wave())
       .Bind(rollout.awaiting_promote())
       .Bind(rollout.paused_by())
+      .Bind(static_cast<int>(rollout.pause_reason()))
       .Bind(id);
   FLEET_RETURN_IF_ERROR(
       Annotate(stmt.Run(), absl::StrCat("cannot update rollout '", rollout.id(), "'")));

@@ -85,6 +85,9 @@
 //   fleet_release    TEXT, the release of the (release, config) pair the
 //                    fleet runs once it succeeds (v3)
 //   fleet_config     TEXT, the config of that pair (v3)
+//   pause_reason     INTEGER, fleet.v1.PauseReason while PAUSED, 0 otherwise
+//                    (v6); rows from before v6 were backfilled from
+//                    awaiting_promote, state and paused_by
 //
 // rollout_tasks: one row per host a rollout targets (HostTask).
 //   rollout_id       INTEGER, REFERENCES rollouts(id) ON DELETE CASCADE
@@ -295,6 +298,16 @@ CREATE TABLE tokens (
   created_at_ms INTEGER NOT NULL,
   revoked_at_ms INTEGER NOT NULL
 );
+)sql",
+    // 5 -> 6: why a paused rollout is paused, as a column instead of being
+    // read from awaiting_promote and paused_by.
+    R"sql(
+ALTER TABLE rollouts ADD COLUMN pause_reason INTEGER NOT NULL DEFAULT 0;
+UPDATE rollouts SET pause_reason = CASE
+  WHEN awaiting_promote != 0 THEN 2
+  WHEN state = 7 AND paused_by = 'analysis' THEN 3
+  WHEN state = 7 THEN 1
+  ELSE 0 END;
 )sql",
 };
 static_assert(std::size(kMigrations) == static_cast<size_t>(kSqliteSchemaVersion),

@@ -182,7 +182,7 @@ class StoreWriter {
   // when the app is unknown; InvalidArgument when a host has two tasks.
   virtual absl::Status CreateRollout(fleet::v1::Rollout* rollout) = 0;
   // Writes state, reason, finished_at_ms, from_version, plan, current_wave,
-  // awaiting_promote and paused_by; the other fields are
+  // awaiting_promote, paused_by and pause_reason; the other fields are
   // fixed at creation. NotFound("unknown rollout 'x'") for an unknown
   // rollout.
   virtual absl::Status UpdateRollout(const fleet::v1::Rollout& rollout) = 0;

@@ -148,8 +148,9 @@ TEST(StoreOpenTest, Store_MigratesVersion2DatabaseKeepingRollouts) {
   EXPECT_OK((*store)->ListConfigs("web"));
 }
 
-// A database written by the schema v4 code (the v5 schema without tokens):
-// the v5 step adds the tokens table and keeps every row.
+// A database of the schema v4 code (today's without tokens and
+// rollouts.pause_reason): the v5 step adds the tokens table and keeps every
+// row.
 TEST(StoreOpenTest, Store_MigratesVersion4DatabaseAddingTokens) {
   fleet::testing::TempDir dir;
   const std::string path = dir.Sub("fleet.db");
@@ -159,7 +160,9 @@ TEST(StoreOpenTest, Store_MigratesVersion4DatabaseAddingTokens) {
     ASSERT_OK((*store)->UpsertApp(MakeApp("web"), nullptr));
     ASSERT_OK((*store)->InsertRelease(MakeRelease("web", "v1")));
   }
-  ExecAll(path, "DROP TABLE tokens; PRAGMA user_version = 4;");
+  ExecAll(path,
+          "DROP TABLE tokens; ALTER TABLE rollouts DROP COLUMN pause_reason; "
+          "PRAGMA user_version = 4;");
   ASSERT_EQ(QueryOne(path, "SELECT count(*) FROM sqlite_master WHERE name = 'tokens'"), "0");
 
   absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(path);
@@ -170,6 +173,49 @@ TEST(StoreOpenTest, Store_MigratesVersion4DatabaseAddingTokens) {
   ASSERT_OK((*store)->InsertToken(MakeToken("3fa9c2d4e5f6", fleet::v1::ROLE_ADMIN),
                                   std::string(64, 'd')));
   EXPECT_OK((*store)->FindTokenByHash(std::string(64, 'd')));
+}
+
+// A database of the schema v5 code (today's without rollouts.pause_reason):
+// the v6 step adds the column and derives it for the rollouts stored.
+TEST(StoreOpenTest, Store_MigratesVersion5DatabaseDerivingPauseReasons) {
+  fleet::testing::TempDir dir;
+  const std::string path = dir.Sub("fleet.db");
+  std::vector<std::string> ids;
+  {
+    absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(path);
+    ASSERT_OK(store);
+    ASSERT_OK((*store)->UpsertApp(MakeApp("web"), nullptr));
+    auto add = [&](fleet::v1::RolloutState state, bool awaiting_promote,
+                   const std::string& paused_by) {
+      Rollout r = MakeRollout("web", "v2", {MakeTask("web-01", 0)});
+      r.set_state(state);
+      r.set_awaiting_promote(awaiting_promote);
+      r.set_paused_by(paused_by);
+      ASSERT_OK((*store)->CreateRollout(&r));
+      ids.push_back(r.id());
+    };
+    add(fleet::v1::ROLLOUT_STATE_PAUSED, true, "");
+    add(fleet::v1::ROLLOUT_STATE_PAUSED, false, "analysis");
+    add(fleet::v1::ROLLOUT_STATE_PAUSED, false, "alice");
+    add(fleet::v1::ROLLOUT_STATE_ACTIVATING, false, "");
+    add(fleet::v1::ROLLOUT_STATE_SUCCEEDED, false, "");
+  }
+  ExecAll(path, "ALTER TABLE rollouts DROP COLUMN pause_reason; PRAGMA user_version = 5;");
+
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(path);
+  ASSERT_OK(store);
+  EXPECT_EQ(QueryOne(path, "PRAGMA user_version"), "6");
+  std::vector<fleet::v1::PauseReason> reasons;
+  for (const std::string& id : ids) {
+    absl::StatusOr<Rollout> r = (*store)->GetRollout(id);
+    ASSERT_OK(r);
+    EXPECT_THAT(TaskHosts(*r), ElementsAre("web-01"));
+    reasons.push_back(r->pause_reason());
+  }
+  EXPECT_THAT(reasons,
+              ElementsAre(fleet::v1::PAUSE_REASON_PROMOTE_GATE, fleet::v1::PAUSE_REASON_ANALYSIS,
+                          fleet::v1::PAUSE_REASON_MANUAL, fleet::v1::PAUSE_REASON_UNSPECIFIED,
+                          fleet::v1::PAUSE_REASON_UNSPECIFIED));
 }
 
 }  // namespace

@@ -211,5 +211,28 @@ TEST_F(StoreTest, Rollout_UpdateTasksWithAnUnknownHostWritesNone) {
   EXPECT_THAT(store_->UpdateTasks("42", {known}), StatusIs(absl::StatusCode::kNotFound));
 }
 
+TEST_F(StoreTest, Rollout_PauseReasonIsWrittenAtCreationAndByUpdate) {
+  ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
+  Rollout rollout = MakeRollout("web", "v2", {MakeTask("web-01", 0)});
+  rollout.set_state(fleet::v1::ROLLOUT_STATE_PAUSED);
+  rollout.set_awaiting_promote(true);
+  rollout.set_pause_reason(fleet::v1::PAUSE_REASON_PROMOTE_GATE);
+  ASSERT_OK(store_->CreateRollout(&rollout));
+  absl::StatusOr<Rollout> got = store_->GetRollout(rollout.id());
+  ASSERT_OK(got);
+  EXPECT_EQ(got->pause_reason(), fleet::v1::PAUSE_REASON_PROMOTE_GATE);
+
+  rollout.set_awaiting_promote(false);
+  rollout.set_paused_by("alice");
+  rollout.set_pause_reason(fleet::v1::PAUSE_REASON_MANUAL);
+  ASSERT_OK(store_->UpdateRollout(rollout));
+  absl::StatusOr<std::vector<Rollout>> active = store_->ListActiveRollouts();
+  ASSERT_OK(active);
+  ASSERT_EQ(active->size(), 1u);
+  EXPECT_EQ((*active)[0].pause_reason(), fleet::v1::PAUSE_REASON_MANUAL);
+  EXPECT_EQ((*active)[0].paused_by(), "alice");
+  EXPECT_FALSE((*active)[0].awaiting_promote());
+}
+
 }  // namespace
 }  // namespace fleet::controller
