@@ -1,4 +1,5 @@
-// The public API (fleet.v1.FleetService) over the store and the engine.
+// The public API (fleet.v1.FleetService) over the store, the catalog and the
+// engine: each RPC admits its caller, converts the request, and delegates.
 #ifndef FLEET_CONTROLLER_API_SERVICE_H_
 #define FLEET_CONTROLLER_API_SERVICE_H_
 
@@ -6,7 +7,7 @@
 
 #include "controller/agent_hub.h"
 #include "controller/api_access.h"
-#include "controller/blob_store.h"
+#include "controller/catalog.h"
 #include "controller/rollout_engine.h"
 #include "controller/store.h"
 #include "fleet/v1/api.grpc.pb.h"
@@ -18,9 +19,9 @@ namespace fleet::controller {
 class ApiService final : public fleet::v1::FleetService::CallbackService {
  public:
   // All pointers must outlive the service.
-  ApiService(Store* store, BlobStore* blobs, AgentHub* hub, RolloutEngine* engine,
+  ApiService(Store* store, Catalog* catalog, AgentHub* hub, RolloutEngine* engine,
              ApiAccess* access)
-      : store_(store), blobs_(blobs), hub_(hub), engine_(engine), access_(access) {}
+      : store_(store), catalog_(catalog), hub_(hub), engine_(engine), access_(access) {}
 
   grpc::ServerUnaryReactor* ApplyApp(grpc::CallbackServerContext* ctx,
                                      const fleet::v1::ApplyAppRequest* req,
@@ -90,7 +91,7 @@ class ApiService final : public fleet::v1::FleetService::CallbackService {
                                 const char* rpc, ApiAction api_action);
 
   Store* store_;
-  BlobStore* blobs_;
+  Catalog* catalog_;
   AgentHub* hub_;
   RolloutEngine* engine_;
   ApiAccess* access_;
