@@ -3,7 +3,9 @@
 #include <httplib.h>
 #include <openssl/crypto.h>
 
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -26,13 +28,8 @@ using json = nlohmann::json;
 constexpr char kFiring[] = "firing";
 constexpr char kResolved[] = "resolved";
 
-// Outcomes, as stored in alerts.outcome and answered in the summary.
-constexpr char kActing[] = "acting";
-constexpr char kAbort[] = "abort";
-constexpr char kRollback[] = "rollback";
-constexpr char kIgnored[] = "ignored";
-constexpr char kFailed[] = "failed";
-// Answered only: these are not stored.
+// Outcomes answered in the summary besides AlertOutcomeName's, which are
+// stored too: these are not.
 constexpr char kDuplicate[] = "duplicate";
 constexpr char kSkipped[] = "skipped";
 
@@ -248,16 +245,11 @@ absl::StatusOr<std::string> AlertHandler::Handle(absl::string_view body) {
 }
 
 absl::StatusOr<AlertHandler::Outcome> AlertHandler::HandleAlert(const WebhookAlert& alert) {
-  Outcome out;
   const std::string app = Label(alert, "fleet_app");
-  if (app.empty()) {
-    out.outcome = kSkipped;
-    out.message = "no fleet_app label";
-    return out;
-  }
+  if (app.empty()) return Outcome{kSkipped, "", "no fleet_app label"};
   const int64_t now_ms = absl::ToUnixMillis(clock_->Now());
   const std::string what = DescribeAlert(alert);
-  Store::AlertRecord record;
+  AlertRecord record;
   record.fingerprint = alert.fingerprint;
   record.starts_at = alert.starts_at;
   record.status = alert.status;
@@ -265,57 +257,16 @@ absl::StatusOr<AlertHandler::Outcome> AlertHandler::HandleAlert(const WebhookAle
   record.alertname = Label(alert, "alertname");
   record.received_at_ms = now_ms;
 
-  // The key goes in before anything is done, with the decision and, when
-  // nothing is to be done, with its event.
   Decision decision;
-  bool retry = false;
   fleet::v1::Event event;
-  {
-    Store::Transaction txn(store_);
-    FLEET_RETURN_IF_ERROR(txn.begin_status());
-    absl::StatusOr<Store::AlertRecord> first =
-        store_->GetAlert(alert.fingerprint, alert.starts_at, alert.status);
-    // An alert whose action failed (hosts away, a busy database) is tried
-    // again at its next delivery instead of being lost.
-    retry = first.ok() && first->outcome == kFailed;
-    if (first.ok() && !retry) {
-      out.outcome = kDuplicate;
-      out.rollout_id = first->rollout_id;
-      out.message = absl::StrCat("delivered before, at ",
-                                 absl::FormatTime(absl::FromUnixMillis(first->received_at_ms)),
-                                 ": ", first->outcome, ": ", first->message);
-      spdlog::debug("{} for {}: duplicate of the delivery at {} ms", what, app,
-                    first->received_at_ms);
-      return out;
-    }
-    if (!first.ok() && first.status().code() != absl::StatusCode::kNotFound) {
-      return first.status();
-    }
-    FLEET_ASSIGN_OR_RETURN(decision, Decide(alert, app, now_ms));
-    if (decision.kind == Decision::Kind::kIgnore) {
-      record.outcome = kIgnored;
-      record.rollout_id = decision.rollout.id();
-      record.message = decision.reason;
-      event = MakeAlertEvent(now_ms, app, record.rollout_id, "alert.ignored",
-                             absl::StrCat(what, ": ignored: ", decision.reason));
-      FLEET_RETURN_IF_ERROR(store_->AddEvent(&event));
-    } else {
-      const bool abort = decision.kind == Decision::Kind::kAbort;
-      record.outcome = kActing;
-      record.rollout_id = abort ? decision.rollout.id() : "";
-      record.message = abort ? absl::StrCat("aborting rollout ", decision.rollout.id())
-                             : absl::StrCat("rolling back ", Subject(decision.rollout));
-    }
-    FLEET_RETURN_IF_ERROR(retry ? store_->UpdateAlert(record) : store_->InsertAlert(record));
-    FLEET_RETURN_IF_ERROR(txn.Commit());
-  }
+  FLEET_ASSIGN_OR_RETURN(std::optional<Outcome> duplicate,
+                         RecordDecision(alert, now_ms, &record, &decision, &event));
+  if (duplicate.has_value()) return *std::move(duplicate);
   if (decision.kind == Decision::Kind::kIgnore) {
     spdlog::info("{} for {}: ignored: {}", what, app, decision.reason);
     Publish(event, nullptr);
-    out.outcome = record.outcome;
-    out.rollout_id = record.rollout_id;
-    out.message = record.message;
-    return out;
+    return Outcome{std::string(AlertOutcomeName(record.outcome)), record.rollout_id,
+                   record.message};
   }
 
   bool abort = decision.kind == Decision::Kind::kAbort;
@@ -325,37 +276,14 @@ absl::StatusOr<AlertHandler::Outcome> AlertHandler::HandleAlert(const WebhookAle
   if (abort && absl::IsFailedPrecondition(done.status())) {
     // The rollout ended between the decision and the abort: decide again,
     // once, on what is there now.
-    absl::StatusOr<Decision> again = Decide(alert, app, now_ms);
+    absl::StatusOr<Decision> again = Decide(*store_, alert, app, now_ms);
     if (again.ok() && again->kind == Decision::Kind::kRollback) {
       decision = *std::move(again);
       abort = false;
       done = actions_->Rollback(app, decision.rollout.subject(), kAlertActor);
     }
   }
-  const Rollout& subject = decision.rollout;
-  std::string kind;
-  if (done.ok() && abort) {
-    kind = "alert.rollback";
-    record.outcome = kAbort;
-    record.rollout_id = done->id();
-    record.message = absl::StrCat("aborted rollout ", done->id(), " of ", app, " (", Subject(*done),
-                                  "); every host it switched goes back");
-  } else if (done.ok()) {
-    kind = "alert.rollback";
-    record.outcome = kRollback;
-    record.rollout_id = done->id();
-    record.message =
-        absl::StrCat("rolling back ", Subject(subject), " of ", app, " (deployed by rollout ",
-                     subject.id(), ", finished ", FormatAgo(now_ms - subject.finished_at_ms()),
-                     " ago): rollback ", done->id(), " goes to ", done->version());
-  } else {
-    kind = "alert.failed";
-    record.outcome = kFailed;
-    record.message = abort ? absl::StrCat("cannot abort rollout ", subject.id(), " of ", app, ": ",
-                                          done.status().message())
-                           : absl::StrCat("cannot roll back ", Subject(subject), " of ", app, ": ",
-                                          done.status().message());
-  }
+  const std::string kind = DescribeAction(decision.rollout, abort, done, now_ms, &record);
   if (done.ok()) {
     spdlog::info("{} for {}: {}", what, app, record.message);
   } else {
@@ -363,19 +291,10 @@ absl::StatusOr<AlertHandler::Outcome> AlertHandler::HandleAlert(const WebhookAle
   }
   event = MakeAlertEvent(absl::ToUnixMillis(clock_->Now()), app, record.rollout_id, kind,
                          absl::StrCat(what, ": ", record.message));
-  out.outcome = record.outcome;
-  out.rollout_id = record.rollout_id;
-  out.message = record.message;
+  Outcome out{std::string(AlertOutcomeName(record.outcome)), record.rollout_id, record.message};
   // The action happened (or failed) either way; a failure to record it is
   // logged and answered, not retried.
-  absl::Status st;
-  {
-    Store::Transaction txn(store_);
-    st = txn.begin_status();
-    if (st.ok()) st = store_->UpdateAlert(record);
-    if (st.ok()) st = store_->AddEvent(&event);
-    if (st.ok()) st = txn.Commit();
-  }
+  absl::Status st = RecordAction(record, &event);
   if (!st.ok()) {
     spdlog::error("cannot record the outcome of {} for {}: {}", what, app, st.message());
     absl::StrAppend(&out.message, " (not recorded: ", st.message(), ")");
@@ -385,7 +304,83 @@ absl::StatusOr<AlertHandler::Outcome> AlertHandler::HandleAlert(const WebhookAle
   return out;
 }
 
-absl::StatusOr<AlertHandler::Decision> AlertHandler::Decide(const WebhookAlert& alert,
+absl::StatusOr<std::optional<AlertHandler::Outcome>> AlertHandler::RecordDecision(
+    const WebhookAlert& alert, int64_t now_ms, AlertRecord* record, Decision* decision,
+    fleet::v1::Event* event) {
+  const std::string& app = record->app;
+  const std::string what = DescribeAlert(alert);
+  FLEET_ASSIGN_OR_RETURN(std::unique_ptr<StoreTransaction> txn, store_->Begin());
+  absl::StatusOr<AlertRecord> first =
+      txn->GetAlert(alert.fingerprint, alert.starts_at, alert.status);
+  // An alert whose action failed (hosts away, a busy database) is tried
+  // again at its next delivery instead of being lost.
+  const bool retry = first.ok() && first->outcome == AlertOutcome::kFailed;
+  if (first.ok() && !retry) {
+    spdlog::debug("{} for {}: duplicate of the delivery at {} ms", what, app,
+                  first->received_at_ms);
+    return Outcome{kDuplicate, first->rollout_id,
+                   absl::StrCat("delivered before, at ",
+                                absl::FormatTime(absl::FromUnixMillis(first->received_at_ms)), ": ",
+                                AlertOutcomeName(first->outcome), ": ", first->message)};
+  }
+  if (!first.ok() && !absl::IsNotFound(first.status())) return first.status();
+  FLEET_ASSIGN_OR_RETURN(*decision, Decide(*txn, alert, app, now_ms));
+  if (decision->kind == Decision::Kind::kIgnore) {
+    record->outcome = AlertOutcome::kIgnored;
+    record->rollout_id = decision->rollout.id();
+    record->message = decision->reason;
+    *event = MakeAlertEvent(now_ms, app, record->rollout_id, "alert.ignored",
+                            absl::StrCat(what, ": ignored: ", decision->reason));
+    FLEET_RETURN_IF_ERROR(txn->AddEvent(event));
+  } else {
+    const bool abort = decision->kind == Decision::Kind::kAbort;
+    record->outcome = AlertOutcome::kActing;
+    record->rollout_id = abort ? decision->rollout.id() : "";
+    record->message = abort ? absl::StrCat("aborting rollout ", decision->rollout.id())
+                            : absl::StrCat("rolling back ", Subject(decision->rollout));
+  }
+  FLEET_RETURN_IF_ERROR(retry ? txn->UpdateAlert(*record) : txn->InsertAlert(*record));
+  FLEET_RETURN_IF_ERROR(txn->Commit());
+  return std::nullopt;
+}
+
+std::string AlertHandler::DescribeAction(const Rollout& subject, bool abort,
+                                         const absl::StatusOr<Rollout>& done, int64_t now_ms,
+                                         AlertRecord* record) {
+  const std::string& app = record->app;
+  if (done.ok() && abort) {
+    record->outcome = AlertOutcome::kAbort;
+    record->rollout_id = done->id();
+    record->message = absl::StrCat("aborted rollout ", done->id(), " of ", app, " (",
+                                   Subject(*done), "); every host it switched goes back");
+    return "alert.rollback";
+  }
+  if (done.ok()) {
+    record->outcome = AlertOutcome::kRollback;
+    record->rollout_id = done->id();
+    record->message =
+        absl::StrCat("rolling back ", Subject(subject), " of ", app, " (deployed by rollout ",
+                     subject.id(), ", finished ", FormatAgo(now_ms - subject.finished_at_ms()),
+                     " ago): rollback ", done->id(), " goes to ", done->version());
+    return "alert.rollback";
+  }
+  record->outcome = AlertOutcome::kFailed;
+  record->message = abort ? absl::StrCat("cannot abort rollout ", subject.id(), " of ", app, ": ",
+                                         done.status().message())
+                          : absl::StrCat("cannot roll back ", Subject(subject), " of ", app, ": ",
+                                         done.status().message());
+  return "alert.failed";
+}
+
+absl::Status AlertHandler::RecordAction(const AlertRecord& record, fleet::v1::Event* event) {
+  FLEET_ASSIGN_OR_RETURN(std::unique_ptr<StoreTransaction> txn, store_->Begin());
+  FLEET_RETURN_IF_ERROR(txn->UpdateAlert(record));
+  FLEET_RETURN_IF_ERROR(txn->AddEvent(event));
+  return txn->Commit();
+}
+
+absl::StatusOr<AlertHandler::Decision> AlertHandler::Decide(StoreReader& store,
+                                                            const WebhookAlert& alert,
                                                             const std::string& app,
                                                             int64_t now_ms) {
   Decision d;
@@ -393,14 +388,14 @@ absl::StatusOr<AlertHandler::Decision> AlertHandler::Decide(const WebhookAlert& 
     d.reason = "resolved alerts change nothing";
     return d;
   }
-  absl::StatusOr<fleet::v1::App> spec = store_->GetApp(app);
+  absl::StatusOr<fleet::v1::App> spec = store.GetApp(app);
   if (spec.status().code() == absl::StatusCode::kNotFound) {
     d.reason = absl::StrCat("unknown app '", app, "'");
     return d;
   }
   if (!spec.ok()) return spec.status();
 
-  FLEET_ASSIGN_OR_RETURN(std::vector<Rollout> active, store_->ListActiveRollouts());
+  FLEET_ASSIGN_OR_RETURN(std::vector<Rollout> active, store.ListActiveRollouts());
   // A deploy that goes on is aborted, whatever else runs beside it (a
   // rollback of the other subject); a rollback or a deploy already rolling
   // back is left to finish.
@@ -429,7 +424,7 @@ absl::StatusOr<AlertHandler::Decision> AlertHandler::Decide(const WebhookAlert& 
     return d;
   }
   FLEET_ASSIGN_OR_RETURN(std::vector<Rollout> latest,
-                         store_->ListRollouts(app, 1, /*with_tasks=*/false));
+                         store.ListRollouts(app, 1, /*with_tasks=*/false));
   if (latest.empty()) {
     d.reason = absl::StrCat(app, " has no rollout to roll back");
     return d;

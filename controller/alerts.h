@@ -32,6 +32,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -103,7 +104,7 @@ class EngineAlertActions : public AlertActions {
 //
 // Thread safety: Handle() may be called from any thread; calls are
 // serialized on the handler's own lock, which is taken before the engine's
-// and the store's (the engine never calls back). No store Transaction is
+// and the store's (the engine never calls back). No store transaction is
 // held while the engine is called.
 class AlertHandler {
  public:
@@ -136,8 +137,25 @@ class AlertHandler {
   struct Decision;
   struct Outcome;
   absl::StatusOr<Outcome> HandleAlert(const WebhookAlert& alert) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Reads the store; called inside the transaction that stores the key.
-  absl::StatusOr<Decision> Decide(const WebhookAlert& alert, const std::string& app, int64_t now_ms)
+  // Reads `store`: the transaction that stores the key, or the store.
+  absl::StatusOr<Decision> Decide(StoreReader& store, const WebhookAlert& alert,
+                                  const std::string& app, int64_t now_ms)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // In one transaction: answers a duplicate delivery of `alert` (returned,
+  // nothing stored), or decides (*decision) and stores `record` with the
+  // decision, and with its event (*event) when that is to do nothing.
+  absl::StatusOr<std::optional<Outcome>> RecordDecision(const WebhookAlert& alert, int64_t now_ms,
+                                                        AlertRecord* record, Decision* decision,
+                                                        fleet::v1::Event* event)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sets outcome, rollout_id and message of *record from what the engine
+  // answered (`done`) to an abort or a rollback of `subject`, and returns
+  // the kind of the event to record.
+  static std::string DescribeAction(const fleet::v1::Rollout& subject, bool abort,
+                                    const absl::StatusOr<fleet::v1::Rollout>& done, int64_t now_ms,
+                                    AlertRecord* record);
+  // Stores the outcome of `record` and its event in one transaction.
+  absl::Status RecordAction(const AlertRecord& record, fleet::v1::Event* event)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Publish(const fleet::v1::Event& event, const fleet::v1::Rollout* rollout);
 

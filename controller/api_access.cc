@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
@@ -46,17 +47,16 @@ std::string DescribeNewToken(const fleet::v1::TokenInfo& token) {
 // transaction.
 absl::Status InsertTokenWithEvent(Store* store, const fleet::v1::TokenInfo& token,
                                   const std::string& hash) {
-  Store::Transaction txn(store);
-  FLEET_RETURN_IF_ERROR(txn.begin_status());
-  FLEET_RETURN_IF_ERROR(store->InsertToken(token, hash));
+  FLEET_ASSIGN_OR_RETURN(std::unique_ptr<StoreTransaction> txn, store->Begin());
+  FLEET_RETURN_IF_ERROR(txn->InsertToken(token, hash));
   fleet::v1::Event e;
   e.set_at_ms(token.created_at_ms());
   e.set_app(token.app());
   e.set_kind("token.created");
   e.set_actor(token.created_by());
   e.set_message(absl::StrCat("created ", DescribeNewToken(token)));
-  FLEET_RETURN_IF_ERROR(store->AddEvent(&e));
-  return txn.Commit();
+  FLEET_RETURN_IF_ERROR(txn->AddEvent(&e));
+  return txn->Commit();
 }
 
 absl::Status ErrnoError(absl::string_view what, const std::string& path) {
@@ -218,9 +218,8 @@ absl::StatusOr<std::vector<fleet::v1::TokenInfo>> ApiAccess::ListTokens() {
 
 absl::StatusOr<fleet::v1::TokenInfo> ApiAccess::RevokeToken(const std::string& id,
                                                             const std::string& actor) {
-  Store::Transaction txn(store_);
-  FLEET_RETURN_IF_ERROR(txn.begin_status());
-  FLEET_ASSIGN_OR_RETURN(std::vector<fleet::v1::TokenInfo> tokens, store_->ListTokens());
+  FLEET_ASSIGN_OR_RETURN(std::unique_ptr<StoreTransaction> txn, store_->Begin());
+  FLEET_ASSIGN_OR_RETURN(std::vector<fleet::v1::TokenInfo> tokens, txn->ListTokens());
   const fleet::v1::TokenInfo* target = nullptr;
   int valid_admins = 0;
   for (const fleet::v1::TokenInfo& token : tokens) {
@@ -235,15 +234,15 @@ absl::StatusOr<fleet::v1::TokenInfo> ApiAccess::RevokeToken(const std::string& i
                      " is the last valid admin token; create another admin token before "
                      "revoking it"));
   }
-  FLEET_ASSIGN_OR_RETURN(fleet::v1::TokenInfo revoked, store_->RevokeToken(id, NowMs()));
+  FLEET_ASSIGN_OR_RETURN(fleet::v1::TokenInfo revoked, txn->RevokeToken(id, NowMs()));
   fleet::v1::Event e;
   e.set_at_ms(revoked.revoked_at_ms());
   e.set_app(revoked.app());
   e.set_kind("token.revoked");
   e.set_actor(actor);
   e.set_message(absl::StrCat("revoked ", DescribeNewToken(revoked)));
-  FLEET_RETURN_IF_ERROR(store_->AddEvent(&e));
-  FLEET_RETURN_IF_ERROR(txn.Commit());
+  FLEET_RETURN_IF_ERROR(txn->AddEvent(&e));
+  FLEET_RETURN_IF_ERROR(txn->Commit());
   spdlog::info("{} revoked {}", actor, DescribeToken(revoked));
   return revoked;
 }

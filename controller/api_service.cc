@@ -1,13 +1,10 @@
 #include "controller/api_service.h"
 
+#include <memory>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
-#include "common/app_spec.h"
-#include "common/clock.h"
-#include "common/config_bundle.h"
-#include "common/fs.h"
-#include "common/logging.h"
-#include "common/sha256.h"
-#include "common/signing.h"
+#include "common/rollout_state.h"
 #include "common/status.h"
 
 namespace fleet::controller {
@@ -41,8 +38,6 @@ RolloutEngine::Done<fleet::v1::Rollout> FinishWith(grpc::ServerUnaryReactor* rea
     reactor->Finish(ToGrpcStatus(r.status()));
   };
 }
-
-constexpr int64_t kMaxArtifactBytes = 8ll << 30;
 
 // What ApiAccess needs to know of a call: the RPC, the peer and the bearer
 // token's metadata.
@@ -84,30 +79,11 @@ grpc::ServerUnaryReactor* ApiService::ApplyApp(grpc::CallbackServerContext* ctx,
     FLEET_ASSIGN_OR_RETURN(ApiCaller caller,
                            access_->Admit(CallOf(ctx, "ApplyApp"), ApiAction::kApplyApp, ""));
     std::string source = req->source().empty() ? "app spec" : ClientText(req->source());
-    auto spec = ParseAppSpec(req->spec_yaml(), source);
-    if (!spec.ok()) return spec.status();
-    Store::Transaction txn(store_);
-    fleet::v1::App app;
-    auto existing = store_->GetApp(spec->name());
-    if (existing.ok()) app = *existing;
-    *app.mutable_spec() = *spec;
-    app.set_spec_yaml(req->spec_yaml());
-    app.set_updated_at_ms(NowMs());
-    bool created = false;
-    absl::Status st = store_->UpsertApp(app, &created);
-    if (!st.ok()) return st;
-    fleet::v1::Event e;
-    e.set_at_ms(NowMs());
-    e.set_app(spec->name());
-    e.set_kind(created ? "app.created" : "app.updated");
-    e.set_actor(caller.Actor(req->actor()));
-    e.set_message(absl::StrCat("spec applied from ", source));
-    st = store_->AddEvent(&e);
-    if (!st.ok()) return st;
-    st = txn.Commit();
-    if (!st.ok()) return st;
-    *resp->mutable_app() = Redacted(app);
-    resp->set_created(created);
+    FLEET_ASSIGN_OR_RETURN(
+        Catalog::AppliedApp applied,
+        catalog_->ApplyApp(req->spec_yaml(), source, caller.Actor(req->actor())));
+    *resp->mutable_app() = Redacted(std::move(applied.app));
+    resp->set_created(applied.created);
     return absl::OkStatus();
   });
 }
@@ -125,8 +101,7 @@ grpc::ServerUnaryReactor* ApiService::ListApps(grpc::CallbackServerContext* ctx,
   });
 }
 
-// Receives an upload: header first, then data into a blob; the release is
-// recorded only after the whole blob is on disk and verified.
+// Receives an upload, header first, and hands it to the catalog.
 class ApiService::PushReader : public grpc::ServerReadReactor<fleet::v1::PushReleaseRequest> {
  public:
   // The token is checked before anything is read; its scope once the header
@@ -159,121 +134,25 @@ class ApiService::PushReader : public grpc::ServerReadReactor<fleet::v1::PushRel
 
  private:
   absl::Status Handle() {
-    if (!writer_) {
+    if (upload_ == nullptr) {
       if (!req_.has_header()) {
         return absl::InvalidArgumentError("the first PushRelease message must be the header");
       }
-      header_ = req_.header();
-      FLEET_RETURN_IF_ERROR(service_->access_->Authorize(caller_, call_, ApiAction::kPushRelease,
-                                                         header_.app()));
-      header_.set_actor(caller_.Actor(header_.actor()));
-      auto app = service_->store_->GetApp(header_.app());
-      if (!app.ok()) return app.status();
-      if (!IsSafeName(header_.version())) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "invalid version '", header_.version(),
-            "': use letters, digits, '.', '_' or '-', not starting with '.'"));
-      }
-      if (header_.size() < 0 || header_.size() > kMaxArtifactBytes) {
-        return absl::InvalidArgumentError(absl::StrCat("artifact size ", header_.size(),
-                                                       " is outside 0..", kMaxArtifactBytes));
-      }
-      // Refused before the upload starts, so nobody sends gigabytes to
-      // learn that the signature is missing or made for something else.
-      const std::string label = absl::StrCat(header_.app(), "@", header_.version());
-      if (!header_.signature().empty()) {
-        FLEET_RETURN_IF_ERROR(CheckSignatureFormat(header_.signature(), label));
-      }
-      if (!header_.sha256().empty()) {
-        FLEET_RETURN_IF_ERROR(
-            VerifyReleaseSignature(Announced(header_.sha256()), app->spec().trusted_keys()));
-      } else if (app->spec().trusted_keys_size() > 0 && header_.signature().empty()) {
-        return VerifyReleaseSignature(Announced(""), app->spec().trusted_keys());
-      }
-      auto writer = service_->blobs_->NewWriter();
-      if (!writer.ok()) return writer.status();
-      writer_ = std::move(*writer);
+      fleet::v1::PushReleaseHeader header = req_.header();
+      FLEET_RETURN_IF_ERROR(
+          service_->access_->Authorize(caller_, call_, ApiAction::kPushRelease, header.app()));
+      header.set_actor(caller_.Actor(header.actor()));
+      FLEET_ASSIGN_OR_RETURN(upload_, service_->catalog_->StartReleasePush(header));
       return absl::OkStatus();
     }
     if (!req_.has_data() && req_.data().empty()) return absl::OkStatus();
-    if (static_cast<int64_t>(writer_->size() + req_.data().size()) > header_.size()) {
-      return absl::InvalidArgumentError(absl::StrCat("upload is larger than the announced ",
-                                                     header_.size(), " bytes"));
-    }
-    return writer_->Append(req_.data());
+    return upload_->Append(req_.data());
   }
 
   absl::Status Complete() {
-    if (!writer_) return absl::InvalidArgumentError("no header received");
-    std::string label = absl::StrCat(header_.app(), "@", header_.version());
-    if (static_cast<int64_t>(writer_->size()) != header_.size()) {
-      return absl::InvalidArgumentError(absl::StrCat("upload of ", label, " ended after ",
-                                                     writer_->size(), " of ", header_.size(),
-                                                     " bytes"));
-    }
-    auto sha = writer_->Commit();
-    if (!sha.ok()) return sha.status();
-    if (!header_.sha256().empty() && header_.sha256() != *sha) {
-      return absl::DataLossError(absl::StrCat("upload of ", label, " arrived with sha256 ", *sha,
-                                              ", not the announced ", header_.sha256()));
-    }
-    Store* store = service_->store_;
-    auto existing = store->GetRelease(header_.app(), header_.version());
-    if (existing.ok()) {
-      if (existing->sha256() == *sha && existing->signature() == header_.signature()) {
-        *resp_ = *existing;  // the same content again: nothing to do
-        return absl::OkStatus();
-      }
-      // Keeping the stored signature would answer OK to a push whose
-      // signature never took effect.
-      if (existing->sha256() == *sha) {
-        return absl::AlreadyExistsError(absl::StrCat(
-            "release ", label, " exists already ",
-            existing->signature().empty() ? "unsigned" : "with another signature",
-            "; versions are immutable, push a new version"));
-      }
-      return absl::AlreadyExistsError(absl::StrCat(
-          "release ", label, " exists already with different content (sha256 ",
-          existing->sha256().substr(0, 12), "…, this upload ", sha->substr(0, 12),
-          "…); versions are immutable, push a new version"));
-    }
-    fleet::v1::Release release = Announced(*sha);
-    release.set_created_at_ms(NowMs());
-    release.set_created_by(header_.actor());
-    *release.mutable_metadata() = header_.metadata();
-    Store::Transaction txn(store);
-    // Against the spec as it is now, which may have changed during the
-    // upload; the agents check again, with the spec they are sent.
-    auto app = store->GetApp(release.app());
-    if (!app.ok()) return app.status();
-    FLEET_RETURN_IF_ERROR(VerifyReleaseSignature(release, app->spec().trusted_keys()));
-    absl::Status st = store->InsertRelease(release);
-    if (!st.ok()) return st;
-    fleet::v1::Event e;
-    e.set_at_ms(release.created_at_ms());
-    e.set_app(release.app());
-    e.set_kind("release.pushed");
-    e.set_actor(header_.actor());
-    e.set_message(absl::StrCat(release.version(), " sha256 ", *sha, " ", release.size(), " bytes"));
-    st = store->AddEvent(&e);
-    if (!st.ok()) return st;
-    st = txn.Commit();
-    if (!st.ok()) return st;
-    spdlog::info("release {} pushed by {}: sha256 {}, {} bytes", label, header_.actor(), *sha,
-                 release.size());
-    *resp_ = release;
+    if (upload_ == nullptr) return absl::InvalidArgumentError("no header received");
+    FLEET_ASSIGN_OR_RETURN(*resp_, upload_->Finish());
     return absl::OkStatus();
-  }
-
-  // The release the header announces, with the artifact's `sha256`.
-  fleet::v1::Release Announced(const std::string& sha256) const {
-    fleet::v1::Release release;
-    release.set_app(header_.app());
-    release.set_version(header_.version());
-    release.set_sha256(sha256);
-    release.set_size(header_.size());
-    release.set_signature(header_.signature());
-    return release;
   }
 
   ApiService* service_;
@@ -281,8 +160,7 @@ class ApiService::PushReader : public grpc::ServerReadReactor<fleet::v1::PushRel
   const ApiCall call_;
   ApiCaller caller_;
   fleet::v1::PushReleaseRequest req_;
-  fleet::v1::PushReleaseHeader header_;
-  std::unique_ptr<BlobStore::Writer> writer_;
+  std::unique_ptr<ReleaseUpload> upload_;
 };
 
 grpc::ServerReadReactor<fleet::v1::PushReleaseRequest>* ApiService::PushRelease(
@@ -485,92 +363,17 @@ grpc::ServerUnaryReactor* ApiService::GetHistory(grpc::CallbackServerContext* ct
   });
 }
 
-namespace {
-
-// Answers a push of a version that exists: a no-op when it carries the same
-// files, AlreadyExists otherwise.
-absl::Status SamePushOrRefuse(fleet::v1::ConfigRelease existing, const std::string& pushed_sha,
-                              fleet::v1::PushConfigResponse* resp) {
-  if (existing.sha256() != pushed_sha) {
-    return absl::AlreadyExistsError(absl::StrCat(
-        "config ", existing.app(), "@", existing.version(), " exists with other content (sha256 ",
-        existing.sha256().substr(0, 12), ", this push ", pushed_sha.substr(0, 12),
-        "); push the change as a new version"));
-  }
-  *resp->mutable_config() = std::move(existing);
-  resp->set_created(false);
-  return absl::OkStatus();
-}
-
-}  // namespace
-
 grpc::ServerUnaryReactor* ApiService::PushConfig(grpc::CallbackServerContext* ctx,
                                                  const fleet::v1::PushConfigRequest* req,
                                                  fleet::v1::PushConfigResponse* resp) {
   return Unary(ctx, [&]() -> absl::Status {
     FLEET_ASSIGN_OR_RETURN(ApiCaller caller, access_->Admit(CallOf(ctx, "PushConfig"),
                                                             ApiAction::kPushConfig, req->app()));
-    const std::string actor = caller.Actor(req->actor());
-    FLEET_ASSIGN_OR_RETURN(fleet::v1::App app, store_->GetApp(req->app()));
-    // The same files under a version pushed before are a no-op whatever the
-    // spec says now, so a retried CI job passes; other files are refused.
-    const fleet::v1::ConfigBundle bundle = SortedConfigBundle(req->files());
-    const std::string bytes = SerializeConfigBundle(bundle);
-    Sha256 pushed;
-    pushed.Update(bytes);
-    const std::string pushed_sha = pushed.HexDigest();
-    auto existing = store_->GetConfig(req->app(), req->version());
-    if (existing.ok()) return SamePushOrRefuse(*std::move(existing), pushed_sha, resp);
-    if (!absl::IsNotFound(existing.status())) return existing.status();
-    // CheckConfigPush returns this same bundle when the push is valid.
-    FLEET_RETURN_IF_ERROR(CheckConfigPush(req->version(), req->files(), app.spec(), {}).status());
-    fleet::v1::ConfigRelease config;
-    config.set_app(req->app());
-    config.set_version(req->version());
-    config.set_sha256(pushed_sha);
-    config.set_size(static_cast<int64_t>(bytes.size()));
-    config.set_created_at_ms(NowMs());
-    config.set_created_by(actor);
-    int secrets = 0;
-    for (const fleet::v1::ConfigFile& file : bundle.files()) {
-      fleet::v1::ConfigFileInfo* info = config.add_files();
-      info->set_path(file.path());
-      info->set_mode(file.mode());
-      info->set_size(static_cast<int64_t>(file.content().size()));
-      info->set_secret(IsSecretPath(file.path()));
-      secrets += info->secret() ? 1 : 0;
-    }
-    // The blob first: a config row always has its bundle on disk.
-    FLEET_ASSIGN_OR_RETURN(std::unique_ptr<BlobStore::Writer> writer, blobs_->NewWriter());
-    FLEET_RETURN_IF_ERROR(writer->Append(bytes));
-    FLEET_ASSIGN_OR_RETURN(std::string stored, writer->Commit());
-    if (stored != config.sha256()) {
-      return absl::InternalError(
-          absl::StrCat("config bundle stored as ", stored, ", expected ", config.sha256()));
-    }
-    Store::Transaction txn(store_);
-    absl::Status inserted = store_->InsertConfig(config);
-    if (absl::IsAlreadyExists(inserted)) {
-      // Another push of this version won the race.
-      txn.Commit().IgnoreError();
-      FLEET_ASSIGN_OR_RETURN(fleet::v1::ConfigRelease other,
-                             store_->GetConfig(req->app(), req->version()));
-      return SamePushOrRefuse(std::move(other), config.sha256(), resp);
-    }
-    FLEET_RETURN_IF_ERROR(inserted);
-    fleet::v1::Event e;
-    e.set_at_ms(config.created_at_ms());
-    e.set_app(req->app());
-    e.set_kind("config.pushed");
-    e.set_actor(actor);
-    e.set_message(absl::StrCat("config ", req->version(), ": ", bundle.files_size(), " files (",
-                               secrets, " secret), sha256 ", config.sha256().substr(0, 12)));
-    FLEET_RETURN_IF_ERROR(store_->AddEvent(&e));
-    FLEET_RETURN_IF_ERROR(txn.Commit());
-    spdlog::info("config {}@{} pushed by {}: {} files, {} bytes", req->app(), req->version(),
-                 actor, bundle.files_size(), bytes.size());
-    *resp->mutable_config() = std::move(config);
-    resp->set_created(true);
+    FLEET_ASSIGN_OR_RETURN(
+        Catalog::PushedConfig pushed,
+        catalog_->PushConfig(req->app(), req->version(), req->files(), caller.Actor(req->actor())));
+    *resp->mutable_config() = std::move(pushed.config);
+    resp->set_created(pushed.created);
     return absl::OkStatus();
   });
 }

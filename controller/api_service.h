@@ -1,4 +1,5 @@
-// The public API (fleet.v1.FleetService) over the store and the engine.
+// The public API (fleet.v1.FleetService) over the store, the catalog and the
+// engine: each RPC admits its caller, converts the request, and delegates.
 #ifndef FLEET_CONTROLLER_API_SERVICE_H_
 #define FLEET_CONTROLLER_API_SERVICE_H_
 
@@ -6,7 +7,7 @@
 
 #include "controller/agent_hub.h"
 #include "controller/api_access.h"
-#include "controller/blob_store.h"
+#include "controller/catalog.h"
 #include "controller/rollout_engine.h"
 #include "controller/rollout_watch.h"
 #include "controller/store.h"
@@ -19,10 +20,10 @@ namespace fleet::controller {
 class ApiService final : public fleet::v1::FleetService::CallbackService {
  public:
   // All pointers must outlive the service.
-  ApiService(Store* store, BlobStore* blobs, AgentHub* hub, RolloutEngine* engine,
+  ApiService(Store* store, Catalog* catalog, AgentHub* hub, RolloutEngine* engine,
              ApiAccess* access, RolloutWatchHub* watches)
       : store_(store),
-        blobs_(blobs),
+        catalog_(catalog),
         hub_(hub),
         engine_(engine),
         access_(access),
@@ -98,7 +99,7 @@ class ApiService final : public fleet::v1::FleetService::CallbackService {
                                 const char* rpc, ApiAction api_action);
 
   Store* store_;
-  BlobStore* blobs_;
+  Catalog* catalog_;
   AgentHub* hub_;
   RolloutEngine* engine_;
   ApiAccess* access_;

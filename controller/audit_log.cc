@@ -24,7 +24,7 @@ EngineEvent AuditLog::Make(EventKind kind, const fleet::v1::Rollout* about, cons
   return e;
 }
 
-absl::Status AuditLog::Write(Store* store, std::vector<EngineEvent>* events) const {
+absl::Status AuditLog::Write(StoreWriter* store, std::vector<EngineEvent>* events) const {
   for (EngineEvent& e : *events) {
     absl::Status st = store->AddEvent(&e.event);
     if (!st.ok()) return st;

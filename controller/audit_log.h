@@ -52,9 +52,9 @@ class AuditLog {
                    const std::string& host, const std::string& actor,
                    const std::string& message) const;
 
-  // Stores `events` through `store` (the caller's open transaction, if it
+  // Stores `events` through `store` (the caller's open transaction, when it
   // holds one), assigning their ids. Publish() them once committed.
-  absl::Status Write(Store* store, std::vector<EngineEvent>* events) const;
+  absl::Status Write(StoreWriter* store, std::vector<EngineEvent>* events) const;
   // Tells the observers about committed events.
   void Publish(const std::vector<EngineEvent>& events) const;
   // Write() then Publish() of one event outside any transaction. Logs and

@@ -44,6 +44,9 @@ BlobStore::Writer::~Writer() {
 }
 
 absl::Status BlobStore::Writer::Append(absl::string_view data) {
+  if (!sha256_.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("upload ", tmp_path_, " is sealed"));
+  }
   hash_.Update(data);
   size_t off = 0;
   while (off < data.size()) {
@@ -59,13 +62,21 @@ absl::Status BlobStore::Writer::Append(absl::string_view data) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> BlobStore::Writer::Commit() {
-  std::string sha = hash_.HexDigest();
+absl::StatusOr<std::string> BlobStore::Writer::Seal() {
+  if (!sha256_.empty()) return sha256_;
   if (fsync(fd_) != 0) {
     return absl::InternalError(absl::StrCat("cannot fsync ", tmp_path_, ": ", std::strerror(errno)));
   }
   close(fd_);
   fd_ = -1;
+  sha256_ = hash_.HexDigest();
+  return sha256_;
+}
+
+absl::StatusOr<std::string> BlobStore::Writer::Commit() {
+  absl::StatusOr<std::string> sealed = Seal();
+  if (!sealed.ok()) return sealed.status();
+  const std::string& sha = *sealed;
   std::string final_path = store_->PathFor(sha);
   std::string dir = final_path.substr(0, final_path.find_last_of('/'));
   absl::Status st = MakeDirs(dir);

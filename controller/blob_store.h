@@ -22,13 +22,20 @@ class BlobStore {
 
   // Receives one upload: Append while data arrives, then Commit, which
   // fsyncs and renames the file into place under its sha256 and returns it.
-  // A Writer destroyed without Commit removes its temporary file.
+  // Seal first tells the sha256 without storing the blob yet, so that a
+  // caller can refuse an upload by its content. A Writer destroyed without
+  // Commit removes its temporary file.
   class Writer {
    public:
     ~Writer();
+    // FailedPrecondition once sealed.
     absl::Status Append(absl::string_view data);
     uint64_t size() const { return size_; }
-    // Fsyncs and moves the blob into place. Returns its sha256.
+    // Fsyncs the upload and returns its sha256; the blob is not in place
+    // until Commit. Idempotent.
+    absl::StatusOr<std::string> Seal();
+    // Seals (unless sealed) and moves the blob into place. Returns its
+    // sha256.
     absl::StatusOr<std::string> Commit();
 
    private:
@@ -40,6 +47,7 @@ class BlobStore {
     int fd_;
     uint64_t size_ = 0;
     Sha256 hash_;
+    std::string sha256_;  // set by Seal
     bool committed_ = false;
   };
   absl::StatusOr<std::unique_ptr<Writer>> NewWriter();

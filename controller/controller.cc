@@ -13,6 +13,7 @@
 #include "common/logging.h"
 #include "common/status.h"
 #include "controller/alerts.h"
+#include "controller/sqlite_store.h"
 
 namespace fleet::controller {
 namespace {
@@ -74,7 +75,7 @@ absl::Status Controller::Start() {
 
   st = MakeDirs(options_.data_dir);
   if (!st.ok()) return st;
-  auto store = Store::Open(options_.data_dir + "/fleet.db");
+  auto store = OpenSqliteStore(options_.data_dir + "/fleet.db");
   if (!store.ok()) return store.status();
   store_ = std::move(*store);
   st = store_->MarkAllHostsDisconnected();
@@ -82,6 +83,7 @@ absl::Status Controller::Start() {
   blobs_ = std::make_unique<BlobStore>(options_.data_dir + "/blobs");
   st = blobs_->Init();
   if (!st.ok()) return st;
+  catalog_ = std::make_unique<Catalog>(store_.get(), blobs_.get());
   // Before anything runs: a failure here leaves nothing to stop.
   access_ = std::make_unique<ApiAccess>(store_.get(), options_.RequiresAuth());
   if (options_.RequiresAuth()) {
@@ -109,7 +111,7 @@ absl::Status Controller::Start() {
   engine_->Start();
   analyzer_ = std::make_unique<Analyzer>(engine_.get(), std::make_unique<CurlPrometheusClient>());
   analyzer_->Start();
-  api_ = std::make_unique<ApiService>(store_.get(), blobs_.get(), hub_.get(), engine_.get(),
+  api_ = std::make_unique<ApiService>(store_.get(), catalog_.get(), hub_.get(), engine_.get(),
                                       access_.get(), watches_.get());
 
   hub_->set_require_client_certificate(!tls.empty());

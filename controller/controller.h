@@ -18,6 +18,7 @@
 #include "controller/api_access.h"
 #include "controller/api_service.h"
 #include "controller/blob_store.h"
+#include "controller/catalog.h"
 #include "controller/metrics.h"
 #include "controller/notifier.h"
 #include "controller/rollout_engine.h"
@@ -78,6 +79,7 @@ class Controller {
   ControllerOptions options_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<Catalog> catalog_;
   std::unique_ptr<AgentHub> hub_;
   // Observes the engine and is read by the HTTP server: declared before
   // both so that it is destroyed after them.

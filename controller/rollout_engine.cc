@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
 #include "common/logging.h"
+#include "common/rollout_state.h"
 #include "common/status.h"
 #include "common/vars.h"
 #include "controller/command_builder.h"
@@ -381,8 +382,10 @@ absl::Status RolloutEngine::CreateRollout(Rollout* r, const std::vector<MachineE
   std::vector<EngineEvent> stored;
   std::vector<std::vector<EngineEvent>> superseded_events(superseded.size());
   {
-    Store::Transaction txn(store_);
-    absl::Status st = store_->CreateRollout(r);
+    absl::StatusOr<std::unique_ptr<StoreTransaction>> begun = store_->Begin();
+    if (!begun.ok()) return begun.status();
+    StoreTransaction* txn = begun->get();
+    absl::Status st = txn->CreateRollout(r);
     const std::string reason_base = absl::StrCat("aborted by ", r->created_by(), ": ");
     for (size_t i = 0; st.ok() && i < superseded.size(); ++i) {
       Decision& d = decisions->emplace_back();
@@ -392,16 +395,16 @@ absl::Status RolloutEngine::CreateRollout(Rollout* r, const std::vector<MachineE
                              r->id(), " to ", VersionLabel(r->subject(), r->version()),
                              " takes over"),
                 now, &d);
-      if (!Persist(*superseded[i], d, &superseded_events[i])) st = absl::InternalError("superseding");
+      st = Persist(txn, *superseded[i], d, &superseded_events[i]);
     }
     // A rollback's intent is the target from now on: hosts that are away
     // come back to it (the machine restores it if no host moves).
     if (st.ok() && r->kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK) {
-      st = store_->SetDesired(r->app(), r->subject(), r->version());
+      st = txn->SetDesired(r->app(), r->subject(), r->version());
     }
     for (const MachineEvent& e : events) stored.push_back(MakeEvent(*r, e));
-    if (st.ok()) st = audit_.Write(store_, &stored);
-    if (st.ok()) st = txn.Commit();
+    if (st.ok()) st = audit_.Write(txn, &stored);
+    if (st.ok()) st = txn->Commit();
     if (!st.ok()) {
       restore();
       return st;
@@ -440,17 +443,15 @@ void RolloutEngine::Advance(const std::string& id) {
 
 bool RolloutEngine::Commit(Rollout* r, const Decision& d) {
   std::vector<EngineEvent> events;
-  bool ok = false;
+  absl::Status st;
   {
-    Store::Transaction txn(store_);
-    ok = txn.begin_status().ok() && Persist(*r, d, &events);
-    if (ok) {
-      absl::Status st = txn.Commit();
-      if (!st.ok()) spdlog::error("rollout {}: cannot commit: {}", r->id(), st.message());
-      ok = st.ok();
-    }
+    absl::StatusOr<std::unique_ptr<StoreTransaction>> txn = store_->Begin();
+    st = txn.status();
+    if (st.ok()) st = Persist(txn->get(), *r, d, &events);
+    if (st.ok()) st = (*txn)->Commit();
   }
-  if (!ok) {
+  if (!st.ok()) {
+    spdlog::error("rollout {}: cannot persist transition: {}", r->id(), st.message());
     // Nothing is sent for a transition that is not on disk: go back to what
     // the store has; the next tick tries again.
     absl::StatusOr<Rollout> stored = store_->GetRollout(r->id());
@@ -467,18 +468,18 @@ bool RolloutEngine::Commit(Rollout* r, const Decision& d) {
   return true;
 }
 
-bool RolloutEngine::Persist(const Rollout& r, const Decision& d,
-                            std::vector<EngineEvent>* events) {
-  absl::Status st;
+absl::Status RolloutEngine::Persist(StoreTransaction* txn, const Rollout& r, const Decision& d,
+                                    std::vector<EngineEvent>* events) {
+  std::vector<HostTask> changed;
+  changed.reserve(d.changed_tasks.size());
   for (const HostTask& t : r.tasks()) {
-    if (st.ok() && d.changed_tasks.count(t.host_id())) st = store_->UpdateTask(r.id(), t);
+    if (d.changed_tasks.count(t.host_id())) changed.push_back(t);
   }
-  if (st.ok() && d.rollout_changed) st = store_->UpdateRollout(r);
-  if (st.ok() && d.set_desired) st = store_->SetDesired(r.app(), r.subject(), *d.set_desired);
+  FLEET_RETURN_IF_ERROR(txn->UpdateTasks(r.id(), changed));
+  if (d.rollout_changed) FLEET_RETURN_IF_ERROR(txn->UpdateRollout(r));
+  if (d.set_desired) FLEET_RETURN_IF_ERROR(txn->SetDesired(r.app(), r.subject(), *d.set_desired));
   for (const MachineEvent& e : d.events) events->push_back(MakeEvent(r, e));
-  if (st.ok()) st = audit_.Write(store_, events);
-  if (!st.ok()) spdlog::error("rollout {}: cannot persist transition: {}", r.id(), st.message());
-  return st.ok();
+  return audit_.Write(txn, events);
 }
 
 void RolloutEngine::AfterCommit(const Rollout& r, const Decision& d,

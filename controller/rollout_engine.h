@@ -181,7 +181,9 @@ class RolloutEngine : public AgentListener {
   // Persists `d` about `r` (already changed in memory); then publishes and
   // sends. On a failed commit the rollout is reloaded from the store.
   bool Commit(fleet::v1::Rollout* r, const Decision& d);
-  bool Persist(const fleet::v1::Rollout& r, const Decision& d, std::vector<EngineEvent>* events);
+  // Writes what `d` changed of `r` and its events through `txn`.
+  absl::Status Persist(StoreTransaction* txn, const fleet::v1::Rollout& r, const Decision& d,
+                       std::vector<EngineEvent>* events);
   void AfterCommit(const fleet::v1::Rollout& r, const Decision& d,
                    const std::vector<EngineEvent>& events, bool created);
   void SendCommands(const fleet::v1::Rollout& r, const std::vector<fleet::v1::CommandRef>& refs);

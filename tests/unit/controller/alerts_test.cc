@@ -20,6 +20,7 @@
 #include "controller/agent_hub.h"
 #include "controller/blob_store.h"
 #include "controller/rollout_engine.h"
+#include "controller/sqlite_store.h"
 #include "controller/store.h"
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/status_matchers.h"
@@ -139,7 +140,7 @@ class AlertHandlerTest : public ::testing::Test {
   }
 
   void OpenStore() {
-    absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(dir_.Sub("fleet.db"));
+    absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(dir_.Sub("fleet.db"));
     ASSERT_OK(store);
     store_ = std::move(*store);
   }
@@ -355,20 +356,20 @@ TEST_F(AlertHandlerTest, Handle_SameStartSpelledAnotherWayIsADuplicate) {
 
 TEST_F(AlertHandlerTest, Handle_StoresTheAlertBeforeActing) {
   AddRollout("web", "v2", fleet::v1::ROLLOUT_KIND_DEPLOY, fleet::v1::ROLLOUT_STATE_SUCCEEDED);
-  absl::StatusOr<Store::AlertRecord> during = absl::UnknownError("not called");
+  absl::StatusOr<AlertRecord> during = absl::UnknownError("not called");
   actions_.before_rollback = [&] {
     during = store_->GetAlert("f00d", "2024-05-01T11:59:00.000Z", "firing");
   };
   Entries(handler_->Handle(Payload({Alert("firing", "web")})));
 
   ASSERT_OK(during);
-  EXPECT_EQ(during->outcome, "acting");
+  EXPECT_EQ(during->outcome, AlertOutcome::kActing);
   EXPECT_EQ(during->app, "web");
   EXPECT_EQ(during->alertname, "HighErrorRate");
-  absl::StatusOr<Store::AlertRecord> after =
+  absl::StatusOr<AlertRecord> after =
       store_->GetAlert("f00d", "2024-05-01T11:59:00.000Z", "firing");
   ASSERT_OK(after);
-  EXPECT_EQ(after->outcome, "rollback");
+  EXPECT_EQ(after->outcome, AlertOutcome::kRollback);
   EXPECT_EQ(after->rollout_id, "99");
   EXPECT_EQ(after->received_at_ms, absl::ToUnixMillis(kNow));
 }

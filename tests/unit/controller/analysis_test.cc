@@ -25,6 +25,7 @@
 #include "controller/agent_hub.h"
 #include "controller/blob_store.h"
 #include "controller/rollout_engine.h"
+#include "controller/sqlite_store.h"
 #include "controller/store.h"
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/status_matchers.h"
@@ -258,7 +259,7 @@ class FakePrometheus : public PrometheusClient {
 class AnalysisEngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(dir_.Sub("fleet.db"));
+    absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(dir_.Sub("fleet.db"));
     ASSERT_OK(store);
     store_ = std::move(*store);
     blobs_ = std::make_unique<BlobStore>(dir_.Sub("blobs"));

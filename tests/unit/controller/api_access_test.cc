@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "controller/api_token.h"
+#include "controller/sqlite_store.h"
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_env.h"
@@ -26,7 +27,7 @@ using ::testing::Not;
 class ApiAccessTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(dir_.Sub("fleet.db"));
+    absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(dir_.Sub("fleet.db"));
     ASSERT_OK(store);
     store_ = std::move(*store);
     for (const char* name : {"api", "web"}) {
@@ -354,7 +355,7 @@ TEST_F(ApiAccessTest, FirstAdminToken_IsWrittenWithMode0600AndStoredHashed) {
 
 TEST(FirstAdminTokenTest, FirstAdminToken_LeavesFileAloneWhenTokensExist) {
   fleet::testing::TempDir dir;
-  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(dir.Sub("fleet.db"));
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(dir.Sub("fleet.db"));
   ASSERT_OK(store);
   const std::string path = dir.Sub("admin.token");
   ASSERT_OK(EnsureFirstAdminToken(store->get(), path));
@@ -373,7 +374,7 @@ TEST(FirstAdminTokenTest, FirstAdminToken_LeavesFileAloneWhenTokensExist) {
 // token: the next start stores the token of the file instead of a new one.
 TEST(FirstAdminTokenTest, FirstAdminToken_StoresTheTokenOfAFileLeftByAnEarlierStart) {
   fleet::testing::TempDir dir;
-  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(dir.Sub("fleet.db"));
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(dir.Sub("fleet.db"));
   ASSERT_OK(store);
   absl::StatusOr<GeneratedApiToken> left = GenerateApiToken();
   ASSERT_OK(left);
@@ -394,7 +395,7 @@ TEST(FirstAdminTokenTest, FirstAdminToken_StoresTheTokenOfAFileLeftByAnEarlierSt
 // given to anyone, so a new one replaces it.
 TEST(FirstAdminTokenTest, FirstAdminToken_ReplacesTheTempFileOfAStartKilledBeforeLinking) {
   fleet::testing::TempDir dir;
-  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(dir.Sub("fleet.db"));
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(dir.Sub("fleet.db"));
   ASSERT_OK(store);
   const std::string path = dir.Sub("admin.token");
   fleet::testing::WriteTextFile(path + ".tmp", "fleet_" + std::string(64, 'a'), 0600);
@@ -407,7 +408,7 @@ TEST(FirstAdminTokenTest, FirstAdminToken_ReplacesTheTempFileOfAStartKilledBefor
 
 TEST(FirstAdminTokenTest, FirstAdminToken_RefusesAFileThatHoldsNoToken) {
   fleet::testing::TempDir dir;
-  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(dir.Sub("fleet.db"));
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(dir.Sub("fleet.db"));
   ASSERT_OK(store);
   const std::string path = dir.Sub("admin.token");
   fleet::testing::WriteTextFile(path, "not a token\n", 0600);

@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "controller/agent_hub.h"
 #include "controller/blob_store.h"
+#include "controller/sqlite_store.h"
 #include "controller/store.h"
 #include "fleet/v1/agent.grpc.pb.h"
 #include "tests/testing/status_matchers.h"
@@ -109,7 +110,7 @@ EngineEvent HostEvent(const std::string& app, const std::string& host, const std
 class MetricsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(dir_.Sub("fleet.db"));
+    absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(dir_.Sub("fleet.db"));
     ASSERT_OK(store);
     store_ = std::move(*store);
     ASSERT_OK(blobs_.Init());

@@ -21,6 +21,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "controller/sqlite_store.h"
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_env.h"
@@ -166,7 +167,7 @@ std::string Base64HmacSha256(const std::string& key, const std::string& data) {
 class NotifierTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto store = Store::Open(dir_.Sub("fleet.db"));
+    auto store = OpenSqliteStore(dir_.Sub("fleet.db"));
     ASSERT_OK(store);
     store_ = std::move(*store);
   }

@@ -1,4 +1,5 @@
 #include "controller/rollout_watch.h"
+#include "controller/sqlite_store.h"
 
 #include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
@@ -184,7 +185,7 @@ class WatchService final : public fleet::v1::FleetService::CallbackService {
 class RolloutWatchCallTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(dir_.Sub("fleet.db"));
+    absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(dir_.Sub("fleet.db"));
     ASSERT_OK(store);
     store_ = std::move(*store);
     fleet::v1::App app;

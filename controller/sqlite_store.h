@@ -1,0 +1,32 @@
+// The Store of store.h on an embedded SQLite database: one connection in WAL
+// mode with synchronous=FULL, so that a write acknowledged is on disk. The
+// schema and its migration ladder are in sqlite_schema.{h,cc}; a database
+// newer than this code is refused.
+//
+// Every call holds one mutex; a transaction holds it from Begin() until it
+// commits, fails or is destroyed, and runs in SQLite as BEGIN IMMEDIATE, so
+// it never fails part way for a lock another process holds. A write on the
+// store itself runs in a transaction of its own.
+#ifndef FLEET_CONTROLLER_SQLITE_STORE_H_
+#define FLEET_CONTROLLER_SQLITE_STORE_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "controller/sqlite_schema.h"
+#include "controller/store.h"
+
+namespace fleet::controller {
+
+// Opens or creates the database at `path` and migrates it to
+// kSqliteSchemaVersion. FailedPrecondition ("database PATH has schema
+// version N, newer than this fleet-controller ...") when the database is
+// newer than this code, DataLoss when the file is not a database, another
+// error naming `path` when it cannot be opened or migrated. No transaction
+// may outlive the store.
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+
+}  // namespace fleet::controller
+
+#endif  // FLEET_CONTROLLER_SQLITE_STORE_H_
