@@ -9,7 +9,9 @@
 namespace fleet::cli {
 
 std::string KindName(const fleet::v1::Rollout& r) {
-  const char* kind = r.kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK ? "rollback" : "rollout";
+  const char* kind = r.kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK  ? "rollback"
+                     : r.kind() == fleet::v1::ROLLOUT_KIND_CATCH_UP ? "catch-up"
+                                                                    : "rollout";
   return r.subject() == fleet::v1::SUBJECT_CONFIG ? absl::StrCat("config ", kind) : kind;
 }
 
