@@ -105,9 +105,7 @@ void RolloutEngine::HandleConnected(const std::string& host_id) {
   // Commands this host owes an answer to are sent again (the agent answers
   // completed ones from its stored results); then every rollout moves on,
   // since pending tasks of this host can start now.
-  std::vector<std::string> ids;
   for (auto& [id, running] : running_) {
-    ids.push_back(id);
     auto it = running.task_index.find(host_id);
     if (it == running.task_index.end()) continue;
     const HostTask& t = running.rollout.tasks(it->second);
@@ -129,7 +127,14 @@ void RolloutEngine::HandleConnected(const std::string& host_id) {
     }
     SendCommands(running.rollout, {ref});
   }
-  for (const std::string& id : ids) Advance(id);
+  // Hosts connect by the thousand after a restart: one pass over every
+  // rollout for all the connects queued together.
+  if (advance_all_queued_) return;
+  advance_all_queued_ = true;
+  Post([this] {
+    advance_all_queued_ = false;
+    AdvanceAll();
+  });
 }
 
 void RolloutEngine::HandleResult(const fleet::v1::CommandResult& result) {

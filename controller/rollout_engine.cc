@@ -330,18 +330,29 @@ absl::StatusOr<Rollout> RolloutEngine::DoAct(const fleet::v1::RolloutActionReque
 }
 
 void RolloutEngine::DoTick() {
-  // Rollouts in the store that this engine does not run yet: after a
-  // restart, or written by an earlier engine.
-  absl::StatusOr<std::vector<Rollout>> active = store_->ListActiveRollouts();
-  if (!active.ok()) {
-    spdlog::error("cannot list active rollouts: {}", active.status().message());
-    return;
+  // Rollouts in the store that this engine does not run yet (after a
+  // restart, or written by an earlier engine) are read when the newest
+  // rollout is one it has not seen, not at every tick (thousands of tasks).
+  absl::StatusOr<std::vector<Rollout>> newest = store_->ListRollouts("", 1, /*with_tasks=*/false);
+  if (!newest.ok()) {
+    spdlog::error("cannot list rollouts: {}", newest.status().message());
+  } else if (!newest->empty() && newest->front().id() != newest_seen_) {
+    absl::StatusOr<std::vector<Rollout>> active = store_->ListActiveRollouts();
+    if (!active.ok()) {
+      spdlog::error("cannot list active rollouts: {}", active.status().message());
+    } else {
+      newest_seen_ = newest->front().id();
+      for (Rollout& r : *active) {
+        if (Running(r.id()) == nullptr) Remember(std::move(r));
+      }
+    }
   }
+  AdvanceAll();
+}
+
+void RolloutEngine::AdvanceAll() {
   std::vector<std::string> ids;
-  for (Rollout& r : *active) {
-    ids.push_back(r.id());
-    if (Running(r.id()) == nullptr) Remember(std::move(r));
-  }
+  for (const auto& [id, running] : running_) ids.push_back(id);
   for (const std::string& id : ids) Advance(id);
 }
 

@@ -171,6 +171,7 @@ class RolloutEngine : public AgentListener {
   absl::StatusOr<fleet::v1::Rollout> DoAct(const fleet::v1::RolloutActionRequest& req,
                                            RolloutAction action);
   void DoTick();
+  void AdvanceAll();
   absl::Status CheckNoActiveRollout(const std::string& app);
   // Stores a new rollout with its first events and takes it on.
   absl::Status CreateRollout(fleet::v1::Rollout* r, const std::vector<MachineEvent>& events,
@@ -227,6 +228,8 @@ class RolloutEngine : public AgentListener {
   absl::flat_hash_map<std::string, absl::Time> progress_at_;  // last progress per host
   std::vector<fleet::v1::CommandResult> pending_results_;     // see HandleResult
   bool results_flush_queued_ = false;
+  bool advance_all_queued_ = false;  // see HandleConnected
+  std::string newest_seen_;          // the newest rollout id DoTick read
   AnalysisBook analysis_;
 
   // The inbox.

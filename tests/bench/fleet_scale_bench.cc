@@ -234,8 +234,12 @@ bool Bench(int hosts) {
     if (!Run(cluster, {"release", "push", "tiny", v, artifact}, &out)) return false;
   }
   const std::string parallel = std::to_string(std::min(hosts, kMaxParallel));
+  // Every host downloads at once while staging; at 10,000 hosts in two
+  // processes a few loopback connections are refused, and the engine is
+  // what is measured here, so a few hosts may fail their staging.
   if (!Run(cluster,
-           {"rollout", "tiny", "v1", "--waves", "100%", "--max-parallel", parallel, "--wait"},
+           {"rollout", "tiny", "v1", "--waves", "100%", "--max-parallel", parallel,
+            "--max-failures", "5%", "--wait"},
            &out)) {
     return false;
   }
@@ -244,7 +248,7 @@ bool Bench(int hosts) {
   absl::Time rollout_start = absl::Now();
   if (!Run(cluster,
            {"--output", "json", "rollout", "tiny", "v2", "--waves", "1,10%,50%,100%",
-            "--max-parallel", parallel, "--wait"},
+            "--max-parallel", parallel, "--max-failures", "5%", "--wait"},
            &out)) {
     return false;
   }
