@@ -2,11 +2,12 @@
 // webhooks, configured per app (AppSpec.notify).
 //
 // The rollout engine's and the controller's audit logs tell the Notifier
-// what they recorded (EngineObserver); the Notifier keeps the events that people want to hear about and queues
-// them. One worker thread reads the app's sinks from the store and POSTs to
-// each sink in turn, retrying with exponential backoff. Every outcome is
-// stored as an audit event (`notify.delivered` / `notify.failed`). A slow or
-// hanging sink delays only later notifications, never a rollout.
+// what they recorded (EngineObserver); the Notifier keeps the events that
+// people want to hear about and queues them. One worker thread reads the
+// app's sinks from the store and POSTs to each sink in turn, retrying with
+// exponential backoff. Every outcome is stored as an audit event
+// (`notify.delivered` / `notify.failed`). A slow or hanging sink delays only
+// later notifications, never a rollout.
 //
 // Sink URLs carry access tokens: events and logs name a sink by its type and
 // host only, and a DingTalk signing secret is never written anywhere.
