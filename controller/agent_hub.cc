@@ -6,6 +6,7 @@
 #include <deque>
 
 #include "absl/strings/str_cat.h"
+#include "common/event_kind.h"
 #include "common/logging.h"
 #include "common/sha256.h"
 #include "common/status.h"
@@ -238,7 +239,7 @@ grpc::Status AgentHub::DenyHostId(const char* rpc, const std::string& host_id,
     // The host that acted is the one its certificate proves; the id it
     // claimed is only in the message.
     event.set_host_id(certificate.common_name);
-    event.set_kind("auth.denied");
+    event.set_kind(EventKindName(EventKind::kAuthDenied));
     event.set_actor(certificate.common_name);
     event.set_message(absl::StrCat(rpc, " from ", peer, ": ", message));
     denial_hook_(event);

@@ -92,19 +92,6 @@ std::string FormatAgo(int64_t ms) {
   return absl::FormatDuration(absl::Trunc(absl::Milliseconds(ms), absl::Seconds(1)));
 }
 
-fleet::v1::Event MakeAlertEvent(int64_t at_ms, const std::string& app,
-                                const std::string& rollout_id, const std::string& kind,
-                                const std::string& message) {
-  fleet::v1::Event e;
-  e.set_at_ms(at_ms);
-  e.set_app(app);
-  e.set_rollout_id(rollout_id);
-  e.set_kind(kind);
-  e.set_actor(kAlertActor);
-  e.set_message(message);
-  return e;
-}
-
 std::string TokenDigest(absl::string_view token) {
   Sha256 sha;
   sha.Update(token);
@@ -218,14 +205,15 @@ struct AlertHandler::Outcome {
   std::string message;
 };
 
-AlertHandler::AlertHandler(Store* store, RolloutEngine* engine, Clock* clock)
+AlertHandler::AlertHandler(Store* store, RolloutEngine* engine, AuditLog* audit, Clock* clock)
     : store_(store),
       owned_actions_(std::make_unique<EngineAlertActions>(engine)),
       actions_(owned_actions_.get()),
+      audit_(audit),
       clock_(clock) {}
 
-AlertHandler::AlertHandler(Store* store, AlertActions* actions, Clock* clock)
-    : store_(store), actions_(actions), clock_(clock) {}
+AlertHandler::AlertHandler(Store* store, AlertActions* actions, AuditLog* audit, Clock* clock)
+    : store_(store), actions_(actions), audit_(audit), clock_(clock) {}
 
 absl::StatusOr<std::string> AlertHandler::Handle(absl::string_view body) {
   FLEET_ASSIGN_OR_RETURN(std::vector<WebhookAlert> alerts, ParseAlertmanagerWebhook(body));
@@ -258,13 +246,13 @@ absl::StatusOr<AlertHandler::Outcome> AlertHandler::HandleAlert(const WebhookAle
   record.received_at_ms = now_ms;
 
   Decision decision;
-  fleet::v1::Event event;
+  std::vector<EngineEvent> events;
   FLEET_ASSIGN_OR_RETURN(std::optional<Outcome> duplicate,
-                         RecordDecision(alert, now_ms, &record, &decision, &event));
+                         RecordDecision(alert, now_ms, &record, &decision, &events));
   if (duplicate.has_value()) return *std::move(duplicate);
   if (decision.kind == Decision::Kind::kIgnore) {
     spdlog::info("{} for {}: ignored: {}", what, app, decision.reason);
-    Publish(event, nullptr);
+    audit_->Publish(events);
     return Outcome{std::string(AlertOutcomeName(record.outcome)), record.rollout_id,
                    record.message};
   }
@@ -283,30 +271,30 @@ absl::StatusOr<AlertHandler::Outcome> AlertHandler::HandleAlert(const WebhookAle
       done = actions_->Rollback(app, decision.rollout.subject(), kAlertActor);
     }
   }
-  const std::string kind = DescribeAction(decision.rollout, abort, done, now_ms, &record);
+  const EventKind kind = DescribeAction(decision.rollout, abort, done, now_ms, &record);
   if (done.ok()) {
     spdlog::info("{} for {}: {}", what, app, record.message);
   } else {
     spdlog::warn("{} for {}: {}", what, app, record.message);
   }
-  event = MakeAlertEvent(absl::ToUnixMillis(clock_->Now()), app, record.rollout_id, kind,
-                         absl::StrCat(what, ": ", record.message));
+  events = {MakeEvent(kind, app, record.rollout_id, done.ok() ? &*done : nullptr,
+                      absl::StrCat(what, ": ", record.message))};
   Outcome out{std::string(AlertOutcomeName(record.outcome)), record.rollout_id, record.message};
   // The action happened (or failed) either way; a failure to record it is
   // logged and answered, not retried.
-  absl::Status st = RecordAction(record, &event);
+  absl::Status st = RecordAction(record, &events);
   if (!st.ok()) {
     spdlog::error("cannot record the outcome of {} for {}: {}", what, app, st.message());
     absl::StrAppend(&out.message, " (not recorded: ", st.message(), ")");
     return out;
   }
-  Publish(event, done.ok() ? &*done : nullptr);
+  audit_->Publish(events);
   return out;
 }
 
 absl::StatusOr<std::optional<AlertHandler::Outcome>> AlertHandler::RecordDecision(
     const WebhookAlert& alert, int64_t now_ms, AlertRecord* record, Decision* decision,
-    fleet::v1::Event* event) {
+    std::vector<EngineEvent>* events) {
   const std::string& app = record->app;
   const std::string what = DescribeAlert(alert);
   FLEET_ASSIGN_OR_RETURN(std::unique_ptr<StoreTransaction> txn, store_->Begin());
@@ -329,9 +317,12 @@ absl::StatusOr<std::optional<AlertHandler::Outcome>> AlertHandler::RecordDecisio
     record->outcome = AlertOutcome::kIgnored;
     record->rollout_id = decision->rollout.id();
     record->message = decision->reason;
-    *event = MakeAlertEvent(now_ms, app, record->rollout_id, "alert.ignored",
-                            absl::StrCat(what, ": ignored: ", decision->reason));
-    FLEET_RETURN_IF_ERROR(txn->AddEvent(event));
+    EngineEvent event = MakeEvent(EventKind::kAlertIgnored, app, record->rollout_id, nullptr,
+                                  absl::StrCat(what, ": ignored: ", decision->reason));
+    // Stamped as the alert's record is.
+    event.event.set_at_ms(now_ms);
+    *events = {std::move(event)};
+    FLEET_RETURN_IF_ERROR(audit_->Write(txn.get(), events));
   } else {
     const bool abort = decision->kind == Decision::Kind::kAbort;
     record->outcome = AlertOutcome::kActing;
@@ -344,16 +335,16 @@ absl::StatusOr<std::optional<AlertHandler::Outcome>> AlertHandler::RecordDecisio
   return std::nullopt;
 }
 
-std::string AlertHandler::DescribeAction(const Rollout& subject, bool abort,
-                                         const absl::StatusOr<Rollout>& done, int64_t now_ms,
-                                         AlertRecord* record) {
+EventKind AlertHandler::DescribeAction(const Rollout& subject, bool abort,
+                                       const absl::StatusOr<Rollout>& done, int64_t now_ms,
+                                       AlertRecord* record) {
   const std::string& app = record->app;
   if (done.ok() && abort) {
     record->outcome = AlertOutcome::kAbort;
     record->rollout_id = done->id();
     record->message = absl::StrCat("aborted rollout ", done->id(), " of ", app, " (",
                                    Subject(*done), "); every host it switched goes back");
-    return "alert.rollback";
+    return EventKind::kAlertRollback;
   }
   if (done.ok()) {
     record->outcome = AlertOutcome::kRollback;
@@ -362,20 +353,32 @@ std::string AlertHandler::DescribeAction(const Rollout& subject, bool abort,
         absl::StrCat("rolling back ", Subject(subject), " of ", app, " (deployed by rollout ",
                      subject.id(), ", finished ", FormatAgo(now_ms - subject.finished_at_ms()),
                      " ago): rollback ", done->id(), " goes to ", done->version());
-    return "alert.rollback";
+    return EventKind::kAlertRollback;
   }
   record->outcome = AlertOutcome::kFailed;
   record->message = abort ? absl::StrCat("cannot abort rollout ", subject.id(), " of ", app, ": ",
                                          done.status().message())
                           : absl::StrCat("cannot roll back ", Subject(subject), " of ", app, ": ",
                                          done.status().message());
-  return "alert.failed";
+  return EventKind::kAlertFailed;
 }
 
-absl::Status AlertHandler::RecordAction(const AlertRecord& record, fleet::v1::Event* event) {
+EngineEvent AlertHandler::MakeEvent(EventKind kind, const std::string& app,
+                                    const std::string& rollout_id, const Rollout* about,
+                                    const std::string& message) const {
+  EngineEvent e = audit_->Make(kind, about, app, /*host=*/"", kAlertActor, message);
+  // The event is about the alert's app, and an ignored or failed alert may
+  // name a rollout without being about it.
+  e.event.set_app(app);
+  e.event.set_rollout_id(rollout_id);
+  return e;
+}
+
+absl::Status AlertHandler::RecordAction(const AlertRecord& record,
+                                        std::vector<EngineEvent>* events) {
   FLEET_ASSIGN_OR_RETURN(std::unique_ptr<StoreTransaction> txn, store_->Begin());
   FLEET_RETURN_IF_ERROR(txn->UpdateAlert(record));
-  FLEET_RETURN_IF_ERROR(txn->AddEvent(event));
+  FLEET_RETURN_IF_ERROR(audit_->Write(txn.get(), events));
   return txn->Commit();
 }
 
@@ -449,18 +452,6 @@ absl::StatusOr<AlertHandler::Decision> AlertHandler::Decide(StoreReader& store,
     d.kind = Decision::Kind::kRollback;
   }
   return d;
-}
-
-void AlertHandler::Publish(const fleet::v1::Event& event, const Rollout* rollout) {
-  if (observers_.empty()) return;
-  std::vector<EngineEvent> events(1);
-  events[0].event = event;
-  if (rollout != nullptr) {
-    events[0].subject = rollout->subject();
-    events[0].version = rollout->version();
-    events[0].kind = rollout->kind();
-  }
-  for (EngineObserver* observer : observers_) observer->OnEvents(events);
 }
 
 absl::StatusOr<std::string> ReadAlertToken(const std::string& path) {

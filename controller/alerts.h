@@ -40,6 +40,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/event_kind.h"
+#include "controller/audit_log.h"
 #include "controller/rollout_engine.h"
 #include "controller/store.h"
 #include "fleet/v1/api.pb.h"
@@ -108,19 +110,16 @@ class EngineAlertActions : public AlertActions {
 // held while the engine is called.
 class AlertHandler {
  public:
-  // Everything is borrowed and must outlive the handler. `clock` gives the
-  // time of events and the "now" of the rollback_on_alert window.
-  AlertHandler(Store* store, RolloutEngine* engine, Clock* clock);
-  AlertHandler(Store* store, AlertActions* actions, Clock* clock);
+  // Everything is borrowed and must outlive the handler. The alert.* events
+  // are built, stored and published through `audit`: its observers are told
+  // after the events are committed, on the thread that called Handle(), not
+  // serialized with the engine's calls to its observers (an observer of both
+  // must be thread-safe). `clock` gives the "now" of the rollback_on_alert
+  // window and of the alerts table.
+  AlertHandler(Store* store, RolloutEngine* engine, AuditLog* audit, Clock* clock);
+  AlertHandler(Store* store, AlertActions* actions, AuditLog* audit, Clock* clock);
   AlertHandler(const AlertHandler&) = delete;
   AlertHandler& operator=(const AlertHandler&) = delete;
-
-  // Adds an observer told about the alert.* events the handler stored, after
-  // they are committed, on the thread that called Handle(). Only before the
-  // first Handle(). Borrowed. Unlike the engine's calls to its observers,
-  // these are not serialized with the engine's: an observer of both must be
-  // thread-safe.
-  void AddObserver(EngineObserver* observer) { observers_.push_back(observer); }
 
   // Handles one webhook body. On success returns a JSON summary,
   //   {"alerts":[{"alertname":..., "app":..., "fingerprint":..., "status":...,
@@ -143,27 +142,32 @@ class AlertHandler {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // In one transaction: answers a duplicate delivery of `alert` (returned,
   // nothing stored), or decides (*decision) and stores `record` with the
-  // decision, and with its event (*event) when that is to do nothing.
+  // decision, and with its event (*events, to publish once committed) when
+  // that is to do nothing.
   absl::StatusOr<std::optional<Outcome>> RecordDecision(const WebhookAlert& alert, int64_t now_ms,
                                                         AlertRecord* record, Decision* decision,
-                                                        fleet::v1::Event* event)
+                                                        std::vector<EngineEvent>* events)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sets outcome, rollout_id and message of *record from what the engine
   // answered (`done`) to an abort or a rollback of `subject`, and returns
   // the kind of the event to record.
-  static std::string DescribeAction(const fleet::v1::Rollout& subject, bool abort,
-                                    const absl::StatusOr<fleet::v1::Rollout>& done, int64_t now_ms,
-                                    AlertRecord* record);
+  static EventKind DescribeAction(const fleet::v1::Rollout& subject, bool abort,
+                                  const absl::StatusOr<fleet::v1::Rollout>& done, int64_t now_ms,
+                                  AlertRecord* record);
+  // An alert event of `kind` about `app` and rollout `rollout_id` ("" for
+  // none); with the subject, version and kind of `about` (the rollout the
+  // engine answered) when there is one.
+  EngineEvent MakeEvent(EventKind kind, const std::string& app, const std::string& rollout_id,
+                        const fleet::v1::Rollout* about, const std::string& message) const;
   // Stores the outcome of `record` and its event in one transaction.
-  absl::Status RecordAction(const AlertRecord& record, fleet::v1::Event* event)
+  absl::Status RecordAction(const AlertRecord& record, std::vector<EngineEvent>* events)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Publish(const fleet::v1::Event& event, const fleet::v1::Rollout* rollout);
 
   Store* store_;
   std::unique_ptr<AlertActions> owned_actions_;  // set by the RolloutEngine constructor
   AlertActions* actions_;
+  AuditLog* audit_;
   Clock* clock_;
-  std::vector<EngineObserver*> observers_;  // fixed before the first Handle()
   absl::Mutex mu_;
 };
 

@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
+#include "common/event_kind.h"
 #include "common/fs.h"
 #include "common/logging.h"
 #include "common/status.h"
@@ -52,7 +53,7 @@ absl::Status InsertTokenWithEvent(Store* store, const fleet::v1::TokenInfo& toke
   fleet::v1::Event e;
   e.set_at_ms(token.created_at_ms());
   e.set_app(token.app());
-  e.set_kind("token.created");
+  e.set_kind(EventKindName(EventKind::kTokenCreated));
   e.set_actor(token.created_by());
   e.set_message(absl::StrCat("created ", DescribeNewToken(token)));
   FLEET_RETURN_IF_ERROR(txn->AddEvent(&e));
@@ -127,7 +128,7 @@ absl::Status ApiAccess::Deny(const ApiCall& call, const std::string& app, const 
   fleet::v1::Event e;
   e.set_at_ms(absl::ToUnixMillis(clock_->Now()));
   e.set_app(known_app);
-  e.set_kind("auth.denied");
+  e.set_kind(EventKindName(EventKind::kAuthDenied));
   e.set_actor(actor);
   e.set_message(message);
   absl::Status recorded = store_->AddEvent(&e);
@@ -238,7 +239,7 @@ absl::StatusOr<fleet::v1::TokenInfo> ApiAccess::RevokeToken(const std::string& i
   fleet::v1::Event e;
   e.set_at_ms(revoked.revoked_at_ms());
   e.set_app(revoked.app());
-  e.set_kind("token.revoked");
+  e.set_kind(EventKindName(EventKind::kTokenRevoked));
   e.set_actor(actor);
   e.set_message(absl::StrCat("revoked ", DescribeNewToken(revoked)));
   FLEET_RETURN_IF_ERROR(txn->AddEvent(&e));

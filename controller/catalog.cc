@@ -6,6 +6,7 @@
 #include "common/app_spec.h"
 #include "common/clock.h"
 #include "common/config_bundle.h"
+#include "common/event_kind.h"
 #include "common/fs.h"
 #include "common/logging.h"
 #include "common/sha256.h"
@@ -22,12 +23,12 @@ std::string VersionLabel(absl::string_view app, absl::string_view version) {
   return absl::StrCat(app, "@", version);
 }
 
-fleet::v1::Event CatalogEvent(int64_t at_ms, const std::string& app, const std::string& kind,
+fleet::v1::Event CatalogEvent(int64_t at_ms, const std::string& app, EventKind kind,
                               const std::string& actor, const std::string& message) {
   fleet::v1::Event e;
   e.set_at_ms(at_ms);
   e.set_app(app);
-  e.set_kind(kind);
+  e.set_kind(EventKindName(kind));
   e.set_actor(actor);
   e.set_message(message);
   return e;
@@ -167,7 +168,7 @@ absl::StatusOr<Release> BlobReleaseUpload::Record(Release release) {
   FLEET_RETURN_IF_ERROR(VerifyReleaseSignature(release, app.spec().trusted_keys()));
   FLEET_RETURN_IF_ERROR(txn->InsertRelease(release));
   fleet::v1::Event e = CatalogEvent(
-      release.created_at_ms(), release.app(), "release.pushed", header_.actor(),
+      release.created_at_ms(), release.app(), EventKind::kReleasePushed, header_.actor(),
       absl::StrCat(release.version(), " sha256 ", release.sha256(), " ", release.size(), " bytes"));
   FLEET_RETURN_IF_ERROR(txn->AddEvent(&e));
   // The blob before the row: a release row always has its artifact on disk.
@@ -194,9 +195,10 @@ absl::StatusOr<Catalog::AppliedApp> Catalog::ApplyApp(const std::string& spec_ya
   applied.app.set_spec_yaml(spec_yaml);
   applied.app.set_updated_at_ms(NowMs());
   FLEET_RETURN_IF_ERROR(txn->UpsertApp(applied.app, &applied.created));
-  fleet::v1::Event e = CatalogEvent(NowMs(), applied.app.spec().name(),
-                                    applied.created ? "app.created" : "app.updated", actor,
-                                    absl::StrCat("spec applied from ", source));
+  fleet::v1::Event e =
+      CatalogEvent(NowMs(), applied.app.spec().name(),
+                   applied.created ? EventKind::kAppCreated : EventKind::kAppUpdated, actor,
+                   absl::StrCat("spec applied from ", source));
   FLEET_RETURN_IF_ERROR(txn->AddEvent(&e));
   FLEET_RETURN_IF_ERROR(txn->Commit());
   return applied;
@@ -260,7 +262,7 @@ absl::StatusOr<Catalog::PushedConfig> Catalog::PushConfig(
   int secrets = 0;
   for (const fleet::v1::ConfigFileInfo& info : config.files()) secrets += info.secret() ? 1 : 0;
   fleet::v1::Event e =
-      CatalogEvent(config.created_at_ms(), app, "config.pushed", actor,
+      CatalogEvent(config.created_at_ms(), app, EventKind::kConfigPushed, actor,
                    absl::StrCat("config ", version, ": ", config.files_size(), " files (", secrets,
                                 " secret), sha256 ", config.sha256().substr(0, 12)));
   FLEET_ASSIGN_OR_RETURN(std::unique_ptr<StoreTransaction> txn, store_->Begin());

@@ -105,6 +105,9 @@ absl::Status Controller::Start() {
   engine_->AddObserver(metrics_.get());
   notifier_ = std::make_unique<Notifier>(store_.get(), DefaultClock());
   engine_->AddObserver(notifier_.get());
+  audit_ = std::make_unique<AuditLog>(DefaultClock());
+  audit_->AddObserver(metrics_.get());
+  audit_->AddObserver(notifier_.get());  // sends alert.rollback and alert.failed
   watches_ = std::make_unique<RolloutWatchHub>();
   engine_->AddObserver(watches_.get());
   notifier_->Start();
@@ -115,11 +118,14 @@ absl::Status Controller::Start() {
                                       access_.get(), watches_.get());
 
   hub_->set_require_client_certificate(!tls.empty());
-  hub_->set_denial_hook([store = store_.get()](const fleet::v1::Event& event) {
-    fleet::v1::Event recorded = event;
-    absl::Status st = store->AddEvent(&recorded);
-    if (!st.ok()) spdlog::error("cannot record {}: {}", event.kind(), st.message());
-  });
+  hub_->set_denial_hook(
+      [store = store_.get(), audit = audit_.get()](const fleet::v1::Event& event) {
+        EngineEvent denied;
+        denied.event = event;
+        denied.event_kind = EventKind::kAuthDenied;
+        // Record() logs a failure; the host is refused either way.
+        audit->Record(store, std::move(denied)).IgnoreError();
+      });
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.listen,
@@ -167,8 +173,8 @@ absl::Status Controller::Start() {
   // Without --alert-token-file the endpoint answers 503 saying so.
   std::shared_ptr<AlertHandler> alerts;
   if (!alert_token.empty()) {
-    alerts = std::make_shared<AlertHandler>(store_.get(), engine_.get(), DefaultClock());
-    alerts->AddObserver(notifier_.get());  // sends alert.rollback
+    alerts =
+        std::make_shared<AlertHandler>(store_.get(), engine_.get(), audit_.get(), DefaultClock());
   }
   AddAlertmanagerWebhook(http_.get(), std::move(alerts), alert_token);
   if (http_port == 0) {

@@ -17,6 +17,7 @@
 #include "controller/analysis.h"
 #include "controller/api_access.h"
 #include "controller/api_service.h"
+#include "controller/audit_log.h"
 #include "controller/blob_store.h"
 #include "controller/catalog.h"
 #include "controller/metrics.h"
@@ -78,6 +79,11 @@ class Controller {
  private:
   ControllerOptions options_;
   std::unique_ptr<Store> store_;
+  // The audit log of what is recorded outside the engine (alerts, denied
+  // hosts), observed by metrics_ and notifier_. Borrowed by the hub's denial
+  // hook and the alert handler: declared before hub_ and http_ so that it is
+  // destroyed after them.
+  std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<BlobStore> blobs_;
   std::unique_ptr<Catalog> catalog_;
   std::unique_ptr<AgentHub> hub_;

@@ -4,18 +4,27 @@
 
 #include <map>
 
-#include "absl/strings/string_view.h"
-#include "absl/strings/strip.h"
+#include "common/event_kind.h"
 #include "common/rollout_state.h"
 #include "common/status.h"
 
 namespace fleet::controller {
 namespace {
 
-// The host.* event kinds that end a host's part in a rollout, as the
-// `result` label (the kind without "host.").
-constexpr const char* kHostResults[] = {
-    "healthy", "failed", "switched_back", "lost", "reverted", "revert_failed", "stage_failed",
+// The event kinds that end a host's part in a rollout, and their `result`
+// label (the kind's name without "host.").
+struct HostResult {
+  EventKind kind;
+  const char* label;
+};
+constexpr HostResult kHostResults[] = {
+    {EventKind::kHostHealthy, "healthy"},
+    {EventKind::kHostFailed, "failed"},
+    {EventKind::kHostSwitchedBack, "switched_back"},
+    {EventKind::kHostLost, "lost"},
+    {EventKind::kHostReverted, "reverted"},
+    {EventKind::kHostRevertFailed, "revert_failed"},
+    {EventKind::kHostStageFailed, "stage_failed"},
 };
 
 // What the `state` label of fleet_rollouts can be: the non-terminal states.
@@ -46,11 +55,12 @@ std::string KindLabel(fleet::v1::RolloutKind kind) {
   return kind == fleet::v1::ROLLOUT_KIND_ROLLBACK ? "rollback" : "rollout";
 }
 
-bool IsHostResult(absl::string_view result) {
-  for (const char* r : kHostResults) {
-    if (result == r) return true;
+// The `result` label of `kind`; nullptr when it does not end a host's part.
+const char* HostResultLabel(EventKind kind) {
+  for (const HostResult& r : kHostResults) {
+    if (kind == r.kind) return r.label;
   }
-  return false;
+  return nullptr;
 }
 
 }  // namespace
@@ -98,7 +108,7 @@ Metrics::Metrics(Store* store, AgentHub* hub)
   for (fleet::v1::RolloutState state : kRunningStates) {
     rollouts_.Add({{"state", RolloutStateName(state)}});
   }
-  for (const char* result : kHostResults) host_deployments_.Add({{"result", result}});
+  for (const HostResult& result : kHostResults) host_deployments_.Add({{"result", result.label}});
   for (fleet::v1::Subject subject : kSubjects) {
     const std::string s = SubjectLabel(subject);
     rollback_duration_.Add({{"subject", s}}, RollbackBuckets());
@@ -117,12 +127,12 @@ void Metrics::OnEvents(const std::vector<EngineEvent>& events) {
   // Family::Add returns the existing series for known labels; it and
   // Increment are thread-safe and take only prometheus-cpp's short locks.
   for (const EngineEvent& e : events) {
-    absl::string_view kind = e.event.kind();
-    if (!absl::ConsumePrefix(&kind, "host.") || !IsHostResult(kind)) continue;
-    host_deployments_.Add({{"result", std::string(kind)}}).Increment();
+    const char* result = HostResultLabel(e.event_kind);
+    if (result == nullptr) continue;
+    host_deployments_.Add({{"result", result}}).Increment();
     // host.failed also covers a host that timed out before it switched; the
     // event does not say which phase failed, and such a host is rare.
-    if (kind == "failed" || kind == "switched_back") {
+    if (e.event_kind == EventKind::kHostFailed || e.event_kind == EventKind::kHostSwitchedBack) {
       probe_failures_.Add({{"app", e.event.app()}}).Increment();
     }
   }

@@ -30,25 +30,25 @@ constexpr size_t kMaxErrmsg = 200;
 
 // The kinds that are sent, and how a title says what happened.
 struct NotifiedKind {
-  const char* kind;
+  EventKind kind;
   const char* verb;
 };
 constexpr NotifiedKind kNotifiedKinds[] = {
-    {"rollout.started", "started"},
-    {"wave.finished", "finished a wave"},
-    {"rollout.succeeded", "succeeded"},
-    {"rollout.failed", "failed"},
-    {"rollout.rolled_back", "was rolled back"},
-    {"rollout.rollback_incomplete", "could not roll back every host"},
-    {"host.switched_back", "had a host switch itself back"},
-    {"rollback.started", "started"},
-    {"rollback.succeeded", "succeeded"},
-    {"rollback.failed", "failed"},
-    {"rollout.aborted", "was aborted"},
-    {"alert.rollback", "was rolled back on an alert"},
-    {"alert.failed", "could not be rolled back on an alert"},
-    {"rollout.waiting", "waits for promote"},
-    {"analysis.inconclusive", "paused: its analysis is inconclusive"},
+    {EventKind::kRolloutStarted, "started"},
+    {EventKind::kWaveFinished, "finished a wave"},
+    {EventKind::kRolloutSucceeded, "succeeded"},
+    {EventKind::kRolloutFailed, "failed"},
+    {EventKind::kRolloutRolledBack, "was rolled back"},
+    {EventKind::kRolloutRollbackIncomplete, "could not roll back every host"},
+    {EventKind::kHostSwitchedBack, "had a host switch itself back"},
+    {EventKind::kRollbackStarted, "started"},
+    {EventKind::kRollbackSucceeded, "succeeded"},
+    {EventKind::kRollbackFailed, "failed"},
+    {EventKind::kRolloutAborted, "was aborted"},
+    {EventKind::kAlertRollback, "was rolled back on an alert"},
+    {EventKind::kAlertFailed, "could not be rolled back on an alert"},
+    {EventKind::kRolloutWaiting, "waits for promote"},
+    {EventKind::kAnalysisInconclusive, "paused: its analysis is inconclusive"},
 };
 
 // Cuts `text` to at most `max` bytes without splitting a UTF-8 character.
@@ -65,7 +65,7 @@ std::string TruncateUtf8(std::string text, size_t max) {
 // failure notification itself fail.
 constexpr size_t kMaxMarkdownBytes = 2800;
 
-const NotifiedKind* FindKind(absl::string_view kind) {
+const NotifiedKind* FindKind(EventKind kind) {
   for (const NotifiedKind& k : kNotifiedKinds) {
     if (kind == k.kind) return &k;
   }
@@ -163,17 +163,17 @@ std::string Redact(std::string text, const fleet::v1::NotifySink& sink) {
 
 }  // namespace
 
-bool IsNotifiedKind(absl::string_view kind) { return FindKind(kind) != nullptr; }
+bool IsNotifiedKind(EventKind kind) { return FindKind(kind) != nullptr; }
 
 std::string NotificationTitle(const EngineEvent& e) {
   const fleet::v1::Event& ev = e.event;
-  const NotifiedKind* k = FindKind(ev.kind());
+  const NotifiedKind* k = FindKind(e.event_kind);
   std::string rollout = RolloutLabel(e);
-  if (ev.kind() == "host.switched_back" && !ev.host_id().empty()) {
+  if (e.event_kind == EventKind::kHostSwitchedBack && !ev.host_id().empty()) {
     return absl::StrCat(ev.app(), ": ", rollout.empty() ? "" : absl::StrCat(rollout, ": "),
                         ev.host_id(), " switched itself back");
   }
-  if (ev.kind() == "alert.rollback") {
+  if (e.event_kind == EventKind::kAlertRollback) {
     if (rollout.empty()) return absl::StrCat(ev.app(), ": an alert triggered a rollback");
     return absl::StrCat(ev.app(), ": an alert triggered ", rollout);
   }
@@ -293,7 +293,7 @@ void Notifier::OnEvents(const std::vector<EngineEvent>& events) {
     absl::MutexLock lock(&mu_);
     if (stopping_) return;
     for (const EngineEvent& e : events) {
-      if (!IsNotifiedKind(e.event.kind())) continue;
+      if (!IsNotifiedKind(e.event_kind)) continue;
       if (queue_.size() >= options_.max_queue) {
         ++dropped;
         continue;
@@ -347,7 +347,7 @@ void Notifier::Deliver(const fleet::v1::NotifySink& sink, const EngineEvent& eve
   const std::string where = absl::StrCat(sink.type(), " to ", UrlHost(sink.url()));
   absl::StatusOr<std::string> body = BuildPayload(sink.type(), event);
   if (!body.ok()) {
-    Record(event, "notify.failed",
+    Record(event, EventKind::kNotifyFailed,
            absl::StrCat(where, ": ", ev.kind(), " not sent: ", body.status().message()));
     return;
   }
@@ -364,7 +364,7 @@ void Notifier::Deliver(const fleet::v1::NotifySink& sink, const EngineEvent& eve
     if (result.ok) {
       spdlog::info("notify: {} of app {} rollout {}: {} delivered ({}, attempt {})", ev.kind(),
                    ev.app(), ev.rollout_id(), where, result.outcome, attempt);
-      Record(event, "notify.delivered",
+      Record(event, EventKind::kNotifyDelivered,
              absl::StrCat(where, ": ", ev.kind(), " delivered (", result.outcome, ", attempt ",
                           attempt, ")"));
       return;
@@ -383,7 +383,7 @@ void Notifier::Deliver(const fleet::v1::NotifySink& sink, const EngineEvent& eve
   }
   spdlog::warn("notify: {} of app {} rollout {}: {} failed after {} attempts: {}", ev.kind(),
                ev.app(), ev.rollout_id(), where, attempts, result.outcome);
-  Record(event, "notify.failed",
+  Record(event, EventKind::kNotifyFailed,
          absl::StrCat(where, ": ", ev.kind(), " failed after ", attempts,
                       attempts == 1 ? " attempt: " : " attempts: ", result.outcome));
 }
@@ -455,19 +455,20 @@ bool Notifier::Backoff(absl::Duration d) {
   return !stopping_;
 }
 
-void Notifier::Record(const EngineEvent& about, const std::string& kind,
-                      const std::string& message) {
+void Notifier::Record(const EngineEvent& about, EventKind kind, const std::string& message) {
   fleet::v1::Event e;
   e.set_at_ms(absl::ToUnixMillis(clock_->Now()));
   e.set_app(about.event.app());
   e.set_rollout_id(about.event.rollout_id());
-  e.set_kind(kind);
+  e.set_kind(EventKindName(kind));
   e.set_actor("controller");
   e.set_message(message);
+  // Stored only, never published: an observer must not write audit events
+  // through the audit log, and nobody is told about deliveries.
   absl::Status st = store_->AddEvent(&e);
   if (!st.ok()) {
-    spdlog::warn("notify: cannot record {} for app {} rollout {}: {}", kind, about.event.app(),
-                 about.event.rollout_id(), st.message());
+    spdlog::warn("notify: cannot record {} for app {} rollout {}: {}", EventKindName(kind),
+                 about.event.app(), about.event.rollout_id(), st.message());
   }
 }
 

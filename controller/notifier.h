@@ -1,12 +1,13 @@
 // Notifications about rollouts: DingTalk, WeCom, Slack and generic JSON
 // webhooks, configured per app (AppSpec.notify).
 //
-// The rollout engine tells the Notifier what it recorded (EngineObserver);
-// the Notifier keeps the events that people want to hear about and queues
-// them. One worker thread reads the app's sinks from the store and POSTs to
-// each sink in turn, retrying with exponential backoff. Every outcome is
-// stored as an audit event (`notify.delivered` / `notify.failed`). A slow or
-// hanging sink delays only later notifications, never a rollout.
+// The rollout engine's and the controller's audit logs tell the Notifier
+// what they recorded (EngineObserver); the Notifier keeps the events that
+// people want to hear about and queues them. One worker thread reads the
+// app's sinks from the store and POSTs to each sink in turn, retrying with
+// exponential backoff. Every outcome is stored as an audit event
+// (`notify.delivered` / `notify.failed`). A slow or hanging sink delays only
+// later notifications, never a rollout.
 //
 // Sink URLs carry access tokens: events and logs name a sink by its type and
 // host only, and a DingTalk signing secret is never written anywhere.
@@ -27,6 +28,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/event_kind.h"
 #include "controller/rollout_engine.h"
 #include "controller/store.h"
 #include "fleet/v1/types.pb.h"
@@ -46,7 +48,7 @@ struct NotifierOptions {
 
 // True for the event kinds that are sent to an app's sinks (rollout.started,
 // wave.finished, rollout.failed, host.switched_back, rollback.*, ...).
-bool IsNotifiedKind(absl::string_view kind);
+bool IsNotifiedKind(EventKind kind);
 
 // "web: rollout 7 of v2 failed": which app, rollout and version, and what
 // happened; short enough for a message title.
@@ -130,7 +132,8 @@ class Notifier : public EngineObserver {
   Attempt Post(const fleet::v1::NotifySink& sink, const std::string& url, const std::string& body);
   // Waits `d` on the clock. False when Stop() cut it short.
   bool Backoff(absl::Duration d);
-  void Record(const EngineEvent& about, const std::string& kind, const std::string& message);
+  // Stores a notify.* event of `kind` about `about`'s app and rollout.
+  void Record(const EngineEvent& about, EventKind kind, const std::string& message);
 
   Store* const store_;
   Clock* const clock_;

@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/event_kind.h"
 #include "common/rollout_state.h"
 #include "controller/agent_hub.h"
 #include "controller/blob_store.h"
@@ -136,7 +137,7 @@ class AlertHandlerTest : public ::testing::Test {
     // Every test app but "plain" rolls back on alerts within 30m.
     AddApp("web", absl::Minutes(30));
     AddApp("plain", absl::ZeroDuration());
-    handler_ = std::make_unique<AlertHandler>(store_.get(), &actions_, &clock_);
+    handler_ = std::make_unique<AlertHandler>(store_.get(), &actions_, &audit_, &clock_);
   }
 
   void OpenStore() {
@@ -190,6 +191,7 @@ class AlertHandlerTest : public ::testing::Test {
 
   fleet::testing::TempDir dir_;
   FakeClock clock_{kNow};
+  AuditLog audit_{&clock_};
   RecordingActions actions_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<AlertHandler> handler_;
@@ -327,7 +329,7 @@ TEST_F(AlertHandlerTest, Handle_RepeatedDeliveryIsRecognizedAfterStoreReopen) {
   handler_.reset();
   store_.reset();
   OpenStore();
-  handler_ = std::make_unique<AlertHandler>(store_.get(), &actions_, &clock_);
+  handler_ = std::make_unique<AlertHandler>(store_.get(), &actions_, &audit_, &clock_);
 
   std::vector<json> again = Entries(handler_->Handle(body));
   EXPECT_THAT(actions_.rolled_back, ElementsAre("web"));
@@ -515,15 +517,29 @@ TEST_F(AlertHandlerTest, Handle_AlertFiringSinceBeforeTheRolloutDoesNotRollItBac
 
 TEST_F(AlertHandlerTest, Handle_TellsObserversAboutTheRollback) {
   RecordingObserver observer;
-  handler_->AddObserver(&observer);
+  audit_.AddObserver(&observer);
   AddRollout("web", "v2", fleet::v1::ROLLOUT_KIND_DEPLOY, fleet::v1::ROLLOUT_STATE_SUCCEEDED);
   Entries(handler_->Handle(Payload({Alert("firing", "web")})));
 
   ASSERT_EQ(observer.events.size(), 1u);
+  EXPECT_EQ(observer.events[0].event_kind, EventKind::kAlertRollback);
   EXPECT_EQ(observer.events[0].event.kind(), "alert.rollback");
   EXPECT_EQ(observer.events[0].event.rollout_id(), "99");
   EXPECT_EQ(observer.events[0].version, "v1");
   EXPECT_EQ(observer.events[0].kind, fleet::v1::ROLLOUT_KIND_ROLLBACK);
+}
+
+TEST_F(AlertHandlerTest, Handle_TellsObserversAboutAnIgnoredAlertWithItsTypedKind) {
+  RecordingObserver observer;
+  audit_.AddObserver(&observer);
+  Entries(handler_->Handle(Payload({Alert("resolved", "web")})));
+
+  ASSERT_EQ(observer.events.size(), 1u);
+  EXPECT_EQ(observer.events[0].event_kind, EventKind::kAlertIgnored);
+  EXPECT_EQ(observer.events[0].event.kind(), "alert.ignored");
+  EXPECT_EQ(observer.events[0].event.actor(), kAlertActor);
+  EXPECT_EQ(observer.events[0].event.at_ms(), absl::ToUnixMillis(kNow));
+  EXPECT_THAT(EventKinds("web"), ElementsAre("alert.ignored"));
 }
 
 // The same decisions through the real engine (no agents connected).
@@ -535,7 +551,7 @@ class AlertHandlerEngineTest : public AlertHandlerTest {
     hub_ = std::make_unique<AgentHub>(blobs_.get(), &clock_);
     engine_ = std::make_unique<RolloutEngine>(store_.get(), hub_.get(), &clock_, EngineOptions{});
     hub_->set_listener(engine_.get());
-    engine_handler_ = std::make_unique<AlertHandler>(store_.get(), engine_.get(), &clock_);
+    engine_handler_ = std::make_unique<AlertHandler>(store_.get(), engine_.get(), &audit_, &clock_);
   }
 
   std::unique_ptr<BlobStore> blobs_;
@@ -616,7 +632,7 @@ TEST_F(AlertWebhookHttpTest, Webhook_WithoutTokenFileAnswers503) {
 }
 
 TEST_F(AlertWebhookHttpTest, Webhook_RefusesMissingOrWrongTokenWith401) {
-  Serve(std::make_shared<AlertHandler>(store_.get(), &actions_, &clock_));
+  Serve(std::make_shared<AlertHandler>(store_.get(), &actions_, &audit_, &clock_));
   AddRollout("web", "v2", fleet::v1::ROLLOUT_KIND_DEPLOY, fleet::v1::ROLLOUT_STATE_SUCCEEDED);
   const std::string body = Payload({Alert("firing", "web")});
   for (const std::string& auth :
@@ -631,7 +647,7 @@ TEST_F(AlertWebhookHttpTest, Webhook_RefusesMissingOrWrongTokenWith401) {
 }
 
 TEST_F(AlertWebhookHttpTest, Webhook_AnswersBadPayloadWith400AndGoodOneWithSummary) {
-  Serve(std::make_shared<AlertHandler>(store_.get(), &actions_, &clock_));
+  Serve(std::make_shared<AlertHandler>(store_.get(), &actions_, &audit_, &clock_));
   AddRollout("web", "v2", fleet::v1::ROLLOUT_KIND_DEPLOY, fleet::v1::ROLLOUT_STATE_SUCCEEDED);
 
   httplib::Result bad = Post("not json", "Bearer s3cret");

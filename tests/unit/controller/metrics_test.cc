@@ -6,12 +6,14 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/event_kind.h"
 #include "controller/agent_hub.h"
 #include "controller/blob_store.h"
 #include "controller/sqlite_store.h"
@@ -100,6 +102,9 @@ EngineEvent HostEvent(const std::string& app, const std::string& host, const std
   e.event.set_app(app);
   e.event.set_rollout_id("7");
   e.event.set_host_id(host);
+  std::optional<EventKind> parsed = ParseEventKind(kind);
+  EXPECT_TRUE(parsed.has_value()) << kind;
+  e.event_kind = parsed.value_or(EventKind::kRolloutStarted);
   e.event.set_kind(kind);
   e.event.set_actor(host);
   e.version = "v2";

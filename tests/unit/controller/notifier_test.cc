@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -21,6 +22,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/event_kind.h"
 #include "controller/sqlite_store.h"
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/status_matchers.h"
@@ -130,6 +132,13 @@ fleet::v1::NotifySink Sink(const std::string& type, const std::string& url,
   return sink;
 }
 
+// The kind named `name`, which must exist.
+EventKind KindNamed(const std::string& name) {
+  std::optional<EventKind> kind = ParseEventKind(name);
+  EXPECT_TRUE(kind.has_value()) << name;
+  return kind.value_or(EventKind::kRolloutStarted);
+}
+
 // An event as the engine publishes it: rollout 7 of web@v2 failed on web-03.
 EngineEvent Failed(const std::string& app = "web") {
   EngineEvent e;
@@ -138,7 +147,8 @@ EngineEvent Failed(const std::string& app = "web") {
   e.event.set_app(app);
   e.event.set_rollout_id("7");
   e.event.set_host_id("web-03");
-  e.event.set_kind("rollout.failed");
+  e.event_kind = EventKind::kRolloutFailed;
+  e.event.set_kind(EventKindName(e.event_kind));
   e.event.set_actor("alice");
   e.event.set_message("GET http://127.0.0.1:8080/healthz returned 502 on web-03");
   e.subject = fleet::v1::SUBJECT_RELEASE;
@@ -149,6 +159,7 @@ EngineEvent Failed(const std::string& app = "web") {
 
 EngineEvent OfKind(const std::string& kind, const std::string& app = "web") {
   EngineEvent e = Failed(app);
+  e.event_kind = KindNamed(kind);
   e.event.set_kind(kind);
   e.event.set_message(absl::StrCat(kind, " message"));
   return e;
@@ -233,11 +244,11 @@ TEST(NotificationTextTest, OnlyListedKindsNotify) {
                            "rollout.failed", "rollout.rolled_back", "rollout.rollback_incomplete",
                            "host.switched_back", "rollback.started", "rollback.succeeded",
                            "rollback.failed", "rollout.aborted", "alert.rollback"}) {
-    EXPECT_TRUE(IsNotifiedKind(kind)) << kind;
+    EXPECT_TRUE(IsNotifiedKind(KindNamed(kind))) << kind;
   }
   for (const char* kind : {"wave.started", "host.healthy", "host.failed", "rollout.paused",
                            "host.connected", "notify.failed", "notify.delivered"}) {
-    EXPECT_FALSE(IsNotifiedKind(kind)) << kind;
+    EXPECT_FALSE(IsNotifiedKind(KindNamed(kind))) << kind;
   }
 }
 
