@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "controller/rollout_planner.h"
 
 namespace fleet::controller {
 
@@ -18,10 +19,6 @@ std::string CommandKey(const CommandRef& ref) {
 
 namespace {
 
-const std::string& Desired(const fleet::v1::App& app, fleet::v1::Subject subject) {
-  return subject == fleet::v1::SUBJECT_CONFIG ? app.desired_config() : app.desired_version();
-}
-
 void FillActivate(const fleet::v1::Rollout& r, const fleet::v1::HostTask& task, bool revert,
                   const fleet::v1::App& app, ActivateCommand* a) {
   *a->mutable_spec() = app.spec();
@@ -35,7 +32,7 @@ void FillActivate(const fleet::v1::Rollout& r, const fleet::v1::HostTask& task, 
     a->set_has_bake(true);
   }
   if (!task.from_version().empty()) a->add_keep(task.from_version());
-  const std::string& desired = Desired(app, r.subject());
+  const std::string& desired = DesiredVersion(app, r.subject());
   if (!desired.empty() && desired != task.from_version()) a->add_keep(desired);
 }
 

@@ -422,15 +422,15 @@ absl::Status RolloutEngine::CreateRollout(Rollout* r, const std::vector<MachineE
     }
   }
   for (size_t i = 0; i < superseded.size(); ++i) {
-    Rollout done = *superseded[i];
-    AfterCommit(done, (*decisions)[i], superseded_events[i], false);
-    Forget(done.id());
+    const std::string id = superseded[i]->id();
+    AfterCommit(superseded[i], (*decisions)[i], superseded_events[i], false);
+    Forget(id);
   }
   Remember(*r);
   Decision created;
   for (const HostTask& t : r->tasks()) created.changed_tasks.insert(t.host_id());
   created.rollout_changed = true;
-  AfterCommit(*r, created, stored, true);
+  AfterCommit(r, created, stored, true);
   return absl::OkStatus();
 }
 
@@ -473,9 +473,9 @@ bool RolloutEngine::Commit(Rollout* r, const Decision& d) {
     }
     return false;
   }
-  const Rollout done = *r;
-  AfterCommit(done, d, events, false);
-  if (IsTerminal(done.state())) Forget(done.id());
+  const std::string id = r->id();
+  AfterCommit(r, d, events, false);
+  if (IsTerminal(r->state())) Forget(id);
   return true;
 }
 
@@ -493,24 +493,27 @@ absl::Status RolloutEngine::Persist(StoreTransaction* txn, const Rollout& r, con
   return audit_.Write(txn, events);
 }
 
-void RolloutEngine::AfterCommit(const Rollout& r, const Decision& d,
+void RolloutEngine::AfterCommit(Rollout* r, const Decision& d,
                                 const std::vector<EngineEvent>& events, bool created) {
-  analysis_.NoteState(r);
+  analysis_.NoteState(*r);
   audit_.Publish(events);
-  if (!created && d.rollout_changed && IsTerminal(r.state())) {
-    for (EngineObserver* observer : observers_) observer->OnRolloutFinished(r);
+  if (!created && d.rollout_changed && IsTerminal(r->state())) {
+    for (EngineObserver* observer : observers_) observer->OnRolloutFinished(*r);
   }
   if (!observers_.empty()) {
     RolloutChange change;
-    change.rollout = r;
-    change.rollout.clear_tasks();
-    for (const HostTask& t : r.tasks()) {
+    // The rollout's own fields without copying its (thousands of) tasks.
+    google::protobuf::RepeatedPtrField<HostTask> tasks;
+    tasks.Swap(r->mutable_tasks());
+    change.rollout = *r;
+    tasks.Swap(r->mutable_tasks());
+    for (const HostTask& t : r->tasks()) {
       if (d.changed_tasks.count(t.host_id())) change.tasks.push_back(t);
     }
     for (const EngineEvent& e : events) change.events.push_back(e.event);
     for (EngineObserver* observer : observers_) observer->OnRolloutChanged(change);
   }
-  SendCommands(r, d.commands);
+  SendCommands(*r, d.commands);
 }
 
 void RolloutEngine::SendCommands(const Rollout& r,

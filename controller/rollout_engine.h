@@ -185,7 +185,9 @@ class RolloutEngine : public AgentListener {
   // Writes what `d` changed of `r` and its events through `txn`.
   absl::Status Persist(StoreTransaction* txn, const fleet::v1::Rollout& r, const Decision& d,
                        std::vector<EngineEvent>* events);
-  void AfterCommit(const fleet::v1::Rollout& r, const Decision& d,
+  // Tells the observers about the committed `r` (left as it was) and sends
+  // the commands of `d`.
+  void AfterCommit(fleet::v1::Rollout* r, const Decision& d,
                    const std::vector<EngineEvent>& events, bool created);
   void SendCommands(const fleet::v1::Rollout& r, const std::vector<fleet::v1::CommandRef>& refs);
   EngineEvent MakeEvent(const fleet::v1::Rollout& r, const MachineEvent& e) const;
