@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/status.h"
@@ -14,6 +15,10 @@
 
 namespace fleet::controller {
 namespace {
+
+// Connections that serve reads besides the writing one: API reads from
+// several threads at once, on two cores.
+constexpr int kReaderConnections = 2;
 
 using fleet::v1::App;
 using fleet::v1::ConfigRelease;
@@ -148,18 +153,72 @@ class ForwardingStore : public Base {
   Derived& self() { return static_cast<Derived&>(*this); }
 };
 
+// A read-only connection of its own, for reads outside transactions: in WAL
+// mode it reads the last committed state while a transaction is open on the
+// writing connection, so a read never waits for a commit's fsync.
+struct SqliteReader {
+  explicit SqliteReader(std::unique_ptr<SqliteConnection> connection)
+      : db(std::move(connection)), queries(db.get()) {}
+  absl::Mutex mu;
+  const std::unique_ptr<SqliteConnection> db ABSL_PT_GUARDED_BY(mu);
+  SqliteQueries queries ABSL_GUARDED_BY(mu);
+};
+
+// Reads on their own connections, one at a time on each. Every read is one
+// SQLite read transaction, so a read of several statements (a rollout and its
+// tasks) sees one committed state.
+class SqliteReaders {
+ public:
+  explicit SqliteReaders(std::vector<std::unique_ptr<SqliteReader>> readers)
+      : readers_(std::move(readers)) {}
+  bool empty() const { return readers_.empty(); }
+
+  template <typename Fn>
+  auto Read(Fn fn) -> decltype(fn(std::declval<SqliteQueries&>())) {
+    SqliteReader& reader = Acquire();
+    absl::Cleanup release = [&reader]() ABSL_NO_THREAD_SAFETY_ANALYSIS { reader.mu.Unlock(); };
+    return Snapshot(reader, fn);
+  }
+
+ private:
+  // A free reader, or the next one in turn when all are busy; locked.
+  SqliteReader& Acquire() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    for (auto& reader : readers_) {
+      if (reader->mu.TryLock()) return *reader;
+    }
+    SqliteReader& reader = *readers_[next_.fetch_add(1, std::memory_order_relaxed) % readers_.size()];
+    reader.mu.Lock();
+    return reader;
+  }
+  template <typename Fn>
+  static auto Snapshot(SqliteReader& reader, Fn fn) ABSL_NO_THREAD_SAFETY_ANALYSIS
+      -> decltype(fn(std::declval<SqliteQueries&>())) {
+    FLEET_RETURN_IF_ERROR(reader.db->Exec("BEGIN"));
+    auto result = fn(reader.queries);
+    // A read transaction has nothing to keep; ending it cannot lose data.
+    if (reader.db->InTransaction()) reader.db->Exec("ROLLBACK").IgnoreError();
+    return result;
+  }
+
+  const std::vector<std::unique_ptr<SqliteReader>> readers_;
+  std::atomic<size_t> next_{0};
+};
+
 class SqliteStore final : public ForwardingStore<Store, SqliteStore> {
  public:
-  explicit SqliteStore(std::unique_ptr<SqliteConnection> db)
-      : db_(std::move(db)), queries_(db_.get()) {}
+  SqliteStore(std::unique_ptr<SqliteConnection> db,
+              std::vector<std::unique_ptr<SqliteReader>> readers)
+      : db_(std::move(db)), queries_(db_.get()), readers_(std::move(readers)) {}
 
   absl::StatusOr<std::unique_ptr<StoreTransaction>> Begin() override;
 
-  // A read runs under the mutex, in SQLite's autocommit mode: no other
-  // thread's transaction is open meanwhile.
+  // A read runs on a reader connection when the database has them (a
+  // file); otherwise under the mutex, in SQLite's autocommit mode, with no
+  // other thread's transaction open meanwhile.
   template <typename Fn>
   auto Read(Fn fn) -> decltype(fn(std::declval<SqliteQueries&>())) {
     FLEET_RETURN_IF_ERROR(CheckNotInOwnTransaction());
+    if (!readers_.empty()) return readers_.Read(fn);
     absl::MutexLock lock(&mu_);
     return fn(queries_);
   }
@@ -190,6 +249,7 @@ class SqliteStore final : public ForwardingStore<Store, SqliteStore> {
   std::atomic<std::thread::id> transaction_owner_{};
   const std::unique_ptr<SqliteConnection> db_ ABSL_PT_GUARDED_BY(mu_);
   SqliteQueries queries_ ABSL_GUARDED_BY(mu_);
+  SqliteReaders readers_;
 };
 
 // Holds the store's mutex from its creation (by Begin) until it commits,
@@ -313,7 +373,17 @@ void SqliteTransaction::Fail(const absl::Status& cause) {
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
   FLEET_ASSIGN_OR_RETURN(std::unique_ptr<SqliteConnection> db, SqliteConnection::Open(path));
   FLEET_RETURN_IF_ERROR(PrepareSqliteDatabase(db.get()));
-  return std::make_unique<SqliteStore>(std::move(db));
+  std::vector<std::unique_ptr<SqliteReader>> readers;
+  // In-memory and temporary databases are private to their one connection.
+  if (!path.empty() && path != ":memory:") {
+    for (int i = 0; i < kReaderConnections; ++i) {
+      FLEET_ASSIGN_OR_RETURN(std::unique_ptr<SqliteConnection> reader, SqliteConnection::Open(path));
+      absl::Status st = reader->Exec("PRAGMA query_only = ON");
+      if (!st.ok()) return Annotate(st, absl::StrCat("cannot open a reader on ", path));
+      readers.push_back(std::make_unique<SqliteReader>(std::move(reader)));
+    }
+  }
+  return std::make_unique<SqliteStore>(std::move(db), std::move(readers));
 }
 
 }  // namespace fleet::controller

@@ -3,10 +3,14 @@
 // schema and its migration ladder are in sqlite_schema.{h,cc}; a database
 // newer than this code is refused.
 //
-// Every call holds one mutex; a transaction holds it from Begin() until it
+// Writes hold one mutex; a transaction holds it from Begin() until it
 // commits, fails or is destroyed, and runs in SQLite as BEGIN IMMEDIATE, so
 // it never fails part way for a lock another process holds. A write on the
-// store itself runs in a transaction of its own.
+// store itself runs in a transaction of its own. Reads on the store (not in
+// a transaction) run on two read-only connections of their own, each read
+// in one read transaction: they see the last committed state and never wait
+// for a transaction on the writing connection, nor for its fsync. (An
+// in-memory database has one connection; its reads take the mutex.)
 #ifndef FLEET_CONTROLLER_SQLITE_STORE_H_
 #define FLEET_CONTROLLER_SQLITE_STORE_H_
 

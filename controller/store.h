@@ -17,9 +17,11 @@
 //
 // Threads: every method may be called from any thread. Transactions are
 // serializable: they take effect as if run one after another, and no other
-// thread sees a transaction's writes before its Commit(). SqliteStore runs
-// them one at a time and makes every other call wait while one is open, so
-// keep them short: no network calls and no waiting on other threads inside.
+// thread sees a transaction's writes before its Commit(); a read on the
+// Store sees what was committed before it started. SqliteStore runs
+// transactions one at a time and makes every other write wait while one is
+// open, so keep them short: no network calls and no waiting on other threads
+// inside.
 // While a thread holds a StoreTransaction it must call only that
 // transaction: a call on the Store, or a second Begin(), from the same
 // thread would wait for the transaction it holds itself (SqliteStore fails
