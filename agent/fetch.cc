@@ -10,6 +10,8 @@
 #include <grpcpp/client_context.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "agent/backoff.h"
 #include "common/sha256.h"
 #include "common/status.h"
 #include "common/logging.h"
@@ -17,7 +19,10 @@
 namespace fleet::agent {
 namespace {
 
-constexpr int kMaxAttempts = 4;
+// A broken download (controller restarting, connection reset under load) is
+// resumed after a pause: about 15 s in all before the attempt fails.
+constexpr int kMaxAttempts = 6;
+constexpr Backoff kRetryPacing{absl::Milliseconds(500), absl::Seconds(8)};
 
 std::string Short(const std::string& sha) { return sha.substr(0, 12) + "…"; }
 
@@ -101,9 +106,11 @@ absl::Status GrpcArtifactSource::Fetch(const fleet::v1::Release& release,
         status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
       return last;
     }
-    spdlog::warn("{} (attempt {}/{}), resuming at byte {}", last.message(), attempt,
-                 kMaxAttempts, offset);
     if (attempt == kMaxAttempts) return last;
+    absl::Duration pause = kRetryPacing.Delay(attempt - 1);
+    spdlog::warn("{} (attempt {}/{}), resuming at byte {} in {}", last.message(), attempt,
+                 kMaxAttempts, offset, absl::FormatDuration(pause));
+    absl::SleepFor(pause);
   }
   return CheckArtifact(release, offset, hash.HexDigest(), part_path);
 }

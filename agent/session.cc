@@ -1,7 +1,5 @@
 #include "agent/session.h"
 
-#include <random>
-
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/write_queue.h"
@@ -15,7 +13,9 @@ using fleet::v1::ControllerMessage;
 grpc::ChannelArguments AgentChannelArguments() {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  // Generous: a controller answering thousands of agents may take seconds
+  // to answer a ping; a dead one is still noticed within 30 s.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   // Reconnection pacing is ours (Backoff); keep gRPC's own short.
@@ -23,15 +23,6 @@ grpc::ChannelArguments AgentChannelArguments() {
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetMaxReceiveMessageSize(16 << 20);
   return args;
-}
-
-absl::Duration Backoff::Delay(int n) const {
-  absl::Duration d = initial;
-  for (int i = 0; i < n && d < max; ++i) d *= 2;
-  if (d > max) d = max;
-  thread_local std::mt19937 rng(std::random_device{}());
-  std::uniform_real_distribution<double> jitter(0.5, 1.0);
-  return d * jitter(rng);
 }
 
 // One Connect stream. The reactor keeps a hold from Start() until the read

@@ -16,22 +16,15 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "agent/backoff.h"
 #include "agent/deployer.h"
 #include "fleet/v1/agent.grpc.pb.h"
 
 namespace fleet::agent {
 
 // Channel arguments shared by agents: keepalive so a dead controller (or
-// network) is noticed within seconds.
+// network) is noticed within 30 s even when no call is active.
 grpc::ChannelArguments AgentChannelArguments();
-
-struct Backoff {
-  absl::Duration initial = absl::Milliseconds(200);
-  absl::Duration max = absl::Seconds(10);
-  // The delay before attempt `n` (0-based): min(max, initial * 2^n), scaled
-  // by a random factor in [0.5, 1.0] so a fleet does not reconnect in step.
-  absl::Duration Delay(int n) const;
-};
 
 class AgentSession {
  public:

@@ -118,7 +118,8 @@ class AgentHub final : public fleet::v1::AgentService::CallbackService {
   std::map<std::string, absl::Time> denial_recorded_at_ ABSL_GUARDED_BY(mu_);
 };
 
-// Server arguments: keepalive so a dead agent is noticed within seconds.
+// Server arguments: keepalive so a dead agent (or network) is noticed within
+// 30 s even when no call is active.
 void ConfigureServerKeepalive(grpc::ServerBuilder* builder);
 
 }  // namespace fleet::controller
