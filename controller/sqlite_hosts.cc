@@ -1,14 +1,14 @@
 // Hosts and their app states in the SQLite store (see sqlite_queries.h).
 #include <map>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "controller/sqlite_queries.h"
-#include "google/protobuf/struct.pb.h"
-#include "google/protobuf/util/json_util.h"
+#include "nlohmann/json.hpp"
 
 namespace fleet::controller {
 namespace {
@@ -16,52 +16,56 @@ namespace {
 using fleet::v1::Host;
 using fleet::v1::HostAppState;
 
-// Maps and lists are stored as JSON through protobuf's well-known types, so
-// any character (',', '=', newlines, quotes) in a key or value round-trips.
-absl::StatusOr<std::string> EncodeStringMap(
-    const google::protobuf::Map<std::string, std::string>& map) {
-  google::protobuf::Struct s;
-  for (const auto& [key, value] : map) (*s.mutable_fields())[key].set_string_value(value);
-  std::string json;
-  auto st = google::protobuf::util::MessageToJsonString(s, &json);
-  if (!st.ok()) return absl::InvalidArgumentError(std::string(st.message()));
-  return json;
+// Maps and lists are stored as JSON text, so any character (',', '=',
+// newlines, quotes) in a key or value round-trips: {"role":"web"} and
+// ["v1","v2"]. nlohmann::json, not protobuf's JSON converter, which costs
+// a type resolver per call (ListHosts decodes two lists per host).
+template <typename Container>
+absl::StatusOr<std::string> EncodeJson(const Container& items) {
+  try {
+    return nlohmann::json(items).dump();
+  } catch (const nlohmann::json::exception& e) {  // text that is not UTF-8
+    return absl::InvalidArgumentError(e.what());
+  }
 }
 
-absl::Status DecodeStringMap(const std::string& json,
-                             google::protobuf::Map<std::string, std::string>* map) {
-  google::protobuf::Struct s;
-  auto st = google::protobuf::util::JsonStringToMessage(json, &s);
-  if (!st.ok()) return absl::DataLossError(std::string(st.message()));
-  for (const auto& [key, value] : s.fields()) {
-    if (value.kind_case() != google::protobuf::Value::kStringValue) {
-      return absl::DataLossError(absl::StrCat("value of '", key, "' is not a string"));
-    }
-    (*map)[key] = value.string_value();
-  }
-  return absl::OkStatus();
+absl::StatusOr<std::string> EncodeStringMap(
+    const google::protobuf::Map<std::string, std::string>& map) {
+  return EncodeJson(std::map<std::string, std::string>(map.begin(), map.end()));
 }
 
 absl::StatusOr<std::string> EncodeStringList(
     const google::protobuf::RepeatedPtrField<std::string>& list) {
-  google::protobuf::ListValue l;
-  for (const std::string& item : list) l.add_values()->set_string_value(item);
-  std::string json;
-  auto st = google::protobuf::util::MessageToJsonString(l, &json);
-  if (!st.ok()) return absl::InvalidArgumentError(std::string(st.message()));
+  return EncodeJson(std::vector<std::string>(list.begin(), list.end()));
+}
+
+absl::StatusOr<nlohmann::json> ParseJson(const std::string& text, nlohmann::json::value_t type) {
+  nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) return absl::DataLossError("stored JSON does not parse");
+  if (json.type() != type) {
+    return absl::DataLossError(absl::StrCat("stored JSON is not ", type == nlohmann::json::value_t::object ? "an object" : "a list"));
+  }
   return json;
 }
 
-absl::Status DecodeStringList(const std::string& json,
-                              google::protobuf::RepeatedPtrField<std::string>* list) {
-  google::protobuf::ListValue l;
-  auto st = google::protobuf::util::JsonStringToMessage(json, &l);
-  if (!st.ok()) return absl::DataLossError(std::string(st.message()));
-  for (const google::protobuf::Value& value : l.values()) {
-    if (value.kind_case() != google::protobuf::Value::kStringValue) {
-      return absl::DataLossError("list item is not a string");
+absl::Status DecodeStringMap(const std::string& text,
+                             google::protobuf::Map<std::string, std::string>* map) {
+  FLEET_ASSIGN_OR_RETURN(nlohmann::json json, ParseJson(text, nlohmann::json::value_t::object));
+  for (const auto& [key, value] : json.items()) {
+    if (!value.is_string()) {
+      return absl::DataLossError(absl::StrCat("value of '", key, "' is not a string"));
     }
-    list->Add(std::string(value.string_value()));
+    (*map)[key] = value.get<std::string>();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DecodeStringList(const std::string& text,
+                              google::protobuf::RepeatedPtrField<std::string>* list) {
+  FLEET_ASSIGN_OR_RETURN(nlohmann::json json, ParseJson(text, nlohmann::json::value_t::array));
+  for (const nlohmann::json& value : json) {
+    if (!value.is_string()) return absl::DataLossError("list item is not a string");
+    list->Add(value.get<std::string>());
   }
   return absl::OkStatus();
 }
