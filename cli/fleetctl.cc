@@ -291,13 +291,12 @@ bool ReadConfigDir(const std::string& dir, fleet::v1::PushConfigRequest* req, Fa
     const std::string name = it->path().filename().string();
     if (fs::is_directory(st)) {
       // Version control metadata is never config.
-      if (name == ".git" || name == ".hg" || name == ".svn") it.disable_recursion_pending();
+      if (IsVcsDirName(name)) it.disable_recursion_pending();
       continue;
     }
     std::string rel = fs::relative(it->path(), dir, ec).generic_string();
     // An editor's backup of a secret is its plaintext.
-    if (absl::EndsWith(name, "~") || absl::EndsWith(name, ".swp") ||
-        absl::EndsWith(name, ".swo") || absl::EndsWith(name, ".bak")) {
+    if (IsEditorBackupName(name)) {
       *failure = {kExitError, absl::StrCat(rel, " in ", dir,
                                            " looks like an editor backup; remove it or push a "
                                            "clean directory")};

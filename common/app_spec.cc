@@ -2,7 +2,9 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <set>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -70,7 +72,10 @@ class SpecParser {
 
   absl::StatusOr<std::string> String(const YAML::Node& node, const std::string& field) const {
     if (!node.IsScalar()) return Error(node, field, "must be a string");
-    return node.as<std::string>();
+    std::string value = node.as<std::string>();
+    // A NUL would cut the string where the agent hands it to the OS.
+    if (value.find('\0') != std::string::npos) return Error(node, field, "contains a NUL character");
+    return value;
   }
 
   absl::StatusOr<int64_t> Int(const YAML::Node& node, const std::string& field, int64_t min,
@@ -149,9 +154,21 @@ class SpecParser {
   }
 
   absl::StatusOr<AppSpec> Parse(const std::string& yaml) const {
+    // yaml-cpp may end a document at a raw NUL and parse what came before.
+    if (size_t nul = yaml.find('\0'); nul != std::string::npos) {
+      const auto line = std::count(yaml.begin(), yaml.begin() + nul, '\n') + 1;
+      return absl::InvalidArgumentError(absl::StrCat(EscapeControlCharacters(source_), ":", line,
+                                                     ": contains a NUL byte"));
+    }
     YAML::Node root;
     try {
-      root = YAML::Load(yaml);
+      std::vector<YAML::Node> documents = YAML::LoadAll(yaml);
+      if (documents.size() > 1) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            EscapeControlCharacters(source_), " holds ", documents.size(),
+            " YAML documents; an app spec is one document (one file per app)"));
+      }
+      if (!documents.empty()) root = documents.front();
     } catch (const YAML::ParserException& e) {
       return absl::InvalidArgumentError(
           EscapeControlCharacters(

@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "common/config_files.h"
 #include "common/fs.h"
+#include "common/status.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 
@@ -44,6 +45,37 @@ absl::Status CheckConfigPath(absl::string_view path) {
   return absl::OkStatus();
 }
 
+bool IsVcsDirName(absl::string_view name) {
+  return name == ".git" || name == ".hg" || name == ".svn";
+}
+
+bool IsEditorBackupName(absl::string_view name) {
+  return absl::EndsWith(name, "~") || absl::EndsWith(name, ".swp") ||
+         absl::EndsWith(name, ".swo") || absl::EndsWith(name, ".bak");
+}
+
+namespace {
+
+// Refuses what no directory's config is: version-control metadata and
+// editor backups, whichever client sent them (fleetctl leaves them out).
+absl::Status CheckPushablePath(absl::string_view path) {
+  std::vector<absl::string_view> parts = absl::StrSplit(path, '/');
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    if (IsVcsDirName(parts[i])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config path '", path, "' is inside version-control metadata (", parts[i],
+          "/); push the files of the working tree only"));
+    }
+  }
+  if (IsEditorBackupName(parts.back())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config path '", path, "' looks like an editor backup; remove it from the push"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status CheckRequiredKeys(absl::string_view path, absl::string_view content,
                                const fleet::v1::AppSpec& spec) {
   const auto& required = spec.config().required();
@@ -75,8 +107,8 @@ absl::StatusOr<fleet::v1::ConfigBundle> CheckConfigPush(
   std::map<std::string, const fleet::v1::ConfigFile*> by_path;
   int64_t total = 0;
   for (const fleet::v1::ConfigFile& file : files) {
-    absl::Status st = CheckConfigPath(file.path());
-    if (!st.ok()) return st;
+    FLEET_RETURN_IF_ERROR(CheckConfigPath(file.path()));
+    FLEET_RETURN_IF_ERROR(CheckPushablePath(file.path()));
     if (!by_path.emplace(file.path(), &file).second) {
       return absl::InvalidArgumentError(absl::StrCat(file.path(), " is in the push twice"));
     }

@@ -36,6 +36,12 @@ std::string DecryptedPath(absl::string_view path);
 // at most 255 bytes. InvalidArgument naming the path otherwise.
 absl::Status CheckConfigPath(absl::string_view path);
 
+// Version-control metadata dirs (".git", ".hg", ".svn"): never config.
+bool IsVcsDirName(absl::string_view name);
+// Editor backups and swap files ("*~", "*.swp", "*.swo", "*.bak"): a backup
+// of a secret is its plaintext.
+bool IsEditorBackupName(absl::string_view name);
+
 // Whether `content` starts like an age file (binary or armored).
 bool LooksAgeEncrypted(absl::string_view content);
 
@@ -48,7 +54,9 @@ fleet::v1::ConfigBundle SortedConfigBundle(
 // `spec`, and returns SortedConfigBundle(files). Refused with
 // InvalidArgument (one line naming the file, and the line for syntax
 // errors):
-//  - an unsafe version or path, the same path twice, two files with the
+//  - an unsafe version or path, a path inside a version-control dir or
+//    naming an editor backup (IsVcsDirName, IsEditorBackupName), the same
+//    path twice, two files with the
 //    same name on the hosts (a secret's name loses ".age"), a name that is
 //    also a directory of another, a `.age` file that is not age-encrypted;
 //  - more files or bytes than `limits` allow;

@@ -18,6 +18,7 @@
 #include "common/rollout_state.h"
 #include "common/sha256.h"
 #include "common/status.h"
+#include "controller/listener_limits.h"
 
 namespace fleet::controller {
 namespace {
@@ -32,9 +33,6 @@ constexpr char kResolved[] = "resolved";
 // stored too: these are not.
 constexpr char kDuplicate[] = "duplicate";
 constexpr char kSkipped[] = "skipped";
-
-// Far above what Alertmanager sends for one group (about 1 KiB per alert).
-constexpr size_t kMaxBodyBytes = 8 << 20;
 
 // Strings from the payload are dumped as JSON: quoted, escaped, one line.
 std::string Dump(const json& value) {
@@ -464,6 +462,41 @@ absl::StatusOr<std::string> ReadAlertToken(const std::string& path) {
   return token;
 }
 
+namespace {
+
+// 401 for a webhook call without the right token. Its body is left unread,
+// so the connection is closed after the answer.
+void RefuseUnauthorized(const httplib::Request& req, httplib::Response& res) {
+  spdlog::warn("alert webhook: request from {} without the right bearer token", req.remote_addr);
+  res.status = 401;
+  res.set_header("WWW-Authenticate", "Bearer");
+  res.set_header("Connection", "close");
+  res.set_content(
+      "missing or wrong bearer token: send Authorization: Bearer <the token of "
+      "--alert-token-file>\n",
+      "text/plain");
+}
+
+// Handles an authenticated webhook body and answers with the summary.
+void Answer(AlertHandler& handler, const std::string& peer, const std::string& body,
+            httplib::Response& res) {
+  absl::StatusOr<std::string> summary = handler.Handle(body);
+  if (!summary.ok()) {
+    const bool bad = summary.status().code() == absl::StatusCode::kInvalidArgument;
+    if (bad) {
+      spdlog::warn("alert webhook from {}: {}", peer, summary.status().message());
+    } else {
+      spdlog::error("alert webhook: {}", summary.status().message());
+    }
+    res.status = bad ? 400 : 500;
+    res.set_content(absl::StrCat(summary.status().message(), "\n"), "text/plain");
+    return;
+  }
+  res.set_content(*std::move(summary), "application/json");
+}
+
+}  // namespace
+
 void AddAlertmanagerWebhook(httplib::Server* server, std::shared_ptr<AlertHandler> handler,
                             const std::string& token) {
   if (handler == nullptr) {
@@ -474,41 +507,40 @@ void AddAlertmanagerWebhook(httplib::Server* server, std::shared_ptr<AlertHandle
     });
     return;
   }
-  server->Post(
-      kAlertmanagerWebhookPath, [handler = std::move(handler), digest = TokenDigest(token)](
-                                    const httplib::Request& req, httplib::Response& res) {
-        if (!Authorized(req.get_header_value("Authorization"), digest)) {
-          spdlog::warn("alert webhook: request from {} without the right bearer token",
-                       req.remote_addr);
-          res.status = 401;
-          res.set_header("WWW-Authenticate", "Bearer");
-          res.set_content(
-              "missing or wrong bearer token: send Authorization: Bearer <the token of "
-              "--alert-token-file>\n",
-              "text/plain");
-          return;
-        }
-        if (req.body.size() > kMaxBodyBytes) {
-          res.status = 413;
-          res.set_content(absl::StrCat("webhook body of ", req.body.size(), " bytes is over the ",
-                                       kMaxBodyBytes, " byte limit\n"),
-                          "text/plain");
-          return;
-        }
-        absl::StatusOr<std::string> summary = handler->Handle(req.body);
-        if (!summary.ok()) {
-          const bool bad = summary.status().code() == absl::StatusCode::kInvalidArgument;
-          if (bad) {
-            spdlog::warn("alert webhook from {}: {}", req.remote_addr, summary.status().message());
-          } else {
-            spdlog::error("alert webhook: {}", summary.status().message());
-          }
-          res.status = bad ? 400 : 500;
-          res.set_content(absl::StrCat(summary.status().message(), "\n"), "text/plain");
-          return;
-        }
-        res.set_content(*std::move(summary), "application/json");
-      });
+  // A content-reader handler runs once the headers are in: the token is
+  // checked before a byte of the body is read, and the body is read up to
+  // kHttpMaxBodyBytes whatever its framing (httplib bounds only Content-Length
+  // bodies itself, not chunked ones).
+  server->Post(kAlertmanagerWebhookPath,
+               [handler = std::move(handler), digest = TokenDigest(token)](
+                   const httplib::Request& req, httplib::Response& res,
+                   const httplib::ContentReader& content_reader) {
+                 if (!Authorized(req.get_header_value("Authorization"), digest)) {
+                   RefuseUnauthorized(req, res);
+                   return;
+                 }
+                 std::string body;
+                 bool too_big = false;
+                 const bool read = content_reader([&](const char* data, size_t length) {
+                   too_big = body.size() + length > kHttpMaxBodyBytes;
+                   if (!too_big) body.append(data, length);
+                   return !too_big;
+                 });
+                 if (too_big) {
+                   res.status = 413;
+                   res.set_header("Connection", "close");
+                   res.set_content(absl::StrCat("webhook body is over the ", kHttpMaxBodyBytes,
+                                                " byte limit\n"),
+                                   "text/plain");
+                   return;
+                 }
+                 if (!read) {
+                   res.status = 400;
+                   res.set_content("cannot read the request body\n", "text/plain");
+                   return;
+                 }
+                 Answer(*handler, req.remote_addr, body, res);
+               });
 }
 
 }  // namespace fleet::controller

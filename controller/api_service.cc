@@ -1,21 +1,36 @@
 #include "controller/api_service.h"
 
+#include <google/protobuf/util/message_differencer.h>
+
+#include <initializer_list>
 #include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/rollout_state.h"
 #include "common/status.h"
+#include "controller/authorizer.h"
+#include "controller/redaction.h"
 
 namespace fleet::controller {
 namespace {
 
-// Runs `fn` (returning absl::Status) and finishes the call with its result.
+// Every answer of the API leaves through here: `resp` (when `st` is OK) and
+// the error message with their credentials redacted (redaction.h).
+grpc::Status Answer(const absl::Status& st, google::protobuf::Message* resp) {
+  if (!st.ok()) return ToGrpcStatus(RedactStatus(st));
+  RedactMessage(resp);
+  return grpc::Status::OK;
+}
+
+// Runs `fn` (returning absl::Status, filling `resp`) and finishes the call
+// with its result.
 template <typename Fn>
-grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, Fn fn) {
+grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx,
+                                google::protobuf::Message* resp, Fn fn) {
   auto* reactor = ctx->DefaultReactor();
   absl::Status st = fn();
-  reactor->Finish(ToGrpcStatus(st));
+  reactor->Finish(Answer(st, resp));
   return reactor;
 }
 
@@ -26,7 +41,7 @@ template <typename Fn>
 grpc::ServerUnaryReactor* Deferred(grpc::CallbackServerContext* ctx, Fn fn) {
   auto* reactor = ctx->DefaultReactor();
   absl::Status st = fn(reactor);
-  if (!st.ok()) reactor->Finish(ToGrpcStatus(st));
+  if (!st.ok()) reactor->Finish(Answer(st, nullptr));
   return reactor;
 }
 
@@ -35,8 +50,23 @@ RolloutEngine::Done<fleet::v1::Rollout> FinishWith(grpc::ServerUnaryReactor* rea
                                                    fleet::v1::Rollout* resp) {
   return [reactor, resp](absl::StatusOr<fleet::v1::Rollout> r) {
     if (r.ok()) *resp = *std::move(r);
-    reactor->Finish(ToGrpcStatus(r.status()));
+    reactor->Finish(Answer(r.status(), resp));
   };
+}
+
+// Names in requests are at most kMaxClientTextBytes (as IsSafeName wants); a
+// longer one is refused without quoting it, so no answer echoes unbounded
+// input. Checks each (field, value) pair in order.
+absl::Status CheckNameLengths(
+    std::initializer_list<std::pair<absl::string_view, absl::string_view>> names) {
+  for (const auto& [field, value] : names) {
+    if (value.size() > kMaxClientTextBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(field, " is ", value.size(),
+                                                     " bytes long; names have at most ",
+                                                     kMaxClientTextBytes));
+    }
+  }
+  return absl::OkStatus();
 }
 
 // What ApiAccess needs to know of a call: the RPC, the peer and the bearer
@@ -52,17 +82,15 @@ ApiCall CallOf(const grpc::CallbackServerContext* ctx, const char* rpc) {
   return call;
 }
 
-// An app as the API shows it: notification URLs carry access tokens and
-// DingTalk secrets sign messages, so neither leaves the controller; the
-// spec's YAML, which holds them too, is left out when the app has sinks.
+// An app as the API shows it. Answer() redacts its spec like any message;
+// the spec's YAML holds the same credentials in whatever YAML form, so it is
+// left out when the spec has anything to redact.
 fleet::v1::App Redacted(fleet::v1::App app) {
-  for (fleet::v1::NotifySink& sink : *app.mutable_spec()->mutable_notify()) {
-    const std::string& url = sink.url();
-    size_t host_end = url.find('/', url.find("://") == std::string::npos ? 0 : url.find("://") + 3);
-    sink.set_url(absl::StrCat(url.substr(0, host_end), host_end == std::string::npos ? "" : "/…"));
-    if (!sink.secret().empty()) sink.set_secret("***");
+  fleet::v1::AppSpec spec = app.spec();
+  RedactMessage(&spec);
+  if (!google::protobuf::util::MessageDifferencer::Equals(spec, app.spec())) {
+    app.clear_spec_yaml();
   }
-  if (app.spec().notify_size() > 0) app.clear_spec_yaml();
   return app;
 }
 
@@ -71,7 +99,7 @@ fleet::v1::App Redacted(fleet::v1::App app) {
 grpc::ServerUnaryReactor* ApiService::ApplyApp(grpc::CallbackServerContext* ctx,
                                                const fleet::v1::ApplyAppRequest* req,
                                                fleet::v1::ApplyAppResponse* resp) {
-  return Unary(ctx, [&]() -> absl::Status {
+  return Unary(ctx, resp, [&]() -> absl::Status {
     // Admitted before the YAML is read: only admins may apply specs, and
     // admin tokens are never limited to an app, so the spec's name is not
     // needed to decide, and nobody else gets untrusted YAML parsed or
@@ -91,7 +119,7 @@ grpc::ServerUnaryReactor* ApiService::ApplyApp(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* ApiService::ListApps(grpc::CallbackServerContext* ctx,
                                                const fleet::v1::ListAppsRequest*,
                                                fleet::v1::ListAppsResponse* resp) {
-  return Unary(ctx, [&]() -> absl::Status {
+  return Unary(ctx, resp, [&]() -> absl::Status {
     FLEET_RETURN_IF_ERROR(
         access_->Admit(CallOf(ctx, "ListApps"), ApiAction::kRead, "").status());
     auto apps = store_->ListApps();
@@ -110,7 +138,7 @@ class ApiService::PushReader : public grpc::ServerReadReactor<fleet::v1::PushRel
       : service_(service), resp_(resp), call_(std::move(call)) {
     absl::StatusOr<ApiCaller> caller = service_->access_->Authenticate(call_, "");
     if (!caller.ok()) {
-      Finish(ToGrpcStatus(caller.status()));
+      Finish(Answer(caller.status(), resp_));
       return;
     }
     caller_ = *std::move(caller);
@@ -119,12 +147,12 @@ class ApiService::PushReader : public grpc::ServerReadReactor<fleet::v1::PushRel
 
   void OnReadDone(bool ok) override {
     if (!ok) {
-      Finish(ToGrpcStatus(Complete()));
+      Finish(Answer(Complete(), resp_));
       return;
     }
     absl::Status st = Handle();
     if (!st.ok()) {
-      Finish(ToGrpcStatus(st));
+      Finish(Answer(st, resp_));
       return;
     }
     StartRead(&req_);
@@ -139,6 +167,8 @@ class ApiService::PushReader : public grpc::ServerReadReactor<fleet::v1::PushRel
         return absl::InvalidArgumentError("the first PushRelease message must be the header");
       }
       fleet::v1::PushReleaseHeader header = req_.header();
+      FLEET_RETURN_IF_ERROR(
+          CheckNameLengths({{"app", header.app()}, {"version", header.version()}}));
       FLEET_RETURN_IF_ERROR(
           service_->access_->Authorize(caller_, call_, ApiAction::kPushRelease, header.app()));
       header.set_actor(caller_.Actor(header.actor()));
@@ -171,7 +201,7 @@ grpc::ServerReadReactor<fleet::v1::PushReleaseRequest>* ApiService::PushRelease(
 grpc::ServerUnaryReactor* ApiService::ListReleases(grpc::CallbackServerContext* ctx,
                                                    const fleet::v1::ListReleasesRequest* req,
                                                    fleet::v1::ListReleasesResponse* resp) {
-  return Unary(ctx, [&]() -> absl::Status {
+  return Unary(ctx, resp, [&]() -> absl::Status {
     FLEET_RETURN_IF_ERROR(
         access_->Admit(CallOf(ctx, "ListReleases"), ApiAction::kRead, req->app()).status());
     auto app = store_->GetApp(req->app());
@@ -187,6 +217,7 @@ grpc::ServerUnaryReactor* ApiService::StartRollout(grpc::CallbackServerContext* 
                                                    const fleet::v1::StartRolloutRequest* req,
                                                    fleet::v1::Rollout* resp) {
   return Deferred(ctx, [&](grpc::ServerUnaryReactor* reactor) -> absl::Status {
+    FLEET_RETURN_IF_ERROR(CheckNameLengths({{"app", req->app()}, {"version", req->version()}}));
     FLEET_ASSIGN_OR_RETURN(ApiCaller caller, access_->Admit(CallOf(ctx, "StartRollout"),
                                                             ApiAction::kRollOut, req->app()));
     fleet::v1::StartRolloutRequest request = *req;
@@ -199,7 +230,7 @@ grpc::ServerUnaryReactor* ApiService::StartRollout(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* ApiService::GetRollout(grpc::CallbackServerContext* ctx,
                                                  const fleet::v1::GetRolloutRequest* req,
                                                  fleet::v1::Rollout* resp) {
-  return Unary(ctx, [&]() -> absl::Status {
+  return Unary(ctx, resp, [&]() -> absl::Status {
     FLEET_RETURN_IF_ERROR(
         access_->Admit(CallOf(ctx, "GetRollout"), ApiAction::kRead, "").status());
     auto r = store_->GetRollout(req->id());
@@ -220,7 +251,7 @@ grpc::ServerWriteReactor<fleet::v1::RolloutUpdate>* ApiService::WatchRollout(
 grpc::ServerUnaryReactor* ApiService::ListRollouts(grpc::CallbackServerContext* ctx,
                                                    const fleet::v1::ListRolloutsRequest* req,
                                                    fleet::v1::ListRolloutsResponse* resp) {
-  return Unary(ctx, [&]() -> absl::Status {
+  return Unary(ctx, resp, [&]() -> absl::Status {
     FLEET_RETURN_IF_ERROR(
         access_->Admit(CallOf(ctx, "ListRollouts"), ApiAction::kRead, req->app()).status());
     if (!req->app().empty()) {
@@ -238,6 +269,8 @@ grpc::ServerUnaryReactor* ApiService::Rollback(grpc::CallbackServerContext* ctx,
                                                const fleet::v1::RollbackRequest* req,
                                                fleet::v1::Rollout* resp) {
   return Deferred(ctx, [&](grpc::ServerUnaryReactor* reactor) -> absl::Status {
+    FLEET_RETURN_IF_ERROR(
+        CheckNameLengths({{"app", req->app()}, {"to_version", req->to_version()}}));
     FLEET_ASSIGN_OR_RETURN(ApiCaller caller, access_->Admit(CallOf(ctx, "Rollback"),
                                                             ApiAction::kRollBack, req->app()));
     fleet::v1::RollbackRequest request = *req;
@@ -296,7 +329,7 @@ grpc::ServerUnaryReactor* ApiService::AbortRollout(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* ApiService::GetAppStatus(grpc::CallbackServerContext* ctx,
                                                    const fleet::v1::GetAppStatusRequest* req,
                                                    fleet::v1::AppStatus* resp) {
-  return Unary(ctx, [&]() -> absl::Status {
+  return Unary(ctx, resp, [&]() -> absl::Status {
     FLEET_RETURN_IF_ERROR(
         access_->Admit(CallOf(ctx, "GetAppStatus"), ApiAction::kRead, req->app()).status());
     auto app = store_->GetApp(req->app());
@@ -331,7 +364,7 @@ grpc::ServerUnaryReactor* ApiService::GetAppStatus(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* ApiService::ListHosts(grpc::CallbackServerContext* ctx,
                                                 const fleet::v1::ListHostsRequest*,
                                                 fleet::v1::ListHostsResponse* resp) {
-  return Unary(ctx, [&]() -> absl::Status {
+  return Unary(ctx, resp, [&]() -> absl::Status {
     FLEET_RETURN_IF_ERROR(
         access_->Admit(CallOf(ctx, "ListHosts"), ApiAction::kRead, "").status());
     auto hosts = store_->ListHosts();
@@ -347,7 +380,7 @@ grpc::ServerUnaryReactor* ApiService::ListHosts(grpc::CallbackServerContext* ctx
 grpc::ServerUnaryReactor* ApiService::GetHistory(grpc::CallbackServerContext* ctx,
                                                  const fleet::v1::GetHistoryRequest* req,
                                                  fleet::v1::GetHistoryResponse* resp) {
-  return Unary(ctx, [&]() -> absl::Status {
+  return Unary(ctx, resp, [&]() -> absl::Status {
     FLEET_RETURN_IF_ERROR(
         access_->Admit(CallOf(ctx, "GetHistory"), ApiAction::kRead, req->app()).status());
     auto app = store_->GetApp(req->app());
@@ -366,7 +399,8 @@ grpc::ServerUnaryReactor* ApiService::GetHistory(grpc::CallbackServerContext* ct
 grpc::ServerUnaryReactor* ApiService::PushConfig(grpc::CallbackServerContext* ctx,
                                                  const fleet::v1::PushConfigRequest* req,
                                                  fleet::v1::PushConfigResponse* resp) {
-  return Unary(ctx, [&]() -> absl::Status {
+  return Unary(ctx, resp, [&]() -> absl::Status {
+    FLEET_RETURN_IF_ERROR(CheckNameLengths({{"app", req->app()}, {"version", req->version()}}));
     FLEET_ASSIGN_OR_RETURN(ApiCaller caller, access_->Admit(CallOf(ctx, "PushConfig"),
                                                             ApiAction::kPushConfig, req->app()));
     FLEET_ASSIGN_OR_RETURN(
@@ -381,7 +415,7 @@ grpc::ServerUnaryReactor* ApiService::PushConfig(grpc::CallbackServerContext* ct
 grpc::ServerUnaryReactor* ApiService::ListConfigs(grpc::CallbackServerContext* ctx,
                                                   const fleet::v1::ListConfigsRequest* req,
                                                   fleet::v1::ListConfigsResponse* resp) {
-  return Unary(ctx, [&]() -> absl::Status {
+  return Unary(ctx, resp, [&]() -> absl::Status {
     FLEET_RETURN_IF_ERROR(
         access_->Admit(CallOf(ctx, "ListConfigs"), ApiAction::kRead, req->app()).status());
     FLEET_RETURN_IF_ERROR(store_->GetApp(req->app()).status());
@@ -395,7 +429,7 @@ grpc::ServerUnaryReactor* ApiService::ListConfigs(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* ApiService::CreateToken(grpc::CallbackServerContext* ctx,
                                                   const fleet::v1::CreateTokenRequest* req,
                                                   fleet::v1::CreateTokenResponse* resp) {
-  return Unary(ctx, [&]() -> absl::Status {
+  return Unary(ctx, resp, [&]() -> absl::Status {
     FLEET_ASSIGN_OR_RETURN(ApiCaller caller, access_->Admit(CallOf(ctx, "CreateToken"),
                                                             ApiAction::kManageTokens, req->app()));
     fleet::v1::CreateTokenRequest request = *req;
@@ -408,7 +442,7 @@ grpc::ServerUnaryReactor* ApiService::CreateToken(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* ApiService::ListTokens(grpc::CallbackServerContext* ctx,
                                                  const fleet::v1::ListTokensRequest*,
                                                  fleet::v1::ListTokensResponse* resp) {
-  return Unary(ctx, [&]() -> absl::Status {
+  return Unary(ctx, resp, [&]() -> absl::Status {
     FLEET_RETURN_IF_ERROR(
         access_->Admit(CallOf(ctx, "ListTokens"), ApiAction::kManageTokens, "").status());
     FLEET_ASSIGN_OR_RETURN(std::vector<fleet::v1::TokenInfo> tokens, access_->ListTokens());
@@ -420,7 +454,7 @@ grpc::ServerUnaryReactor* ApiService::ListTokens(grpc::CallbackServerContext* ct
 grpc::ServerUnaryReactor* ApiService::RevokeToken(grpc::CallbackServerContext* ctx,
                                                   const fleet::v1::RevokeTokenRequest* req,
                                                   fleet::v1::TokenInfo* resp) {
-  return Unary(ctx, [&]() -> absl::Status {
+  return Unary(ctx, resp, [&]() -> absl::Status {
     FLEET_ASSIGN_OR_RETURN(ApiCaller caller, access_->Admit(CallOf(ctx, "RevokeToken"),
                                                             ApiAction::kManageTokens, ""));
     FLEET_ASSIGN_OR_RETURN(*resp, access_->RevokeToken(req->id(), caller.Actor(req->actor())));

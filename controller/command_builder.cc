@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "controller/agent_spec.h"
 #include "controller/rollout_planner.h"
 
 namespace fleet::controller {
@@ -21,7 +22,7 @@ namespace {
 
 void FillActivate(const fleet::v1::Rollout& r, const fleet::v1::HostTask& task, bool revert,
                   const fleet::v1::App& app, ActivateCommand* a) {
-  *a->mutable_spec() = app.spec();
+  *a->mutable_spec() = SpecForAgent(app.spec());
   a->set_version(revert ? task.from_version() : task.to_version());
   a->set_subject(r.subject());
   const bool probes_through_bake = !revert && r.kind() != fleet::v1::ROLLOUT_KIND_ROLLBACK;
@@ -47,7 +48,7 @@ std::optional<Command> BuildCommand(const fleet::v1::Rollout& r, const fleet::v1
   *cmd.mutable_ref() = ref;
   switch (ref.phase()) {
     case fleet::v1::COMMAND_PHASE_STAGE:
-      *cmd.mutable_stage()->mutable_spec() = app.spec();
+      *cmd.mutable_stage()->mutable_spec() = SpecForAgent(app.spec());
       if (r.subject() == fleet::v1::SUBJECT_CONFIG && stage.config) {
         *cmd.mutable_stage()->mutable_config() = *stage.config;
       } else if (r.subject() == fleet::v1::SUBJECT_RELEASE && stage.release) {

@@ -13,6 +13,7 @@
 #include "common/logging.h"
 #include "common/status.h"
 #include "controller/alerts.h"
+#include "controller/listener_limits.h"
 #include "controller/sqlite_store.h"
 
 namespace fleet::controller {
@@ -136,6 +137,7 @@ absl::Status Controller::Start() {
   builder.RegisterService(api_.get());
   builder.SetMaxReceiveMessageSize(16 << 20);
   ConfigureServerKeepalive(&builder);
+  ApplyGrpcLimits(&builder);
   server_ = builder.BuildAndStart();
   if (!server_ || grpc_port_ == 0) {
     server_.reset();
@@ -154,9 +156,8 @@ absl::Status Controller::Start() {
       return true;
     });
   }
-  // Request bodies (alert webhooks) never need more than AlertHandler's 8 MiB;
-  // a client must not make the controller buffer more.
-  http_->set_payload_max_length(8 << 20);
+  // Slow or many clients must not stall /healthz (listener_limits.h).
+  ApplyHttpLimits(http_.get());
   http_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
   });

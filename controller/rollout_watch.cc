@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/rollout_state.h"
 #include "common/status.h"
+#include "controller/redaction.h"
 
 namespace fleet::controller {
 
@@ -111,7 +112,7 @@ class RolloutWatch final : public grpc::ServerWriteReactor<RolloutUpdate>,
     subscribed_ = true;
     absl::StatusOr<fleet::v1::Rollout> rollout = store->GetRollout(id_);
     if (!rollout.ok()) {
-      Close(ToGrpcStatus(rollout.status()));
+      Close(ToGrpcStatus(RedactStatus(rollout.status())));
       return;
     }
     RolloutUpdate snapshot;
@@ -205,6 +206,7 @@ class RolloutWatch final : public grpc::ServerWriteReactor<RolloutUpdate>,
 
   const RolloutUpdate* BeginWriteLocked(RolloutUpdate update) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     in_flight_ = std::move(update);
+    RedactMessage(&in_flight_);  // like every answer of the API
     writing_ = true;
     writing_terminal_ = IsTerminal(in_flight_.rollout().state());
     return &in_flight_;

@@ -129,6 +129,21 @@ TEST(ParseAppSpecTest, UnknownTopLevelFieldNamesFileLineAndField) {
                        StartsWith("app.yaml:2: replicas: unknown field (known: ")));
 }
 
+TEST(ParseAppSpecTest, MultiDocumentYamlIsRefusedInOneLine) {
+  absl::Status st = ParseError("name: web\n---\nname: api\n");
+  EXPECT_THAT(st, StatusIs(absl::StatusCode::kInvalidArgument,
+                           "app.yaml holds 2 YAML documents; an app spec is one document (one "
+                           "file per app)"));
+}
+
+TEST(ParseAppSpecTest, NulInAStringOrTheFileIsRefused) {
+  EXPECT_THAT(ParseError("name: web\nreload: \"bin/restart\\0; rm -rf /\"\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "app.yaml:2: reload: contains a NUL character"));
+  EXPECT_THAT(ParseError(std::string("name: web\nreload: bin/restart\0 --now\n", 37)),
+              StatusIs(absl::StatusCode::kInvalidArgument, "app.yaml:2: contains a NUL byte"));
+}
+
 TEST(ParseAppSpecTest, UnknownFieldInACheckNamesTheCheck) {
   EXPECT_THAT(ParseError("name: web\nhealth:\n  - http: http://h/\n    expect: 200\n"),
               StatusIs(absl::StatusCode::kInvalidArgument,
@@ -415,9 +430,9 @@ TEST(ParseAppSpecTest, RefusesAUserThatIsNotAUserName) {
 // Found by tests/fuzz/app_spec_fuzz: yaml-cpp's messages and the values
 // errors quote may hold control characters.
 TEST(ParseAppSpecTest, ErrorsAreOnePrintableLine) {
-  EXPECT_THAT(ParseError("name: \"web\\nx\\u0000y\"\n"),
+  EXPECT_THAT(ParseError("name: \"web\\nx\\u0001y\"\n"),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("name: 'web\\x0ax\\x00y' must be letters")));
+                       HasSubstr("name: 'web\\x0ax\\x01y' must be letters")));
   for (const char* bad : {"name: \"\\\x01\"\n", "name: \"\\\x1b\"\n"}) {
     absl::Status st = ParseError(bad);
     EXPECT_THAT(st, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("invalid YAML")));

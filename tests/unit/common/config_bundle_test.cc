@@ -54,6 +54,22 @@ TEST(ConfigPathTest, RefusesAbsoluteDotDotEmptyAndControlCharacters) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("longer than 255")));
 }
 
+TEST(ConfigPushTest, RefusesVersionControlMetadataAndEditorBackups) {
+  for (const char* path : {".git/config", "conf/.svn/entries", ".hg/hgrc"}) {
+    EXPECT_THAT(CheckConfigPush("c1", MakeFiles({{path, "x"}}), AppSpec(), {}),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr("is inside version-control metadata")))
+        << path;
+  }
+  for (const char* path : {"app.env~", ".app.env.swp", "db/app.yaml.bak", "x.swo"}) {
+    EXPECT_THAT(CheckConfigPush("c1", MakeFiles({{path, "x"}}), AppSpec(), {}),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("looks like an editor backup")))
+        << path;
+  }
+  EXPECT_OK(CheckConfigPush("c1", MakeFiles({{"git/config.ini", "a=1\n"}, {".gitignore", ""}}),
+                            AppSpec(), {}));
+}
+
 TEST(ConfigPushTest, ReturnsFilesSortedWithPermissionBitsOnly) {
   Files files = MakeFiles({{"z.env", "A=1\n"}, {"a/app.yaml", "db: {url: x}\n"}});
   files.Mutable(0)->set_mode(04755);
