@@ -155,6 +155,18 @@ TEST_F(StoreTest, Host_LabelsWithSeparatorsRoundTrip) {
   EXPECT_EQ(got->peer(), "ipv4:10.0.0.5:51234");
 }
 
+TEST_F(StoreTest, Host_StoredLabelsThatAreNotAJsonObjectAreDataLoss) {
+  Host host;
+  host.set_id("web-01");
+  ASSERT_OK(store_->UpsertHost(host));
+  for (const char* labels : {"not json", "[\"a\"]", "{\"env\": 3}"}) {
+    ExecAll(path(), absl::StrCat("UPDATE hosts SET labels = '", labels, "'"));
+    absl::StatusOr<Host> got = store_->GetHost("web-01");
+    EXPECT_THAT(got, StatusIs(absl::StatusCode::kDataLoss)) << labels;
+    EXPECT_THAT(std::string(got.status().message()), HasSubstr("labels of host 'web-01'"));
+  }
+}
+
 TEST_F(StoreTest, Host_UpsertReplacesAppStates) {
   Host host;
   host.set_id("web-01");

@@ -132,6 +132,35 @@ TEST_F(StoreTest, Transaction_OtherThreadsWaitUntilItCommits) {
   EXPECT_THAT(Kinds(*events), ElementsAre("theirs", "mine"));
 }
 
+TEST_F(StoreTest, Transaction_ReadsOfOtherThreadsSeeTheLastCommitWithoutWaiting) {
+  ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
+  std::unique_ptr<StoreTransaction> txn = BeginOrDie(store_.get());
+  ASSERT_NE(txn, nullptr);
+  ASSERT_OK(txn->InsertRelease(MakeRelease("web", "v1")));
+  ASSERT_OK(txn->UpsertApp(MakeApp("api"), nullptr));
+  // Read from another thread while the transaction stays open: a read that
+  // waited for it would never return, since this thread commits only after
+  // the join.
+  std::vector<std::string> apps;
+  absl::StatusOr<std::vector<Release>> releases;
+  std::thread reader([&] {
+    absl::StatusOr<std::vector<App>> listed = store_->ListApps();
+    EXPECT_OK(listed);
+    if (listed.ok()) {
+      for (const App& app : *listed) apps.push_back(app.spec().name());
+    }
+    releases = store_->ListReleases("web");
+  });
+  reader.join();
+  EXPECT_THAT(apps, ElementsAre("web"));
+  ASSERT_OK(releases);
+  EXPECT_TRUE(releases->empty());
+  ASSERT_OK(txn->Commit());
+  absl::StatusOr<std::vector<Release>> after = store_->ListReleases("web");
+  ASSERT_OK(after);
+  EXPECT_THAT(Versions(*after), ElementsAre("v1"));
+}
+
 TEST_F(StoreTest, Transaction_BeginIsUnavailableWhileAnotherProcessHoldsTheDatabase) {
   // Another process holds the write lock longer than the 5 s busy timeout.
   sqlite3* other = nullptr;
