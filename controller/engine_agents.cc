@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/fs.h"
+#include "common/status.h"
 #include "common/vars.h"
 #include "controller/rollout_engine.h"
 
@@ -45,23 +46,69 @@ void RolloutEngine::OnDisconnected(const std::string& host_id) {
 }
 
 void RolloutEngine::HandleHello(const fleet::v1::Hello& hello, const std::string& peer) {
-  fleet::v1::Host host;
-  host.set_id(hello.host_id());
-  *host.mutable_labels() = hello.labels();
-  host.set_connected(true);
-  host.set_last_seen_ms(absl::ToUnixMillis(clock_->Now()));
-  host.set_agent_version(hello.agent_version());
-  host.set_peer(peer);
-  *host.mutable_apps() = hello.apps();
-  absl::Status st = store_->UpsertHost(host);
-  if (!st.ok()) {
-    spdlog::error("cannot record host {}: {}", hello.host_id(), st.message());
-    return;
+  // Hellos are stored in batches, like results: hosts connect by the
+  // thousand after a controller restart or a network cut.
+  pending_hellos_.push_back({hello, peer});
+  if (hellos_flush_queued_) return;
+  hellos_flush_queued_ = true;
+  Post([this] { FlushHellos(); });
+}
+
+void RolloutEngine::FlushHellos() {
+  hellos_flush_queued_ = false;
+  std::vector<PendingHello> hellos;
+  hellos.swap(pending_hellos_);
+  if (hellos.empty()) return;
+  std::vector<const PendingHello*> stored;
+  std::vector<EngineEvent> events;
+  std::vector<const PendingHello*> all;
+  for (const PendingHello& p : hellos) all.push_back(&p);
+  if (StoreHellos(all, &events).ok()) {
+    stored = all;
+  } else {
+    // One bad hello (an app reported twice) must not lose the others.
+    events.clear();
+    for (const PendingHello* p : all) {
+      absl::Status st = StoreHellos({p}, &events);
+      if (st.ok()) {
+        stored.push_back(p);
+      } else {
+        spdlog::error("cannot record host {}: {}", p->hello.host_id(), st.message());
+      }
+    }
   }
-  spdlog::info("host {} connected from {} ({} apps)", hello.host_id(), peer, hello.apps_size());
-  RecordEvent("", hello.host_id(), EventKind::kHostConnected, hello.host_id(),
-              absl::StrCat("connected from ", peer));
-  StartCatchUps(hello);
+  audit_.Publish(events);
+  for (const PendingHello* p : stored) {
+    spdlog::info("host {} connected from {} ({} apps)", p->hello.host_id(), p->peer,
+                 p->hello.apps_size());
+    StartCatchUps(p->hello);
+  }
+  // A catch-up's first command goes out at the next AdvanceAll, which the
+  // host's connect may have queued before this flush.
+  QueueAdvanceAll();
+}
+
+absl::Status RolloutEngine::StoreHellos(const std::vector<const PendingHello*>& hellos,
+                                        std::vector<EngineEvent>* events) {
+  std::vector<EngineEvent> mine;
+  FLEET_ASSIGN_OR_RETURN(std::unique_ptr<StoreTransaction> txn, store_->Begin());
+  for (const PendingHello* p : hellos) {
+    fleet::v1::Host host;
+    host.set_id(p->hello.host_id());
+    *host.mutable_labels() = p->hello.labels();
+    host.set_connected(true);
+    host.set_last_seen_ms(absl::ToUnixMillis(clock_->Now()));
+    host.set_agent_version(p->hello.agent_version());
+    host.set_peer(p->peer);
+    *host.mutable_apps() = p->hello.apps();
+    FLEET_RETURN_IF_ERROR(txn->UpsertHost(host));
+    mine.push_back(audit_.Make(EventKind::kHostConnected, nullptr, "", host.id(), host.id(),
+                               absl::StrCat("connected from ", p->peer)));
+  }
+  FLEET_RETURN_IF_ERROR(audit_.Write(txn.get(), &mine));
+  FLEET_RETURN_IF_ERROR(txn->Commit());
+  for (EngineEvent& e : mine) events->push_back(std::move(e));
+  return absl::OkStatus();
 }
 
 void RolloutEngine::StartCatchUps(const fleet::v1::Hello& hello) {
@@ -127,6 +174,10 @@ void RolloutEngine::HandleConnected(const std::string& host_id) {
     }
     SendCommands(running.rollout, {ref});
   }
+  QueueAdvanceAll();
+}
+
+void RolloutEngine::QueueAdvanceAll() {
   // Hosts connect by the thousand after a restart: one pass over every
   // rollout for all the connects queued together.
   if (advance_all_queued_) return;
@@ -171,19 +222,35 @@ void RolloutEngine::FlushResults() {
       states[ref.host_id()] = result.state();
     }
   }
-  for (const auto& [host_id, state] : states) {
-    absl::Status st = store_->UpsertHostAppState(host_id, state);
-    if (!st.ok()) spdlog::warn("cannot record state of {}: {}", host_id, st.message());
-  }
+  StoreHostStates(states);
   for (auto& [id, d] : decisions) {
     Rollout* r = Running(id);
     if (r != nullptr && Commit(r, d)) Advance(id);
   }
 }
 
+void RolloutEngine::StoreHostStates(
+    const std::map<std::string, fleet::v1::HostAppState>& states) {
+  if (states.empty()) return;
+  absl::StatusOr<std::unique_ptr<StoreTransaction>> txn = store_->Begin();
+  absl::Status st = txn.status();
+  for (auto it = states.begin(); st.ok() && it != states.end(); ++it) {
+    st = (*txn)->UpsertHostAppState(it->first, it->second);
+  }
+  if (st.ok()) st = (*txn)->Commit();
+  if (st.ok()) return;
+  if (txn.ok()) txn->reset();  // rolled back; frees the store for the retry
+  for (const auto& [host_id, state] : states) {
+    st = store_->UpsertHostAppState(host_id, state);
+    if (!st.ok()) spdlog::warn("cannot record state of {}: {}", host_id, st.message());
+  }
+}
+
 void RolloutEngine::HandleDisconnected(const std::string& host_id) {
   // The old stream of a host that reconnected ends after the new one began.
   if (hub_->IsConnected(host_id)) return;
+  // Its hello, when still queued, is stored first: connected, then not.
+  FlushHellos();
   spdlog::warn("host {} disconnected", host_id);
   absl::Status st = store_->SetHostConnected(host_id, false, absl::ToUnixMillis(clock_->Now()));
   if (!st.ok()) spdlog::error("cannot record disconnect of {}: {}", host_id, st.message());

@@ -203,10 +203,24 @@ class RolloutEngine : public AgentListener {
 
   // Agents (engine_agents.cc).
   void HandleHello(const fleet::v1::Hello& hello, const std::string& peer);
+  // Stores the hellos queued since the last flush (hosts and their connect
+  // events in one transaction), then starts their catch-ups.
+  void FlushHellos();
+  struct PendingHello;
+  // Host rows and connect events of `hellos` in one transaction; appends
+  // the events, once committed, to *events.
+  absl::Status StoreHellos(const std::vector<const PendingHello*>& hellos,
+                           std::vector<EngineEvent>* events);
+  // Queues one AdvanceAll for everything queued before it runs.
+  void QueueAdvanceAll();
   void StartCatchUps(const fleet::v1::Hello& hello);
   void HandleConnected(const std::string& host_id);
   void HandleResult(const fleet::v1::CommandResult& result);
   void FlushResults();
+  // Stores the app states hosts reported with their results: one
+  // transaction for them all, or one per host when that fails (so that one
+  // bad row does not lose the others).
+  void StoreHostStates(const std::map<std::string, fleet::v1::HostAppState>& states);
   void HandleDisconnected(const std::string& host_id);
 
   // Analysis (engine_analysis.cc).
@@ -231,6 +245,12 @@ class RolloutEngine : public AgentListener {
   std::vector<fleet::v1::CommandResult> pending_results_;     // see HandleResult
   bool results_flush_queued_ = false;
   bool advance_all_queued_ = false;  // see HandleConnected
+  struct PendingHello {
+    fleet::v1::Hello hello;
+    std::string peer;
+  };
+  std::vector<PendingHello> pending_hellos_;  // see HandleHello
+  bool hellos_flush_queued_ = false;
   std::string newest_seen_;          // the newest rollout id DoTick read
   AnalysisBook analysis_;
 
