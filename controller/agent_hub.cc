@@ -53,8 +53,8 @@ class AgentHub::Stream : public grpc::ServerBidiReactor<AgentMessage, Controller
     StartRead(&incoming_);
   }
 
-  void Send(const ControllerMessage& message) {
-    if (const ControllerMessage* m = writes_.Push(message)) StartWrite(m);
+  void Send(ControllerMessage message) {
+    if (const ControllerMessage* m = writes_.Push(std::move(message))) StartWrite(m);
   }
 
   // Finishes the stream with `status` (once), after the write in flight.
@@ -161,15 +161,15 @@ bool AgentHub::Unregister(const std::string& host_id, Stream* stream) {
   return true;
 }
 
-bool AgentHub::Send(const std::string& host_id, const fleet::v1::Command& command) {
+bool AgentHub::Send(const std::string& host_id, fleet::v1::Command command) {
+  ControllerMessage msg;
+  *msg.mutable_command() = std::move(command);
   absl::MutexLock lock(&mu_);
   auto it = streams_.find(host_id);
   if (it == streams_.end()) return false;
-  ControllerMessage msg;
-  *msg.mutable_command() = command;
   // Stream::Send takes only the stream's lock; Unregister (under mu_) runs
   // before the stream is deleted, so the pointer is valid here.
-  it->second->Send(msg);
+  it->second->Send(std::move(msg));
   return true;
 }
 

@@ -66,7 +66,7 @@ class AgentHub final : public fleet::v1::AgentService::CallbackService {
   static constexpr absl::Duration kDenialRecordInterval = absl::Minutes(5);
 
   // Queues a command to a connected host. False when the host has no stream.
-  bool Send(const std::string& host_id, const fleet::v1::Command& command);
+  bool Send(const std::string& host_id, fleet::v1::Command command);
   bool IsConnected(const std::string& host_id);
   // The number of hosts with a registered stream now. Thread-safe.
   int ConnectedHostCount();

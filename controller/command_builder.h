@@ -24,19 +24,34 @@ struct StagePayload {
   std::optional<fleet::v1::ConfigRelease> config;
 };
 
-// The command for `ref` of task `task` of rollout `r` of app `app`:
-//  - STAGE: download and unpack the rollout's version (`stage` must hold it);
-//  - ACTIVATE: switch to task.to_version; a deploy or catch-up probes
-//    through the bake and switches back on failure, a rollback switches and
-//    probes once;
-//  - REVERT: switch back to task.from_version (rollback mode).
-// Retention keeps the task's from_version and the app's desired version.
-// nullopt when the payload the phase needs is missing.
-std::optional<fleet::v1::Command> BuildCommand(const fleet::v1::Rollout& r,
-                                               const fleet::v1::HostTask& task,
-                                               const fleet::v1::CommandRef& ref,
-                                               const fleet::v1::App& app,
-                                               const StagePayload& stage);
+// The commands of one rollout `r` of app `app`, for any of its tasks; the
+// spec the agents get (SpecForAgent) is made once, not once per host.
+class CommandBuilder {
+ public:
+  // `r` and `app` are borrowed and must outlive the builder.
+  CommandBuilder(const fleet::v1::Rollout& r, const fleet::v1::App& app, StagePayload stage);
+
+  // The command for `ref` of task `task`:
+  //  - STAGE: download and unpack the rollout's version (the stage payload
+  //    must hold it);
+  //  - ACTIVATE: switch to task.to_version; a deploy or catch-up probes
+  //    through the bake and switches back on failure, a rollback switches
+  //    and probes once;
+  //  - REVERT: switch back to task.from_version (rollback mode).
+  // Retention keeps the task's from_version and the app's desired version.
+  // nullopt when the payload the phase needs is missing.
+  std::optional<fleet::v1::Command> Build(const fleet::v1::HostTask& task,
+                                          const fleet::v1::CommandRef& ref) const;
+
+ private:
+  void FillActivate(const fleet::v1::HostTask& task, bool revert,
+                    fleet::v1::ActivateCommand* a) const;
+
+  const fleet::v1::Rollout& r_;
+  const fleet::v1::App& app_;
+  const StagePayload stage_;
+  const fleet::v1::AppSpec spec_;  // SpecForAgent of the app's
+};
 
 }  // namespace fleet::controller
 

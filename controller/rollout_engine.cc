@@ -531,6 +531,7 @@ void RolloutEngine::SendCommands(const Rollout& r,
     }
     break;
   }
+  const CommandBuilder builder(r, *app, std::move(stage));
   auto running = running_.find(r.id());
   for (const fleet::v1::CommandRef& ref : refs) {
     const HostTask* task = nullptr;
@@ -539,14 +540,15 @@ void RolloutEngine::SendCommands(const Rollout& r,
       if (it != running->second.task_index.end()) task = &running->second.rollout.tasks(it->second);
     }
     if (task == nullptr) continue;
-    std::optional<fleet::v1::Command> cmd = BuildCommand(r, *task, ref, *app, stage);
+    std::optional<fleet::v1::Command> cmd = builder.Build(*task, ref);
     if (!cmd) continue;
     if (task->command_id() != cmd->id()) {
       spdlog::error("rollout {} host {}: command {} is not the task's {}", r.id(), ref.host_id(),
                     cmd->id(), task->command_id());
     }
-    if (!hub_->Send(ref.host_id(), *cmd)) {
-      spdlog::info("host {} is not connected; command {} waits for it", ref.host_id(), cmd->id());
+    const std::string id = cmd->id();
+    if (!hub_->Send(ref.host_id(), *std::move(cmd))) {
+      spdlog::info("host {} is not connected; command {} waits for it", ref.host_id(), id);
     }
   }
 }
