@@ -183,16 +183,14 @@ int AgentHub::ConnectedHostCount() {
   return static_cast<int>(streams_.size());
 }
 
-absl::Time AgentHub::ConnectedSince(const std::string& host_id) {
+AgentHub::Presence AgentHub::PresenceOf(const std::string& host_id) {
+  Presence p;
   absl::MutexLock lock(&mu_);
-  if (streams_.count(host_id) == 0) return absl::InfinitePast();
-  return connected_at_[host_id];
-}
-
-absl::Time AgentHub::DisconnectedSince(const std::string& host_id) {
-  absl::MutexLock lock(&mu_);
+  p.connected = streams_.count(host_id) > 0;
+  if (p.connected) p.connected_since = connected_at_[host_id];
   auto it = disconnected_at_.find(host_id);
-  return it == disconnected_at_.end() ? started_ : it->second;
+  p.disconnected_since = it == disconnected_at_.end() ? started_ : it->second;
+  return p;
 }
 
 void AgentHub::CloseAll() {

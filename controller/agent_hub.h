@@ -70,11 +70,16 @@ class AgentHub final : public fleet::v1::AgentService::CallbackService {
   bool IsConnected(const std::string& host_id);
   // The number of hosts with a registered stream now. Thread-safe.
   int ConnectedHostCount();
-  // When the host's stream ended; the controller's start for hosts that have
-  // not connected since.
-  absl::Time DisconnectedSince(const std::string& host_id);
-  // When the host's current stream registered; InfinitePast if none.
-  absl::Time ConnectedSince(const std::string& host_id);
+  // Whether the host has a stream, since when (InfinitePast if none), and
+  // when its last stream ended (the controller's start for hosts that have
+  // not connected since); one lock, for the engine asks about every host
+  // that owes an answer.
+  struct Presence {
+    bool connected = false;
+    absl::Time connected_since = absl::InfinitePast();
+    absl::Time disconnected_since = absl::InfinitePast();
+  };
+  Presence PresenceOf(const std::string& host_id);
   // Ends every stream (at shutdown).
   void CloseAll();
 

@@ -24,10 +24,11 @@ class RolloutEngine::LiveHosts : public HostsView {
   LiveHosts(AgentHub* hub, const absl::flat_hash_map<std::string, absl::Time>* progress)
       : hub_(hub), progress_(progress) {}
   HostLiveness Liveness(const std::string& host_id) const override {
+    const AgentHub::Presence presence = hub_->PresenceOf(host_id);
     HostLiveness live;
-    live.connected = hub_->IsConnected(host_id);
-    live.connected_since = hub_->ConnectedSince(host_id);
-    live.disconnected_since = hub_->DisconnectedSince(host_id);
+    live.connected = presence.connected;
+    live.connected_since = presence.connected_since;
+    live.disconnected_since = presence.disconnected_since;
     auto it = progress_->find(host_id);
     if (it != progress_->end()) live.last_progress = it->second;
     return live;
