@@ -1,4 +1,5 @@
 #include "agent/deployer.h"
+#include "agent/deployer_internal.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@
 
 namespace fleet::agent {
 
+
 using fleet::v1::ActivateCommand;
 using fleet::v1::AgentAppRecord;
 using fleet::v1::AppSpec;
@@ -39,42 +41,7 @@ using fleet::v1::ConfigFile;
 using fleet::v1::HostAppState;
 using fleet::v1::StageCommand;
 using fleet::v1::Subject;
-using Versions = google::protobuf::RepeatedPtrField<std::string>;
 
-// Releases and configs are staged, activated, retained and recovered by the
-// same code; a Track names what differs between them: the subject's link and
-// directory (AppLayout takes the subject) and its fields in the app record.
-class Track {
- public:
-  explicit Track(Subject subject) : subject_(subject) {}
-
-  Subject subject() const { return subject_; }
-  bool config() const { return subject_ == fleet::v1::SUBJECT_CONFIG; }
-  const char* noun() const { return config() ? "config" : "release"; }
-
-  const std::string& last_good(const AgentAppRecord& r) const {
-    return config() ? r.last_good_config() : r.last_known_good();
-  }
-  std::string* mutable_last_good(AgentAppRecord* r) const {
-    return config() ? r->mutable_last_good_config() : r->mutable_last_known_good();
-  }
-  const std::string& previous(const AgentAppRecord& r) const {
-    return config() ? r.previous_config() : r.previous_release();
-  }
-  std::string* mutable_previous(AgentAppRecord* r) const {
-    return config() ? r->mutable_previous_config() : r->mutable_previous_release();
-  }
-  // Versions in the order they were staged, oldest first.
-  const Versions& staged(const AgentAppRecord& r) const {
-    return config() ? r.staged_configs() : r.staged();
-  }
-  Versions* mutable_staged(AgentAppRecord* r) const {
-    return config() ? r->mutable_staged_configs() : r->mutable_staged();
-  }
-
- private:
-  Subject subject_;
-};
 
 namespace {
 
@@ -83,111 +50,6 @@ Subject SubjectOf(const Command& command) {
     return command.stage().has_config() ? fleet::v1::SUBJECT_CONFIG : fleet::v1::SUBJECT_RELEASE;
   }
   return command.activate().subject();
-}
-
-void RemoveVersion(Versions* list, const std::string& version) {
-  for (int i = list->size() - 1; i >= 0; --i) {
-    if (list->Get(i) == version) list->DeleteSubrange(i, 1);
-  }
-}
-
-// Versions on disk, oldest first: those the record does not know (staged
-// before the state dir existed) by name, then in the order they were staged.
-std::vector<std::string> VersionsOldestFirst(const AppLayout& layout, const Track& track,
-                                             const AgentAppRecord& record) {
-  std::vector<std::string> on_disk = layout.ListVersions(track.subject());
-  const Versions& staged = track.staged(record);
-  std::set<std::string> known(staged.begin(), staged.end());
-  std::vector<std::string> order;
-  for (const std::string& v : on_disk) {
-    if (known.count(v) == 0) order.push_back(v);
-  }
-  std::set<std::string> present(on_disk.begin(), on_disk.end());
-  for (const std::string& v : staged) {
-    if (present.count(v)) order.push_back(v);
-  }
-  return order;
-}
-
-std::string OrNone(const std::string& version, const Track& track) {
-  return version.empty() ? absl::StrCat("no ", track.noun()) : version;
-}
-
-absl::Status ErrnoError(absl::string_view what, const std::string& path) {
-  return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
-}
-
-// Where each release links the app's config release.
-constexpr char kReleaseConfigLink[] = "../../config";
-
-// Makes `config -> ../../config` in a release dir, unless it is there.
-// FailedPrecondition when the release has a `config` of its own.
-absl::Status LinkConfigInto(const std::string& release_dir) {
-  const std::string link = absl::StrCat(release_dir, "/config");
-  absl::StatusOr<std::string> target = ReadLink(link);
-  if (target.ok() && *target == kReleaseConfigLink) return absl::OkStatus();
-  if (PathExists(link)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        release_dir, " has its own 'config', so config releases cannot reach it; ship the "
-        "release without one"));
-  }
-  if (symlink(kReleaseConfigLink, link.c_str()) != 0) {
-    return ErrnoError("cannot link the config release into", release_dir);
-  }
-  return FsyncDir(release_dir);
-}
-
-
-absl::Status WriteAll(int fd, const std::string& data, const std::string& path) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoError("cannot write", path);
-    off += static_cast<size_t>(n);
-  }
-  return absl::OkStatus();
-}
-
-// Creates the missing parent directories of `rel` below `root`, each 0755
-// whatever the umask: the service's user must be able to read its config.
-absl::Status MakeParentDirs(const std::string& root, const std::string& rel) {
-  for (size_t slash = rel.find('/'); slash != std::string::npos; slash = rel.find('/', slash + 1)) {
-    std::string dir = absl::StrCat(root, "/", rel.substr(0, slash));
-    if (mkdir(dir.c_str(), 0755) == 0) {
-      if (chmod(dir.c_str(), 0755) != 0) return ErrnoError("cannot chmod", dir);
-    } else if (errno != EEXIST) {
-      return ErrnoError("cannot create directory", dir);
-    }
-  }
-  return absl::OkStatus();
-}
-
-// Writes a new file (never through a link, never over an existing file)
-// with exactly `mode`. Durable only after the caller's FsyncTree.
-absl::Status WriteNewFile(const std::string& path, const std::string& content, mode_t mode) {
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoError("cannot create", path);
-  absl::Status st = WriteAll(fd, content, path);
-  // Explicitly: the umask must not take bits away that the bundle gave.
-  if (st.ok() && fchmod(fd, mode) != 0) st = ErrnoError("cannot chmod", path);
-  close(fd);
-  return st;
-}
-
-// The line of age's output that says what went wrong ("age: error: no
-// identity matched any of the recipients" -> "age: no identity matched any
-// of the recipients"); age ends its errors with a line asking for bug
-// reports, which explains nothing.
-std::string AgeFailure(const ProcessResult& result) {
-  std::vector<absl::string_view> lines = absl::StrSplit(result.output, '\n', absl::SkipEmpty());
-  for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
-    absl::string_view line = absl::StripAsciiWhitespace(*it);
-    if (absl::ConsumePrefix(&line, "age: error: ")) {
-      return absl::StrCat("age: ", absl::CHexEscape(line.substr(0, 300)));
-    }
-  }
-  return absl::StrCat("age ", result.Describe());
 }
 
 }  // namespace
@@ -289,9 +151,11 @@ absl::Status Deployer::Recover() {
   st = MakeDirs(options_.apps_root);
   if (!st.ok()) return st;
   for (const std::string& app : ListAppDirs(options_.apps_root)) {
-    for (const std::string& path : AppLayout(options_.apps_root, app).RemoveLeftovers()) {
+    AppLayout layout(options_.apps_root, app);
+    for (const std::string& path : layout.RemoveLeftovers()) {
       spdlog::info("removed leftover of an interrupted step: {}", path);
     }
+    RepairVersions(layout);
   }
   for (const std::string& app : state_.JournalApps()) {
     auto entry = state_.LoadJournal(app);
@@ -411,278 +275,6 @@ CommandResult Deployer::Execute(const Command& command, const ProgressFn& progre
   return result;
 }
 
-absl::Status Deployer::RecordStaged(const Track& track, const std::string& app,
-                                    const std::string& version, bool fresh,
-                                    const fleet::v1::Release* manifest) {
-  AgentAppRecord record = state_.LoadApp(app);
-  Versions* staged = track.mutable_staged(&record);
-  if (!fresh && std::find(staged->begin(), staged->end(), version) != staged->end()) {
-    return absl::OkStatus();
-  }
-  // A fresh version is the newest, wherever a stale entry had it.
-  RemoveVersion(staged, version);
-  staged->Add()->assign(version);
-  // In the same write as the version: a release on disk never has the
-  // manifest of an earlier staging of the same name.
-  if (fresh && !track.config()) {
-    if (manifest != nullptr) {
-      (*record.mutable_staged_releases())[version] = *manifest;
-    } else {
-      record.mutable_staged_releases()->erase(version);
-    }
-  }
-  return state_.SaveApp(record);
-}
-
-absl::Status Deployer::CheckTrustedRelease(const AppSpec& spec, const std::string& version) const {
-  if (spec.trusted_keys().empty()) return absl::OkStatus();
-  const AgentAppRecord record = state_.LoadApp(spec.name());
-  fleet::v1::Release manifest;
-  if (auto it = record.staged_releases().find(version); it != record.staged_releases().end()) {
-    manifest = it->second;
-  }
-  // The names are those of the directory about to be switched to, whatever
-  // the entry says: a signature for another app or version must not pass.
-  manifest.set_app(spec.name());
-  manifest.set_version(version);
-  return VerifyReleaseSignature(manifest, spec.trusted_keys());
-}
-
-absl::Status Deployer::Stage(const StageCommand& cmd, const ProgressFn& progress) {
-  const AppSpec& spec = cmd.spec();
-  const Track track(cmd.has_config() ? fleet::v1::SUBJECT_CONFIG : fleet::v1::SUBJECT_RELEASE);
-  // What to download: a release's artifact, or a config's bundle, which
-  // artifact sources serve and verify the same way.
-  fleet::v1::Release blob;
-  if (track.config()) {
-    blob.set_app(cmd.config().app());
-    blob.set_version(cmd.config().version());
-    blob.set_sha256(cmd.config().sha256());
-    blob.set_size(cmd.config().size());
-  } else {
-    blob = cmd.release();
-  }
-  const std::string& version = blob.version();
-  if (!IsSafeName(version)) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid version '", version, "'"));
-  }
-  AppLayout layout(options_.apps_root, spec.name());
-  FLEET_RETURN_IF_ERROR(layout.Ensure());
-  if (layout.HasVersion(track.subject(), version)) {
-    // What is on disk is what was checked when it was staged, not what
-    // this command describes; refused now rather than at its activation.
-    if (!track.config()) FLEET_RETURN_IF_ERROR(CheckTrustedRelease(spec, version));
-    // A crash between the rename and the record leaves it unrecorded, which
-    // would make it the first version retention removes (its manifest was
-    // recorded before the rename).
-    FLEET_RETURN_IF_ERROR(RecordStaged(track, spec.name(), version, /*fresh=*/false));
-    progress(fleet::v1::PROGRESS_STEP_STAGED, absl::StrCat(version, " is already on disk"));
-    return absl::OkStatus();
-  }
-  // What is recorded, and checked again before every switch to it: the
-  // names it is staged under here with what the download is checked against.
-  fleet::v1::Release manifest;
-  manifest.set_app(spec.name());
-  manifest.set_version(version);
-  manifest.set_sha256(blob.sha256());
-  manifest.set_size(blob.size());
-  manifest.set_signature(blob.signature());
-  if (!track.config()) {
-    // The manifest binds the sha256 and size that Fetch holds the download
-    // to, so a signature that verifies here covers the artifact's bytes; an
-    // untrusted release is refused before anything is downloaded, let alone
-    // opened or unpacked.
-    FLEET_RETURN_IF_ERROR(VerifyReleaseSignature(manifest, spec.trusted_keys()));
-  }
-
-  progress(fleet::v1::PROGRESS_STEP_DOWNLOADING, absl::StrCat(blob.size(), " bytes"));
-  std::string part = state_.DownloadPath(spec.name(), blob.sha256());
-  FLEET_RETURN_IF_ERROR(artifacts_->Fetch(blob, part));
-
-  progress(fleet::v1::PROGRESS_STEP_UNPACKING, version);
-  auto staging =
-      MakeTempDir(layout.versions_dir(track.subject()), absl::StrCat(".staging-", version, "-"));
-  if (!staging.ok()) return staging.status();
-  auto cleanup = [&](absl::Status failure) {
-    RemoveAll(*staging).IgnoreError();
-    std::remove(part.c_str());
-    return failure;
-  };
-  std::string summary;
-  absl::Status st = track.config() ? WriteConfig(cmd, part, *staging, &summary)
-                                   : UnpackRelease(cmd, layout, part, *staging, &summary);
-  if (!st.ok()) return cleanup(st);
-  // mkdtemp makes 0700, which also keeps a config's files private while
-  // they are written; the service's user must be able to read the result.
-  if (chmod(staging->c_str(), 0755) != 0) return cleanup(ErrnoError("cannot chmod", *staging));
-  st = FsyncTree(*staging);
-  if (!st.ok()) return cleanup(st);
-  if (!track.config()) {
-    // The manifest is persisted before the rename: a kill -9 between the
-    // rename and RecordStaged would otherwise leave releases/<version> with
-    // no manifest, unsigned for good under trusted_keys. Recording it later
-    // from a stage command that verifies would not be safe: a directory
-    // without a manifest may also be one unpacked, unchecked, before the
-    // keys were set. An entry whose rename never happened is harmless (only
-    // a directory on disk is looked up) and the next staging overwrites it.
-    AgentAppRecord record = state_.LoadApp(spec.name());
-    (*record.mutable_staged_releases())[version] = manifest;
-    st = state_.SaveApp(record);
-    if (!st.ok()) return cleanup(st);
-  }
-  std::string final_dir = layout.version_dir(track.subject(), version);
-  if (std::rename(staging->c_str(), final_dir.c_str()) != 0) {
-    return cleanup(absl::InternalError(absl::StrCat("cannot move ", *staging, " to ", final_dir)));
-  }
-  std::remove(part.c_str());
-  FLEET_RETURN_IF_ERROR(FsyncDir(layout.versions_dir(track.subject())));
-  FLEET_RETURN_IF_ERROR(RecordStaged(track, spec.name(), version, /*fresh=*/true,
-                                     track.config() ? nullptr : &manifest));
-  progress(fleet::v1::PROGRESS_STEP_STAGED, absl::StrCat(version, ": ", summary));
-  return absl::OkStatus();
-}
-
-absl::Status Deployer::UnpackRelease(const StageCommand& cmd, const AppLayout& layout,
-                                     const std::string& artifact, const std::string& staging,
-                                     std::string* summary) {
-  const AppSpec& spec = cmd.spec();
-  const std::string& version = cmd.release().version();
-  const std::string label = absl::StrCat(spec.name(), "@", version);
-  UnpackStats stats;
-  absl::Status st = UnpackArchive(artifact, staging, options_.unpack_limits, &stats);
-  if (!st.ok()) return Annotate(st, absl::StrCat("cannot unpack ", label));
-  const std::string config_link = absl::StrCat(staging, "/config");
-  // An app that uses config releases (its spec has `config:`) needs the
-  // link; one that does not may ship its own config/ and keeps it.
-  const bool own_config = PathExists(config_link);
-  if (own_config && spec.has_config()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "artifact of ", label,
-        " has 'config', where Fleet links the app's config release (config -> ../../config); "
-        "move it elsewhere in the artifact"));
-  }
-  for (const std::string& dir : spec.shared_dirs()) {
-    if (dir == "config") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("shared dir 'config' of ", spec.name(),
-                       " is where Fleet links the app's config release; rename it"));
-    }
-    FLEET_RETURN_IF_ERROR(MakeDirs(absl::StrCat(layout.shared_dir(), "/", dir)));
-    std::string link = absl::StrCat(staging, "/", dir);
-    // The shared dir replaces whatever the artifact had at that path.
-    RemoveAll(link).IgnoreError();
-    std::error_code ec;
-    std::filesystem::create_directory_symlink(absl::StrCat("../../shared/", dir), link, ec);
-    if (ec) {
-      return absl::InternalError(absl::StrCat("cannot link shared dir ", dir, ": ", ec.message()));
-    }
-  }
-  // Dangles until the app's first config is activated; the release sees its
-  // config through it whichever config is active.
-  if (!own_config) FLEET_RETURN_IF_ERROR(LinkConfigInto(staging));
-  // after_unpack runs in the staging dir, before the rename: a release in
-  // releases/ has always passed it, even after a crash in between.
-  // Before after_unpack, which runs as that user too.
-  FLEET_RETURN_IF_ERROR(GiveToUser(spec, staging));
-  FLEET_RETURN_IF_ERROR(GiveSharedDirsToUser(spec, layout));
-  Env env = MakeEnv(spec, layout, version, layout.CurrentConfig().value_or(""));
-  env.release_dir = staging;
-  env.vars["FLEET_RELEASE_DIR"] = staging;
-  FLEET_RETURN_IF_ERROR(
-      RunCommand("after_unpack hook", spec.hooks().after_unpack(), env, spec.hooks().timeout_ms()));
-  *summary = absl::StrCat(stats.entries, " entries, ", stats.bytes, " bytes");
-  return absl::OkStatus();
-}
-
-absl::Status Deployer::WriteConfig(const StageCommand& cmd, const std::string& bundle_path,
-                                   const std::string& staging, std::string* summary) {
-  const AppSpec& spec = cmd.spec();
-  const std::string label = absl::StrCat(spec.name(), "@", cmd.config().version());
-  FLEET_ASSIGN_OR_RETURN(std::string bytes, ReadFile(bundle_path));
-  fleet::v1::ConfigBundle bundle;
-  if (!bundle.ParseFromString(bytes)) {
-    return absl::DataLossError(
-        absl::StrCat("config ", label, " is not a config bundle (", bytes.size(), " bytes)"));
-  }
-  int secrets = 0;
-  for (const ConfigFile& file : bundle.files()) {
-    // The controller checked the paths at push time; the host does not
-    // trust that with its filesystem.
-    if (!CheckConfigPath(file.path()).ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("config ", label, " has an unsafe path '",
-                                                     absl::CHexEscape(file.path()), "'"));
-    }
-    if (!IsSecretPath(file.path())) {
-      FLEET_RETURN_IF_ERROR(MakeParentDirs(staging, file.path()));
-      absl::Status st = WriteNewFile(absl::StrCat(staging, "/", file.path()), file.content(),
-                                     static_cast<mode_t>(file.mode() & kConfigModeMask));
-      if (!st.ok()) return Annotate(st, absl::StrCat("config ", label));
-      continue;
-    }
-    ++secrets;
-    FLEET_RETURN_IF_ERROR(DecryptSecret(label, file, staging));
-    // The controller cannot read a secret: its syntax and required keys are
-    // checked here, on the plaintext, which no message ever quotes.
-    const std::string plain = DecryptedPath(file.path());
-    FLEET_ASSIGN_OR_RETURN(std::string content, ReadFile(absl::StrCat(staging, "/", plain)));
-    absl::Status st = CheckConfigSyntax(plain, content);
-    if (st.ok() && plain == spec.config().file()) st = CheckRequiredKeys(plain, content, spec);
-    if (!st.ok()) return Annotate(st, absl::StrCat("config ", label));
-  }
-  // The service reads its config, secrets included, as its own user.
-  FLEET_RETURN_IF_ERROR(GiveToUser(spec, staging));
-  *summary = absl::StrCat(bundle.files_size(), " files, ", secrets, " of them decrypted");
-  return absl::OkStatus();
-}
-
-absl::Status Deployer::DecryptSecret(const std::string& label, const ConfigFile& file,
-                                     const std::string& staging) {
-  auto failure = [&](absl::string_view why) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot decrypt ", file.path(), " for ", label, ": ", why));
-  };
-  const std::string& identity = options_.age_identity;
-  if (access(identity.c_str(), F_OK) != 0) {
-    return failure(absl::StrCat("age identity ", identity,
-                                " does not exist (set fleet-agent --age-identity)"));
-  }
-  const std::string plain = DecryptedPath(file.path());
-  const std::string output = absl::StrCat(staging, "/", plain);
-  // age would overwrite it.
-  if (PathExists(output)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("config ", label, " has both ", plain, " and ", file.path()));
-  }
-  FLEET_RETURN_IF_ERROR(MakeParentDirs(staging, plain));
-  // age reads the ciphertext from a file; the staging dir is 0700 and goes
-  // away on any failure.
-  std::string input = absl::StrCat(staging, "/.age-input-XXXXXX");
-  int fd = mkstemp(input.data());
-  if (fd < 0) return ErrnoError("cannot create a temp file in", staging);
-  absl::Status st = WriteAll(fd, file.content(), input);
-  close(fd);
-  if (!st.ok()) {
-    unlink(input.c_str());
-    return st;
-  }
-  ProcessSpec spec;
-  // Paths go through the environment: nothing to quote.
-  spec.command =
-      "umask 077 && exec age --decrypt -i \"$FLEET_AGE_IDENTITY\" -o \"$FLEET_AGE_OUTPUT\" "
-      "\"$FLEET_AGE_INPUT\"";
-  spec.cwd = staging;
-  spec.env = {
-      {"FLEET_AGE_IDENTITY", identity}, {"FLEET_AGE_OUTPUT", output}, {"FLEET_AGE_INPUT", input}};
-  spec.timeout = absl::Seconds(60);
-  absl::StatusOr<ProcessResult> result = runner_->Run(spec);
-  unlink(input.c_str());
-  if (!result.ok()) return failure(result.status().message());
-  if (!result->ok()) return failure(AgeFailure(*result));
-  // Whatever age and the umask made of it: a secret is for the owner only.
-  if (chmod(output.c_str(), 0600) != 0) return ErrnoError("cannot chmod", output);
-  return absl::OkStatus();
-}
-
 std::atomic<bool>* Deployer::CancelFlag(const std::string& app) {
   absl::MutexLock lock(&mu_);
   auto& slot = cancel_[app];
@@ -728,6 +320,7 @@ absl::Status Deployer::ProbeRelease(const AppSpec& spec, const Env& env, absl::D
 
 absl::Status Deployer::SwitchBack(const AppLayout& layout, const Track& track, const AppSpec& spec,
                                   const std::string& from) {
+  if (!from.empty()) FLEET_RETURN_IF_ERROR(CheckBeforeSwitch(layout, track, from));
   FLEET_RETURN_IF_ERROR(from.empty() ? layout.RemoveLink(track.subject())
                                      : layout.SwitchLink(track.subject(), from));
   // Whatever is current now gets reloaded; without a release nothing runs.
@@ -800,11 +393,8 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress, Comm
     result->set_ok(true);
     return;
   }
-  if (!layout.HasVersion(track.subject(), version)) {
-    result->set_reason(absl::StrCat(
-        track.noun(), " ", version, " of ", spec.name(), " is not on disk on host ",
-        options_.host_id, " (on disk: ", absl::StrJoin(layout.ListVersions(track.subject()), ", "),
-        ")"));
+  if (absl::Status complete = CheckBeforeSwitch(layout, track, version); !complete.ok()) {
+    result->set_reason(std::string(complete.message()));
     return;
   }
   // Before every switch, rollbacks and catch-ups included: trusted_keys
@@ -922,34 +512,6 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress, Comm
   std::vector<std::string> keep(cmd.keep().begin(), cmd.keep().end());
   ApplyRetention(layout, track, spec, record, keep);
   result->set_ok(true);
-}
-
-void Deployer::ApplyRetention(const AppLayout& layout, const Track& track, const AppSpec& spec,
-                              const AgentAppRecord& record, const std::vector<std::string>& keep) {
-  std::vector<std::string> on_disk = layout.ListVersions(track.subject());
-  size_t limit = static_cast<size_t>(std::max(spec.keep_releases(), 3));
-  if (on_disk.size() <= limit) return;
-  std::set<std::string> protect(keep.begin(), keep.end());
-  protect.insert(layout.LinkedVersion(track.subject()).value_or(""));
-  protect.insert(track.last_good(record));
-  protect.insert(track.previous(record));
-  std::vector<std::string> order = VersionsOldestFirst(layout, track, record);
-  size_t count = on_disk.size();
-  AgentAppRecord updated = record;
-  for (const std::string& v : order) {
-    if (count <= limit) break;
-    if (protect.count(v)) continue;
-    absl::Status st = RemoveAll(layout.version_dir(track.subject(), v));
-    if (!st.ok()) {
-      spdlog::warn("retention: {}", st.message());
-      continue;
-    }
-    spdlog::info("{}: {}: retention removed {} {}", options_.host_id, spec.name(), track.noun(), v);
-    RemoveVersion(track.mutable_staged(&updated), v);
-    if (!track.config()) updated.mutable_staged_releases()->erase(v);
-    --count;
-  }
-  state_.SaveApp(updated).IgnoreError();
 }
 
 }  // namespace fleet::agent

@@ -61,8 +61,12 @@ class Deployer {
   Deployer(AgentOptions options, ProcessRunner* runner, ProbeTransport* probes, Clock* clock,
            ArtifactSource* artifacts);
 
-  // At agent start, before any command: removes leftovers (staging dirs,
-  // .current.tmp, .config.tmp, *.part) and finishes every interrupted
+  // At agent start, before any command: makes the state dir private
+  // (StateStore::Init), removes leftovers (staging and trash dirs,
+  // manifests without their version, .current.tmp, .config.tmp, *.part),
+  // checks every staged version against its tree manifest, discarding
+  // incomplete ones that are not linked (a version without a manifest,
+  // staged by an earlier agent, gets one), and finishes every interrupted
   // activation. An interrupted deploy (of a release or a config) is switched
   // back to the version it replaced and its failure stored as the command's
   // result; an interrupted rollback is forgotten, so the controller's resend
@@ -80,11 +84,22 @@ class Deployer {
   // (never setuid/setgid/sticky), decrypt every *.age secret with `age` and
   // options().age_identity into a 0600 file without the suffix, and check
   // the decrypted files' syntax and spec.config's required keys. Either way
-  // a failure leaves nothing behind. Activate switches the subject's link,
+  // a failure leaves nothing behind (no *.part, no staging dir). A version
+  // already on disk is reused only when it matches its tree manifest
+  // (agent/tree_manifest.h); an incomplete one is discarded and staged
+  // anew. Before the download the state dir and the apps root must have
+  // room for the artifact (twice on one filesystem), and before the unpack
+  // the apps root for what the archive's headers declare, each with a
+  // margin: otherwise the stage fails at once with one line ("not enough
+  // space to stage web@v2: needs 1.2 GiB in /opt/web/releases, 300.0 MiB
+  // free"). Activate switches the subject's link,
   // reloads the current release, probes through the bake and switches back
   // on failure; a config for an app without a current release only
-  // switches the link. result.previous_release/current_release are versions
-  // of the command's subject.
+  // switches the link. No switch (deploy, rollback, switch back) goes to a
+  // version that does not match its tree manifest: the command fails
+  // naming what is missing, and the version is discarded (unless linked).
+  // result.previous_release/current_release are versions of the command's
+  // subject.
   //
   // With spec.trusted_keys, a release whose signature verifies with none of
   // them (common/signing.h) fails its stage before anything is downloaded,
@@ -128,6 +143,17 @@ class Deployer {
                           int64_t timeout_ms);
 
   absl::Status Stage(const fleet::v1::StageCommand& cmd, const ProgressFn& progress);
+  // Before a download: ResourceExhausted unless the state dir has room for
+  // `blob` and the versions dir for about as much again (both with a
+  // margin; common/fs.h CheckFreeSpace).
+  absl::Status CheckSpaceToDownload(const AppLayout& layout, const Track& track,
+                                    const fleet::v1::Release& blob) const;
+  // Unpacks (writes) the verified download `part` into a staging dir,
+  // records its manifests and renames it into place. `part` and the
+  // staging dir are gone afterwards, whatever the outcome.
+  absl::Status PlaceDownload(const fleet::v1::StageCommand& cmd, const Track& track,
+                             const AppLayout& layout, const fleet::v1::Release& manifest,
+                             const std::string& part, const ProgressFn& progress);
   // Fill the staging dir of a release or a config from the downloaded blob;
   // `summary` says what was written, for the progress message.
   absl::Status UnpackRelease(const fleet::v1::StageCommand& cmd, const AppLayout& layout,
@@ -164,6 +190,16 @@ class Deployer {
   absl::Status ProbeRelease(const fleet::v1::AppSpec& spec, const Env& env, absl::Duration bake,
                             const std::atomic<bool>* cancelled);
   std::atomic<bool>* CancelFlag(const std::string& app);
+  // OK when the track's `version` may be switched to: staged and complete
+  // (AppLayout::CheckComplete). FailedPrecondition "... is not on disk on
+  // host h1 (on disk: ...)"; DataLoss for an incomplete one, which is
+  // discarded first (unless it is linked), so it is no longer listed and
+  // the next stage of it unpacks it again.
+  absl::Status CheckBeforeSwitch(const AppLayout& layout, const Track& track,
+                                 const std::string& version);
+  // At start: records the manifest of versions staged by an agent older
+  // than manifests, and discards incomplete ones that are not linked.
+  void RepairVersions(const AppLayout& layout);
   void ApplyRetention(const AppLayout& layout, const Track& track, const fleet::v1::AppSpec& spec,
                       const fleet::v1::AgentAppRecord& record,
                       const std::vector<std::string>& keep);

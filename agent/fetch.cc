@@ -1,5 +1,6 @@
 #include "agent/fetch.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/backoff.h"
+#include "common/fs.h"
 #include "common/sha256.h"
 #include "common/status.h"
 #include "common/logging.h"
@@ -78,8 +80,11 @@ absl::Status GrpcArtifactSource::Fetch(const fleet::v1::Release& release,
   }
   absl::Status last;
   for (int attempt = 1; attempt <= kMaxAttempts && offset < release.size(); ++attempt) {
-    std::ofstream out(part_path, std::ios::binary | std::ios::app);
-    if (!out) return absl::InternalError(absl::StrCat("cannot write ", part_path));
+    // 0600: the state dir is the agent's alone.
+    int fd = open(part_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      return absl::ErrnoToStatus(errno, absl::StrCat("cannot create ", part_path));
+    }
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(30));
     fleet::v1::FetchArtifactRequest req;
@@ -93,13 +98,17 @@ absl::Status GrpcArtifactSource::Fetch(const fleet::v1::Release& release,
         ctx.TryCancel();
         break;
       }
-      out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
-      if (!out) return absl::InternalError(absl::StrCat("cannot write ", part_path));
+      if (absl::Status st = WriteFully(fd, chunk.data(), part_path); !st.ok()) {
+        ctx.TryCancel();
+        reader->Finish();
+        close(fd);
+        return st;
+      }
       hash.Update(chunk.data());
       offset += static_cast<int64_t>(chunk.data().size());
     }
-    out.close();
     grpc::Status status = reader->Finish();
+    close(fd);
     if (status.ok() || offset >= release.size()) break;
     last = Annotate(FromGrpcStatus(status), absl::StrCat("cannot download ", label));
     if (status.error_code() == grpc::StatusCode::NOT_FOUND ||

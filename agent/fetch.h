@@ -21,6 +21,9 @@ class ArtifactSource {
   // bytes already there. On OK the file is complete and its sha256 and size
   // match the release. On a mismatch returns DataLoss ("artifact sha256
   // mismatch for web@v2: expected 3fa9…, got 01bc…") and removes the file.
+  // On any other failure the file may hold part of the artifact; the
+  // caller removes it (Deployer does, so a full disk never stays full). A
+  // full disk is ResourceExhausted. The file is created 0600.
   virtual absl::Status Fetch(const fleet::v1::Release& release, const std::string& part_path) = 0;
 };
 

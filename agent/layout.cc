@@ -10,7 +10,10 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "agent/tree_manifest.h"
 #include "common/fs.h"
+#include "common/status.h"
 
 namespace fleet::agent {
 namespace {
@@ -28,6 +31,9 @@ const SubjectNames& NamesOf(fleet::v1::Subject subject) {
   static const SubjectNames kConfig{"configs", "config", ".config.tmp", "config"};
   return subject == fleet::v1::SUBJECT_CONFIG ? kConfig : kRelease;
 }
+
+constexpr char kManifestPrefix[] = ".manifest-";
+constexpr char kTrashPrefix[] = ".trash-";
 
 constexpr fleet::v1::Subject kSubjects[] = {fleet::v1::SUBJECT_RELEASE, fleet::v1::SUBJECT_CONFIG};
 
@@ -89,6 +95,72 @@ bool AppLayout::HasVersion(Subject subject, const std::string& version) const {
                                     version_dir(subject, version), ec));
 }
 
+std::string AppLayout::manifest_path(Subject subject, const std::string& version) const {
+  return absl::StrCat(versions_dir(subject), "/", kManifestPrefix, version);
+}
+
+absl::Status AppLayout::RecordManifest(Subject subject, const std::string& version,
+                                       const std::string& dir) const {
+  FLEET_ASSIGN_OR_RETURN(std::string manifest, DescribeTree(dir));
+  return WriteFileAtomic(manifest_path(subject, version), manifest, 0600);
+}
+
+std::vector<std::string> AppLayout::ListStaged(Subject subject) const {
+  std::vector<std::string> out;
+  for (std::string& version : ListVersions(subject)) {
+    if (PathExists(manifest_path(subject, version))) out.push_back(std::move(version));
+  }
+  return out;
+}
+
+bool AppLayout::IsStaged(Subject subject, const std::string& version) const {
+  return HasVersion(subject, version) && PathExists(manifest_path(subject, version));
+}
+
+absl::Status AppLayout::CheckComplete(Subject subject, const std::string& version) const {
+  const char* noun = NamesOf(subject).noun;
+  if (!IsStaged(subject, version)) {
+    return absl::NotFoundError(absl::StrCat(noun, " ", version, " of ", app_, " is not on disk"));
+  }
+  absl::StatusOr<std::string> manifest = ReadFile(manifest_path(subject, version));
+  absl::Status st = manifest.ok() ? CheckTree(version_dir(subject, version), *manifest)
+                                  : manifest.status();
+  if (st.ok()) return st;
+  return absl::DataLossError(
+      absl::StrCat(noun, " ", version, " of ", app_, " is incomplete: ", st.message()));
+}
+
+absl::Status AppLayout::DiscardVersion(Subject subject, const std::string& version) const {
+  if (!IsSafeName(version)) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid version '", version, "'"));
+  }
+  if (LinkedVersion(subject).value_or("") == version) {
+    return absl::FailedPreconditionError(absl::StrCat(NamesOf(subject).noun, " ", version, " of ",
+                                                      app_, " is in use; it stays"));
+  }
+  const std::string dir = versions_dir(subject);
+  if (HasVersion(subject, version)) {
+    // rename(2) onto an empty directory replaces it: the trash name is
+    // reserved first, so two removals never meet.
+    FLEET_ASSIGN_OR_RETURN(std::string trash,
+                           MakeTempDir(dir, absl::StrCat(kTrashPrefix, version, "-")));
+    if (rename(version_dir(subject, version).c_str(), trash.c_str()) != 0) {
+      absl::Status st = Errno("cannot move to the trash", version_dir(subject, version));
+      rmdir(trash.c_str());
+      return st;
+    }
+    FLEET_RETURN_IF_ERROR(FsyncDir(dir));
+    // Only now: a directory without its manifest would never be switched
+    // to, but it would not be removed as a leftover either.
+    const std::string manifest = manifest_path(subject, version);
+    if (unlink(manifest.c_str()) != 0 && errno != ENOENT) return Errno("cannot remove", manifest);
+    return RemoveAll(trash);
+  }
+  const std::string manifest = manifest_path(subject, version);
+  if (unlink(manifest.c_str()) != 0 && errno != ENOENT) return Errno("cannot remove", manifest);
+  return absl::OkStatus();
+}
+
 absl::Status AppLayout::SwitchLink(Subject subject, const std::string& version) const {
   const SubjectNames& names = NamesOf(subject);
   if (!HasVersion(subject, version)) {
@@ -125,7 +197,11 @@ std::vector<std::string> AppLayout::RemoveLeftovers() const {
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator(versions_dir(subject), ec)) {
       std::string name = entry.path().filename().string();
-      if (absl::StartsWith(name, ".staging-")) {
+      absl::string_view version = name;
+      const bool orphan_manifest = absl::ConsumePrefix(&version, kManifestPrefix) &&
+                                   !HasVersion(subject, std::string(version));
+      if (absl::StartsWith(name, ".staging-") || absl::StartsWith(name, kTrashPrefix) ||
+          orphan_manifest) {
         if (RemoveAll(entry.path().string()).ok()) removed.push_back(entry.path().string());
       }
     }

@@ -2,9 +2,12 @@
 // of its `current` and `config` links.
 //
 //   <apps-root>/<app>/releases/<version>/       complete, never modified after activation
+//   <apps-root>/<app>/releases/.manifest-<v>     what releases/<v> holds (agent/tree_manifest.h)
 //   <apps-root>/<app>/releases/.staging-<v>-*/  in-progress unpack
+//   <apps-root>/<app>/releases/.trash-<v>-*/    a release being removed
 //   <apps-root>/<app>/shared/<dir>               persistent dirs linked into each release
-//   <apps-root>/<app>/configs/<version>/        config releases (configs/.staging-* in progress)
+//   <apps-root>/<app>/configs/<version>/        config releases (configs/.manifest-*,
+//                                                .staging-*, .trash-* as for releases)
 //   <apps-root>/<app>/current -> releases/<v>
 //   <apps-root>/<app>/config -> configs/<v>
 //
@@ -63,13 +66,39 @@ class AppLayout {
   absl::StatusOr<std::string> CurrentRelease() const { return LinkedVersion(kRelease); }
   absl::StatusOr<std::string> CurrentConfig() const { return LinkedVersion(kConfig); }
 
-  // Complete versions on disk (no staging dirs, no symlinks), sorted by name.
+  // Version directories on disk (no staging dirs, no symlinks), sorted by
+  // name, whether or not they have their manifest: see ListStaged for what
+  // may be switched to.
   std::vector<std::string> ListVersions(Subject subject) const;
   std::vector<std::string> ListReleases() const { return ListVersions(kRelease); }
   std::vector<std::string> ListConfigs() const { return ListVersions(kConfig); }
   bool HasVersion(Subject subject, const std::string& version) const;
   bool HasRelease(const std::string& version) const { return HasVersion(kRelease, version); }
   bool HasConfig(const std::string& version) const { return HasVersion(kConfig, version); }
+
+  // Where the manifest of a version (agent/tree_manifest.h) is kept: beside
+  // its directory, so that it lives and goes with the apps root.
+  std::string manifest_path(Subject subject, const std::string& version) const;
+  // Records what `dir`, the finished staging dir of `version`, holds as the
+  // version's manifest (atomically, 0600). Called before `dir` is renamed
+  // into place, so a version directory never lacks its manifest.
+  absl::Status RecordManifest(Subject subject, const std::string& version,
+                              const std::string& dir) const;
+  // Versions staged to the end (a directory and its manifest), sorted by
+  // name: what the agent reports as on disk.
+  std::vector<std::string> ListStaged(Subject subject) const;
+  bool IsStaged(Subject subject, const std::string& version) const;
+  // Checks the version's directory against its manifest, walking it: OK;
+  // NotFound when the version is not staged; DataLoss naming what differs
+  // ("release v1 of web is incomplete: 3 of 20001 entries missing or
+  // changed, first: 'lib/a.so' is missing").
+  absl::Status CheckComplete(Subject subject, const std::string& version) const;
+  // Removes a version so that a kill -9 at any point leaves it either
+  // complete and staged or not listed at all: one rename(2) of its
+  // directory to a trash name (.trash-<version>-XXXXXX, never listed),
+  // fsync, then its manifest and the trash are removed. FailedPrecondition
+  // for the version the subject's link points to; OK when it is absent.
+  absl::Status DiscardVersion(Subject subject, const std::string& version) const;
 
   // Points the subject's link at <versions dir>/<version> atomically:
   // symlinkat to ".current.tmp" (".config.tmp"), renameat over the link,
@@ -89,9 +118,10 @@ class AppLayout {
   absl::Status RemoveCurrent() const { return RemoveLink(kRelease); }
   absl::Status RemoveConfigLink() const { return RemoveLink(kConfig); }
 
-  // Removes leftovers of an interrupted agent: releases/.staging-*,
-  // configs/.staging-*, .current.tmp and .config.tmp. Returns what it
-  // removed, for the log.
+  // Removes leftovers of an interrupted agent: .staging-* and .trash-*
+  // dirs and manifests without their directory (in releases/ and
+  // configs/), .current.tmp and .config.tmp. Returns what it removed, for
+  // the log.
   std::vector<std::string> RemoveLeftovers() const;
 
  private:

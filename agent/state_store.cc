@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/fs.h"
+#include "common/status.h"
 #include "google/protobuf/util/json_util.h"
 #include "common/logging.h"
 
@@ -24,7 +25,7 @@ absl::Status SaveJson(const std::string& path, const Message& msg) {
   std::string json;
   auto st = MessageToJsonString(msg, &json);
   if (!st.ok()) return absl::InternalError(absl::StrCat("cannot encode ", path));
-  return WriteFileAtomic(path, json);
+  return WriteFileAtomic(path, json, 0600);
 }
 
 template <typename Message>
@@ -47,6 +48,11 @@ absl::Status StateStore::Init() {
   for (const char* sub : {"apps", "journal", "results", "downloads"}) {
     absl::Status st = MakeDirs(absl::StrCat(dir_, "/", sub));
     if (!st.ok()) return st;
+  }
+  // Journals hold app specs; nobody but the agent's user reads them.
+  FLEET_ASSIGN_OR_RETURN(int tightened, MakePrivateTree(dir_));
+  if (tightened > 0) {
+    spdlog::warn("state dir {}: took group and other access off {} entries", dir_, tightened);
   }
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir_ + "/downloads", ec)) {

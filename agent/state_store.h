@@ -5,7 +5,8 @@
 //                          newest kMaxResults are kept), so a command the
 //                          controller sends again is answered, not redone
 //   downloads/<app>-<sha>.part   artifact downloads in progress
-// Every write is atomic (common/fs.h WriteFileAtomic).
+// Every write is atomic (common/fs.h WriteFileAtomic). The state dir and
+// its subdirs are 0700, every file in them 0600.
 #ifndef FLEET_AGENT_STATE_STORE_H_
 #define FLEET_AGENT_STATE_STORE_H_
 
@@ -25,9 +26,12 @@ class StateStore {
 
   explicit StateStore(std::string state_dir) : dir_(std::move(state_dir)) {}
 
-  // Creates the directories and removes *.part downloads left by a crash.
+  // Creates the directories, takes group and other access off the state
+  // dir and everything in it (logging how many entries it changed), and
+  // removes *.part downloads left by a crash: nothing asks for them now.
   absl::Status Init();
 
+  std::string downloads_dir() const { return dir_ + "/downloads"; }
   // Per app: two apps staging the same artifact at once must not share a file.
   std::string DownloadPath(const std::string& app, const std::string& sha256) const;
 

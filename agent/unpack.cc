@@ -58,6 +58,10 @@ class ScopedFd {
   }
   ScopedFd(const ScopedFd&) = delete;
   ScopedFd& operator=(const ScopedFd&) = delete;
+  ScopedFd& operator=(ScopedFd&& other) {
+    std::swap(fd_, other.fd_);
+    return *this;
+  }
   int get() const { return fd_; }
 
  private:
@@ -500,39 +504,81 @@ ReadArchive NewReader() {
   return in;
 }
 
-absl::Status Unpack(const std::string& archive_path,
-                    const std::string& dest_dir, const UnpackLimits& limits,
-                    UnpackStats* stats) {
-  absl::StatusOr<std::string> dest = ResolveEmptyDestination(dest_dir);
-  if (!dest.ok()) return dest.status();
-
+// Opens `archive_path`, which must be a regular file, for reading with
+// the formats NewReader allows; `fd` keeps the file open for the reader.
+absl::StatusOr<ReadArchive> OpenArchive(const std::string& archive_path,
+                                        ScopedFd* fd) {
   // O_NONBLOCK so that a FIFO at archive_path cannot hang the agent in open.
-  ScopedFd fd(open(archive_path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-  if (fd.get() < 0) {
+  *fd = ScopedFd(open(archive_path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (fd->get() < 0) {
     return ErrnoStatus("cannot open archive", archive_path, errno);
   }
   struct stat st;
-  if (fstat(fd.get(), &st) != 0) {
+  if (fstat(fd->get(), &st) != 0) {
     return ErrnoStatus("cannot stat archive", archive_path, errno);
   }
   if (!S_ISREG(st.st_mode)) {
     return absl::InvalidArgumentError(
         absl::StrCat("archive ", archive_path, " is not a regular file"));
   }
-
   ReadArchive in = NewReader();
   if (in == nullptr) return absl::ResourceExhaustedError("archive_read_new");
-  if (archive_read_open_fd(in.get(), fd.get(), kReadBlockSize) != ARCHIVE_OK) {
+  if (archive_read_open_fd(in.get(), fd->get(), kReadBlockSize) != ARCHIVE_OK) {
     return absl::InvalidArgumentError(absl::StrCat(
         "corrupt archive: ", ArchiveMessage(in.get()), " in ", archive_path));
   }
+  return in;
+}
+
+absl::Status Unpack(const std::string& archive_path,
+                    const std::string& dest_dir, const UnpackLimits& limits,
+                    UnpackStats* stats) {
+  absl::StatusOr<std::string> dest = ResolveEmptyDestination(dest_dir);
+  if (!dest.ok()) return dest.status();
+  ScopedFd fd(-1);
+  absl::StatusOr<ReadArchive> in = OpenArchive(archive_path, &fd);
+  if (!in.ok()) return in.status();
   WriteArchive out(archive_write_disk_new());
   if (out == nullptr)
     return absl::ResourceExhaustedError("archive_write_disk_new");
   archive_write_disk_set_options(out.get(), kWriteDiskFlags);
 
   ReleaseExtractor extractor(archive_path, *std::move(dest), limits, stats);
-  return extractor.Run(in.get(), out.get());
+  return extractor.Run(in->get(), out.get());
+}
+
+absl::Status Measure(const std::string& archive_path,
+                     const UnpackLimits& limits, UnpackStats* stats) {
+  ScopedFd fd(-1);
+  absl::StatusOr<ReadArchive> in = OpenArchive(archive_path, &fd);
+  if (!in.ok()) return in.status();
+  for (;;) {
+    archive_entry* entry = nullptr;
+    int r = archive_read_next_header(in->get(), &entry);
+    if (r == ARCHIVE_EOF) return absl::OkStatus();
+    if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "corrupt archive: ", ArchiveMessage(in->get()), " in ", archive_path));
+    }
+    if (++stats->entries > limits.max_entries) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("archive ", archive_path, " has more than ",
+                       limits.max_entries, " entries"));
+    }
+    if (archive_entry_filetype(entry) == AE_IFREG &&
+        archive_entry_size_is_set(entry) && archive_entry_size(entry) > 0) {
+      stats->bytes += static_cast<uint64_t>(archive_entry_size(entry));
+      if (stats->bytes > limits.max_total_bytes) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat("archive ", archive_path, " holds more than ",
+                         limits.max_total_bytes, " bytes of files"));
+      }
+    }
+    if (archive_read_data_skip(in->get()) != ARCHIVE_OK) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "corrupt archive: ", ArchiveMessage(in->get()), " in ", archive_path));
+    }
+  }
 }
 
 }  // namespace
@@ -542,6 +588,14 @@ absl::Status UnpackArchive(const std::string& archive_path,
                            const UnpackLimits& limits, UnpackStats* stats) {
   UnpackStats local;
   absl::Status st = Unpack(archive_path, dest_dir, limits, &local);
+  if (stats != nullptr) *stats = local;
+  return st;
+}
+
+absl::Status MeasureArchive(const std::string& archive_path,
+                            const UnpackLimits& limits, UnpackStats* stats) {
+  UnpackStats local;
+  absl::Status st = Measure(archive_path, limits, &local);
   if (stats != nullptr) *stats = local;
   return st;
 }

@@ -38,6 +38,16 @@ absl::Status UnpackArchive(const std::string& archive_path,
                            const std::string& dest_dir,
                            const UnpackLimits& limits, UnpackStats* stats);
 
+// Reads only the headers of `archive_path` and sets *stats to what
+// UnpackArchive would write: entries, and bytes of regular files as their
+// headers declare them (entries without a declared size count 0; the
+// unpack itself still holds them to the limits). For a free-space check
+// before unpacking. Refuses what exceeds `limits` (ResourceExhausted) and
+// a corrupt archive (InvalidArgument) like UnpackArchive; applies none of
+// its path rules.
+absl::Status MeasureArchive(const std::string& archive_path,
+                            const UnpackLimits& limits, UnpackStats* stats);
+
 }  // namespace fleet::agent
 
 #endif  // FLEET_AGENT_UNPACK_H_

@@ -5,15 +5,19 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/status.h"
 
 namespace fleet {
 namespace {
@@ -24,6 +28,7 @@ absl::Status ErrnoStatus(absl::string_view what, const std::string& path) {
   if (err == ENOENT) return absl::NotFoundError(msg);
   if (err == EEXIST) return absl::AlreadyExistsError(msg);
   if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(msg);
+  if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(msg);
   return absl::InternalError(msg);
 }
 
@@ -49,17 +54,10 @@ absl::Status WriteFileAtomic(const std::string& path, const std::string& content
   std::string tmp = absl::StrCat(path, ".tmp.", getpid());
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return ErrnoStatus("cannot create", tmp);
-  size_t off = 0;
-  while (off < content.size()) {
-    ssize_t n = write(fd, content.data() + off, content.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      absl::Status st = ErrnoStatus("cannot write", tmp);
-      close(fd);
-      unlink(tmp.c_str());
-      return st;
-    }
-    off += static_cast<size_t>(n);
+  if (absl::Status st = WriteFully(fd, content, tmp); !st.ok()) {
+    close(fd);
+    unlink(tmp.c_str());
+    return st;
   }
   if (fsync(fd) != 0) {
     absl::Status st = ErrnoStatus("cannot fsync", tmp);
@@ -74,6 +72,17 @@ absl::Status WriteFileAtomic(const std::string& path, const std::string& content
     return st;
   }
   return FsyncDir(DirName(path));
+}
+
+absl::Status WriteFully(int fd, absl::string_view data, const std::string& path) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus("cannot write", path);
+    off += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status FsyncDir(const std::string& dir) {
@@ -165,16 +174,7 @@ absl::Status WriteFileDurably(const std::string& path, const std::string& conten
   if (fd < 0) return ErrnoStatus("cannot create", tmp);
   absl::Status st;
   if (fchmod(fd, mode) != 0) st = ErrnoStatus("cannot chmod", tmp);
-  size_t off = 0;
-  while (st.ok() && off < content.size()) {
-    ssize_t n = write(fd, content.data() + off, content.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      st = ErrnoStatus("cannot write", tmp);
-      break;
-    }
-    off += static_cast<size_t>(n);
-  }
+  if (st.ok()) st = WriteFully(fd, content, tmp);
   if (st.ok() && fsync(fd) != 0) st = ErrnoStatus("cannot fsync", tmp);
   close(fd);
   if (st.ok()) {
@@ -232,6 +232,62 @@ absl::StatusOr<std::string> MakeTempDir(const std::string& parent,
   std::string tmpl = absl::StrCat(parent, "/", prefix, "XXXXXX");
   if (mkdtemp(tmpl.data()) == nullptr) return ErrnoStatus("cannot create temp dir in", parent);
   return tmpl;
+}
+
+absl::Status CheckFreeSpace(const std::string& dir, uint64_t bytes, uint64_t inodes) {
+  struct statvfs vfs;
+  if (statvfs(dir.c_str(), &vfs) != 0) return ErrnoStatus("cannot read free space of", dir);
+  const uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  const uint64_t needed = bytes + kFreeSpaceMargin + bytes / 20;
+  if (free_bytes < needed) {
+    return absl::ResourceExhaustedError(absl::StrCat("needs ", FormatBytes(needed), " in ", dir,
+                                                     ", ", FormatBytes(free_bytes), " free"));
+  }
+  // Filesystems without an inode table (btrfs) report no inodes at all.
+  if (vfs.f_files > 0 && static_cast<uint64_t>(vfs.f_favail) < inodes) {
+    return absl::ResourceExhaustedError(absl::StrCat("needs ", inodes, " inodes in ", dir, ", ",
+                                                     vfs.f_favail, " free"));
+  }
+  return absl::OkStatus();
+}
+
+std::string FormatBytes(uint64_t bytes) {
+  static const char* const kUnits[] = {"KiB", "MiB", "GiB", "TiB"};
+  if (bytes < 1024) return absl::StrCat(bytes, " B");
+  double value = static_cast<double>(bytes) / 1024;
+  size_t unit = 0;
+  while (value >= 1024 && unit + 1 < std::size(kUnits)) {
+    value /= 1024;
+    ++unit;
+  }
+  return absl::StrFormat("%.1f %s", value, kUnits[unit]);
+}
+
+absl::StatusOr<int> MakePrivateTree(const std::string& root) {
+  if (mkdir(root.c_str(), 0700) != 0 && errno != EEXIST) {
+    FLEET_RETURN_IF_ERROR(MakeDirs(root));
+  }
+  int changed = 0;
+  auto tighten = [&changed](const std::string& path) -> absl::Status {
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0) return ErrnoStatus("cannot stat", path);
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) return absl::OkStatus();
+    const mode_t mode = st.st_mode & 07777;
+    if ((mode & 077) == 0) return absl::OkStatus();
+    if (chmod(path.c_str(), mode & ~static_cast<mode_t>(077)) != 0) {
+      return ErrnoStatus("cannot chmod", path);
+    }
+    ++changed;
+    return absl::OkStatus();
+  };
+  FLEET_RETURN_IF_ERROR(tighten(root));
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    FLEET_RETURN_IF_ERROR(tighten(it->path().string()));
+  }
+  if (ec) return absl::InternalError(absl::StrCat("cannot walk ", root, ": ", ec.message()));
+  return changed;
 }
 
 bool IsSafeName(const std::string& name) {

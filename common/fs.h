@@ -6,10 +6,12 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace fleet {
 
@@ -20,6 +22,11 @@ absl::StatusOr<std::string> ReadFile(const std::string& path);
 // either the old or the new content, never a mix. Fsyncs file and directory.
 absl::Status WriteFileAtomic(const std::string& path, const std::string& content,
                              int mode = 0644);
+
+// Writes all of `data` to `fd` (named `path` in messages), retrying short
+// writes and EINTR. ResourceExhausted when the disk is full (ENOSPC,
+// EDQUOT), so callers can tell that from other failures.
+absl::Status WriteFully(int fd, absl::string_view data, const std::string& path);
 
 // Fsyncs a directory so that renames and creations inside it are durable.
 absl::Status FsyncDir(const std::string& dir);
@@ -59,6 +66,25 @@ bool PathExists(const std::string& path);
 // Makes a fresh directory below `parent` named `prefix` + random suffix.
 absl::StatusOr<std::string> MakeTempDir(const std::string& parent,
                                         const std::string& prefix);
+
+// OK when the filesystem holding `dir` has `bytes` plus a margin
+// (kFreeSpaceMargin and 5% of `bytes`, for metadata and whatever else
+// writes there meanwhile) free for an unprivileged writer, and `inodes`
+// free inodes where the filesystem counts them; otherwise ResourceExhausted
+// with one line such as "needs 1.2 GiB in /opt/apps, 300.0 MiB free" (the
+// need includes the margin). `dir` must exist.
+inline constexpr uint64_t kFreeSpaceMargin = 8ull << 20;
+absl::Status CheckFreeSpace(const std::string& dir, uint64_t bytes, uint64_t inodes = 0);
+
+// "512 B", "3.4 KiB", "1.2 GiB": a byte count for people.
+std::string FormatBytes(uint64_t bytes);
+
+// Makes `root` private to its owner: creates it 0700 when missing (parents
+// as MakeDirs makes them) and takes the group and other bits off it and off
+// every directory and regular file below it (symlinks are neither followed
+// nor changed). Returns how many entries it changed, so the caller can say
+// so once in its log; 0 for a tree that was private already.
+absl::StatusOr<int> MakePrivateTree(const std::string& root);
 
 // Whether `name` is safe as one path component for an app or release id:
 // [A-Za-z0-9._-]+, not starting with '.', at most 128 characters.

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/fs.h"
+#include "common/status.h"
 
 namespace fleet::controller {
 
@@ -28,10 +29,11 @@ bool BlobStore::Has(const std::string& sha256) const {
   return IsSha256Hex(sha256) && PathExists(PathFor(sha256));
 }
 
-absl::StatusOr<std::unique_ptr<BlobStore::Writer>> BlobStore::NewWriter() {
+absl::StatusOr<std::unique_ptr<BlobStore::Writer>> BlobStore::NewWriter(uint64_t expected_bytes) {
+  FLEET_RETURN_IF_ERROR(CheckFreeSpace(root_, expected_bytes));
   static std::atomic<uint64_t> counter{0};
   std::string tmp = absl::StrCat(root_, "/tmp/upload-", getpid(), "-", counter++);
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     return absl::InternalError(absl::StrCat("cannot create ", tmp, ": ", std::strerror(errno)));
   }
@@ -48,16 +50,7 @@ absl::Status BlobStore::Writer::Append(absl::string_view data) {
     return absl::FailedPreconditionError(absl::StrCat("upload ", tmp_path_, " is sealed"));
   }
   hash_.Update(data);
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = write(fd_, data.data() + off, data.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return absl::InternalError(
-          absl::StrCat("cannot write ", tmp_path_, ": ", std::strerror(errno)));
-    }
-    off += static_cast<size_t>(n);
-  }
+  FLEET_RETURN_IF_ERROR(WriteFully(fd_, data, tmp_path_));
   size_ += data.size();
   return absl::OkStatus();
 }

@@ -16,6 +16,7 @@ class BlobStore {
  public:
   explicit BlobStore(std::string root) : root_(std::move(root)) {}
 
+  // Creates the store's directories and removes uploads a crash left.
   absl::Status Init();
   std::string PathFor(const std::string& sha256) const;
   bool Has(const std::string& sha256) const;
@@ -50,7 +51,13 @@ class BlobStore {
     std::string sha256_;  // set by Seal
     bool committed_ = false;
   };
-  absl::StatusOr<std::unique_ptr<Writer>> NewWriter();
+  // A writer for an upload of `expected_bytes` (0 when unknown).
+  // ResourceExhausted, before anything is written, when the blob store's
+  // disk has not that much free with a margin ("needs 1.2 GiB in
+  // <data-dir>/blobs, 300.0 MiB free"). Blobs are 0600. Whatever way an
+  // upload fails (the disk fills up anyway, the client goes away), the
+  // Writer's destructor leaves no partial blob.
+  absl::StatusOr<std::unique_ptr<Writer>> NewWriter(uint64_t expected_bytes = 0);
 
  private:
   std::string root_;

@@ -228,7 +228,8 @@ absl::StatusOr<std::unique_ptr<ReleaseUpload>> Catalog::StartReleasePush(
   } else if (app.spec().trusted_keys_size() > 0 && header.signature().empty()) {
     return VerifyReleaseSignature(Announced(header, ""), app.spec().trusted_keys());
   }
-  FLEET_ASSIGN_OR_RETURN(std::unique_ptr<BlobStore::Writer> writer, blobs_->NewWriter());
+  FLEET_ASSIGN_OR_RETURN(std::unique_ptr<BlobStore::Writer> writer,
+                         blobs_->NewWriter(static_cast<uint64_t>(header.size())));
   return std::make_unique<BlobReleaseUpload>(store_, header, std::move(writer));
 }
 
@@ -252,7 +253,8 @@ absl::StatusOr<Catalog::PushedConfig> Catalog::PushConfig(
   ConfigRelease config = ConfigRow(app, version, bundle, bytes, pushed_sha, actor);
 
   // The blob first: a config row always has its bundle on disk.
-  FLEET_ASSIGN_OR_RETURN(std::unique_ptr<BlobStore::Writer> writer, blobs_->NewWriter());
+  FLEET_ASSIGN_OR_RETURN(std::unique_ptr<BlobStore::Writer> writer,
+                         blobs_->NewWriter(bytes.size()));
   FLEET_RETURN_IF_ERROR(writer->Append(bytes));
   FLEET_ASSIGN_OR_RETURN(std::string stored, writer->Commit());
   if (stored != config.sha256()) {

@@ -1,5 +1,10 @@
 #include "controller/controller.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <httplib.h>
 #include <openssl/err.h>
@@ -18,6 +23,22 @@
 
 namespace fleet::controller {
 namespace {
+
+// The data dir holds the database (notification URLs, secrets, token
+// hashes) and every artifact: private to the controller's user. SQLite
+// gives fleet.db-wal and fleet.db-shm the mode of fleet.db, so creating
+// that one 0600 covers all three.
+absl::Status PrepareDataDir(const std::string& dir) {
+  FLEET_ASSIGN_OR_RETURN(int tightened, MakePrivateTree(dir));
+  if (tightened > 0) {
+    spdlog::warn("--data-dir {}: took group and other access off {} entries", dir, tightened);
+  }
+  const std::string db = dir + "/fleet.db";
+  int fd = open(db.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("cannot create ", db));
+  close(fd);
+  return absl::OkStatus();
+}
 
 // Loads --tls-cert and --tls-key for each HTTPS handshake, so that the HTTP
 // endpoints pick up a rotated certificate without a restart, as gRPC does.
@@ -74,8 +95,7 @@ absl::Status Controller::Start() {
   }
   options_.engine.prometheus_url = options_.prometheus_url;
 
-  st = MakeDirs(options_.data_dir);
-  if (!st.ok()) return st;
+  FLEET_RETURN_IF_ERROR(PrepareDataDir(options_.data_dir));
   auto store = OpenSqliteStore(options_.data_dir + "/fleet.db");
   if (!store.ok()) return store.status();
   store_ = std::move(*store);

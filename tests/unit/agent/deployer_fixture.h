@@ -133,20 +133,25 @@ class FakeArtifacts : public ArtifactSource {
     return fetches_;
   }
 
+  // With FailWith, the first half of the artifact arrives in `part_path`
+  // before the failure, as from a stream that broke.
   absl::Status Fetch(const Release& release, const std::string& part_path) override {
     std::string bytes;
+    absl::Status failure;
     {
       absl::MutexLock lock(&mu_);
       ++fetches_;
-      if (!failure_.ok()) return failure_;
+      failure = failure_;
       auto it = files_.find(release.version());
-      if (it == files_.end()) return absl::NotFoundError("no such artifact");
+      if (it == files_.end()) return failure.ok() ? absl::NotFoundError("no such artifact") : failure;
       bytes = ::fleet::testing::ReadTextFile(it->second);
       if (corrupt_ && !bytes.empty()) bytes.back() = static_cast<char>(~bytes.back());
     }
+    if (!failure.ok()) bytes.resize(bytes.size() / 2);
     std::ofstream out(part_path, std::ios::binary | std::ios::trunc);
     out << bytes;
     out.close();
+    if (!failure.ok()) return failure;
     if (!out) return absl::InternalError(absl::StrCat("cannot write ", part_path));
     return VerifyArtifact(release, part_path);
   }
@@ -306,8 +311,9 @@ class DeployerTest : public ::testing::Test {
   }
   std::vector<std::string> Reloads() const { return Lines(AppDir() + "/reloads"); }
   std::vector<std::string> AfterRollbacks() const { return Lines(AppDir() + "/after_rollback"); }
+  // What the agent reports as on disk: staged releases, by name.
   std::vector<std::string> OnDisk() const {
-    return AppLayout(options_.apps_root, "web").ListReleases();
+    return AppLayout(options_.apps_root, "web").ListStaged(AppLayout::kRelease);
   }
   AgentAppRecord Record() const { return StateStore(options_.state_dir).LoadApp("web"); }
   bool HasJournal() const { return StateStore(options_.state_dir).LoadJournal("web").has_value(); }

@@ -426,6 +426,8 @@ TEST_F(DeployerTest, Stage_FailedDownloadReportsTheSourceError) {
   EXPECT_EQ(result.reason(), "cannot download web@v1: connection reset");
   EXPECT_THAT(OnDisk(), IsEmpty());
   EXPECT_THAT(FindByPrefix(AppDir(), ".staging-"), IsEmpty());
+  EXPECT_THAT(FindByPrefix(options_.state_dir + "/downloads", ""), IsEmpty())
+      << "half a download must not stay behind to fill the disk";
 }
 
 TEST_F(DeployerTest, Stage_HostileArchiveIsRefusedAndWritesNothingOutside) {

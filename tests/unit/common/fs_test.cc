@@ -104,5 +104,50 @@ TEST(WriteFileDurablyTest, WithReplaceReplacesAndRemovesALeftoverTempFile) {
   EXPECT_FALSE(PathExists(tmp.Sub("ca.crt.tmp")));
 }
 
+TEST(CheckFreeSpaceTest, RefusesMoreThanTheDiskHasWithOneLineNamingBoth) {
+  TempDir tmp;
+  EXPECT_TRUE(CheckFreeSpace(tmp.path(), 1).ok());
+
+  absl::Status st = CheckFreeSpace(tmp.path(), uint64_t{1} << 60);
+
+  EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted) << st;
+  EXPECT_THAT(std::string(st.message()),
+              ::testing::MatchesRegex("needs 1[0-9.]+ TiB in " + tmp.path() +
+                                      ", [0-9.]+ [KMGT]?i?B free"));
+}
+
+TEST(FormatBytesTest, UsesTheLargestUnitBelowTheValue) {
+  EXPECT_EQ(FormatBytes(512), "512 B");
+  EXPECT_EQ(FormatBytes(1536), "1.5 KiB");
+  EXPECT_EQ(FormatBytes(uint64_t{300} << 20), "300.0 MiB");
+  EXPECT_EQ(FormatBytes((uint64_t{12} << 30) / 10), "1.2 GiB");
+}
+
+TEST(MakePrivateTreeTest, CreatesA0700DirAndTightensWhatIsLooser) {
+  TempDir tmp;
+  const std::string root = tmp.Sub("data");
+  absl::StatusOr<int> made = MakePrivateTree(root);
+  ASSERT_TRUE(made.ok()) << made.status();
+  EXPECT_EQ(*made, 0) << "a new dir is private from the start";
+  EXPECT_EQ(LStat(root).st_mode & 07777, 0700u);
+
+  ASSERT_EQ(chmod(root.c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((root + "/blobs").c_str(), 0755), 0);
+  WriteTextFile(root + "/blobs/ab", "blob");
+  ASSERT_EQ(chmod((root + "/blobs/ab").c_str(), 0644), 0);
+  WriteTextFile(tmp.Sub("elsewhere"), "x");
+  ASSERT_EQ(chmod(tmp.Sub("elsewhere").c_str(), 0644), 0);
+  ASSERT_EQ(symlink(tmp.Sub("elsewhere").c_str(), (root + "/link").c_str()), 0);
+
+  made = MakePrivateTree(root);
+
+  ASSERT_TRUE(made.ok()) << made.status();
+  EXPECT_EQ(*made, 3);
+  EXPECT_EQ(LStat(root).st_mode & 07777, 0700u);
+  EXPECT_EQ(LStat(root + "/blobs").st_mode & 07777, 0700u);
+  EXPECT_EQ(LStat(root + "/blobs/ab").st_mode & 07777, 0600u);
+  EXPECT_EQ(LStat(tmp.Sub("elsewhere")).st_mode & 07777, 0644u) << "links are not followed";
+}
+
 }  // namespace
 }  // namespace fleet
