@@ -52,7 +52,8 @@ absl::StatusOr<std::vector<std::pair<std::string, struct stat>>> Tree(const std:
     if (lstat(it->path().c_str(), &st) != 0) {
       return absl::ErrnoToStatus(errno, absl::StrCat("cannot stat ", it->path().string()));
     }
-    const std::string rel = fs::relative(it->path(), dir, ec).generic_string();
+    // lexically: fs::relative would resolve a symlink to its target.
+    const std::string rel = it->path().lexically_relative(dir).generic_string();
     if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) {
       return absl::InvalidArgumentError(absl::StrCat(
           rel, " in ", dir, " is not a regular file, directory or symlink; a release holds none"));

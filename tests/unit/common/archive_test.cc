@@ -20,6 +20,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing::ArchiveBuilder;
+using testing::StatusIs;
 using testing::TempDir;
 
 TEST(ArchiveTest, CheckReleaseArchive_AcceptsArchivesAndNamesWhatIsNot) {
@@ -49,9 +50,13 @@ TEST(ArchiveTest, CheckReleaseArchive_RefusesMoreThanTheAgentsUnpack) {
   TempDir tmp;
   const std::string path = tmp.Sub("many.tar");
   ASSERT_OK(ArchiveBuilder().AddFile("a", "1234").AddFile("b", "5678").WriteTar(path));
-  EXPECT_THAT(CheckReleaseArchive(path, "many.tar", {.max_total_bytes = 100, .max_entries = 1}),
+  ArchiveLimits one_entry;
+  one_entry.max_entries = 1;
+  EXPECT_THAT(CheckReleaseArchive(path, "many.tar", one_entry),
               StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("more than 1 entries")));
-  EXPECT_THAT(CheckReleaseArchive(path, "many.tar", {.max_total_bytes = 6, .max_entries = 10}),
+  ArchiveLimits six_bytes;
+  six_bytes.max_total_bytes = 6;
+  EXPECT_THAT(CheckReleaseArchive(path, "many.tar", six_bytes),
               StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("more than 6 bytes")));
 }
 
