@@ -41,13 +41,10 @@ constexpr int kWriteDiskFlags = ARCHIVE_EXTRACT_SECURE_NODOTDOT |
 
 constexpr size_t kReadBlockSize = 64 * 1024;
 
-struct ReadArchiveDeleter {
-  void operator()(archive* a) const { archive_read_free(a); }
-};
 struct WriteArchiveDeleter {
   void operator()(archive* a) const { archive_write_free(a); }
 };
-using ReadArchive = std::unique_ptr<archive, ReadArchiveDeleter>;
+using ReadArchive = ArchiveReader;
 using WriteArchive = std::unique_ptr<archive, WriteArchiveDeleter>;
 
 class ScopedFd {
@@ -482,30 +479,9 @@ absl::StatusOr<std::string> ResolveEmptyDestination(
   return std::string(resolved);
 }
 
-ReadArchive NewReader() {
-  ReadArchive in(archive_read_new());
-  archive_read_support_filter_all(in.get());
-  // The formats of archive_read_support_format_all() but mtree and empty.
-  // An mtree file is a manifest that names files without holding them
-  // (libarchive's "checkfs" option would even fill them from this host),
-  // and an empty file is a failed upload rather than an empty release.
-  archive_read_support_format_7zip(in.get());
-  archive_read_support_format_ar(in.get());
-  archive_read_support_format_cab(in.get());
-  archive_read_support_format_cpio(in.get());
-  archive_read_support_format_iso9660(in.get());
-  archive_read_support_format_lha(in.get());
-  archive_read_support_format_rar(in.get());
-  archive_read_support_format_rar5(in.get());
-  archive_read_support_format_tar(in.get());
-  archive_read_support_format_warc(in.get());
-  archive_read_support_format_xar(in.get());
-  archive_read_support_format_zip(in.get());
-  return in;
-}
-
-// Opens `archive_path`, which must be a regular file, for reading with
-// the formats NewReader allows; `fd` keeps the file open for the reader.
+// Opens `archive_path`, which must be a regular file, for reading with the
+// formats NewReleaseArchiveReader allows; `fd` keeps the file open for the
+// reader.
 absl::StatusOr<ReadArchive> OpenArchive(const std::string& archive_path,
                                         ScopedFd* fd) {
   // O_NONBLOCK so that a FIFO at archive_path cannot hang the agent in open.
@@ -521,7 +497,7 @@ absl::StatusOr<ReadArchive> OpenArchive(const std::string& archive_path,
     return absl::InvalidArgumentError(
         absl::StrCat("archive ", archive_path, " is not a regular file"));
   }
-  ReadArchive in = NewReader();
+  ReadArchive in = NewReleaseArchiveReader();
   if (in == nullptr) return absl::ResourceExhaustedError("archive_read_new");
   if (archive_read_open_fd(in.get(), fd->get(), kReadBlockSize) != ARCHIVE_OK) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -7,13 +7,12 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "common/archive.h"
 
 namespace fleet::agent {
 
-struct UnpackLimits {
-  uint64_t max_total_bytes = 4ull << 30;  // sum of regular file sizes
-  uint64_t max_entries = 200000;
-};
+// The caps are shared with the check of every push (common/archive.h).
+using UnpackLimits = ArchiveLimits;
 
 struct UnpackStats {
   uint64_t entries = 0;

@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "cli/fleetctl.h"
+#include "cli/session.h"
 #include "common/fs.h"
 #include "common/pki.h"
 #include "common/tls.h"
@@ -27,20 +28,6 @@ struct PkiArgs {
   int leaf_days = static_cast<int>(kDefaultLeafValidity / absl::Hours(24));
   bool force = false;
 };
-
-[[noreturn]] void Fail(absl::string_view message) {
-  std::cerr << "fleetctl: " << message << "\n";
-  throw CLI::RuntimeError(kExitError);
-}
-
-[[noreturn]] void Done() { throw CLI::Success(); }
-
-bool JsonOutput(CLI::App* root) {
-  const CLI::Option* output = root->get_option_no_throw("--output");
-  if (output == nullptr || output->count() == 0) return false;
-  const std::string value = output->as<std::string>();
-  return value == "json" || value == "jsonl";
-}
 
 absl::Duration Validity(int days) {
   if (days < 1 || days > kMaxDays) {
@@ -74,23 +61,23 @@ void PrintWritten(bool json, const std::string& cert, const std::string& key, co
             << Day(not_after) << " UTC\n";
 }
 
-void RunInit(CLI::App* root, const PkiArgs& args) {
+void RunInit(Session* session, const PkiArgs& args) {
   const absl::Duration validity = Validity(args.ca_days);
   const absl::Time not_after = absl::Now() + validity;
   if (absl::Status st = InitCertificateAuthorityDir(args.dir, validity); !st.ok()) {
     Fail(st.message());
   }
-  const bool json = JsonOutput(root);
+  const bool json = session->json();
   PrintWritten(json, CaCertPath(args.dir), CaKeyPath(args.dir), CaCertPath(args.dir), not_after,
                CaName(args.dir));
   if (!json) {
     std::cout << "keep " << CaKeyPath(args.dir) << " secret; give " << CaCertPath(args.dir)
               << " to the controller, every agent and fleetctl as --tls-ca\n";
   }
-  Done();
+  Exit(kExitOk);
 }
 
-void RunIssue(CLI::App* root, const PkiArgs& args) {
+void RunIssue(Session* session, const PkiArgs& args) {
   if (args.host.empty() == args.controller.empty()) {
     Fail(
         "pki issue needs exactly one of --host ID (an agent's client certificate) or "
@@ -110,15 +97,15 @@ void RunIssue(CLI::App* root, const PkiArgs& args) {
       host ? absl::StrCat("client certificate for host ", id)
            : absl::StrCat("server certificate for ", id == "localhost" ? "" : id + ", ",
                           "localhost and 127.0.0.1");
-  PrintWritten(JsonOutput(root), IssuedCertPath(args.dir, id), IssuedKeyPath(args.dir, id),
+  PrintWritten(session->json(), IssuedCertPath(args.dir, id), IssuedKeyPath(args.dir, id),
                CaCertPath(args.dir), not_after,
                absl::StrCat(description, ", signed by ", CaName(args.dir)));
-  Done();
+  Exit(kExitOk);
 }
 
 }  // namespace
 
-void AddPkiCommands(CLI::App* app) {
+void AddPkiCommands(CLI::App* app, Session* session) {
   // Owned by the callbacks, which `app` keeps for as long as it lives.
   auto args = std::make_shared<PkiArgs>();
   CLI::App* pki =
@@ -128,7 +115,7 @@ void AddPkiCommands(CLI::App* app) {
   CLI::App* init = pki->add_subcommand("init", "make a CA in DIR: DIR/ca.crt and DIR/ca.key");
   init->add_option("dir", args->dir, "directory for the CA (created 0700)")->required();
   init->add_option("--days", args->ca_days, "validity in days")->capture_default_str();
-  init->callback([app, args] { RunInit(app, *args); });
+  init->callback([session, args] { RunInit(session, *args); });
 
   CLI::App* issue =
       pki->add_subcommand("issue", "issue DIR/ID.crt and DIR/ID.key, signed by the CA in DIR");
@@ -140,7 +127,7 @@ void AddPkiCommands(CLI::App* app) {
       "the controller's name agents dial: server certificate for NAME, localhost, 127.0.0.1");
   issue->add_option("--days", args->leaf_days, "validity in days")->capture_default_str();
   issue->add_flag("--force", args->force, "replace an existing ID.crt and ID.key");
-  issue->callback([app, args] { RunIssue(app, *args); });
+  issue->callback([session, args] { RunIssue(session, *args); });
 }
 
 }  // namespace fleet::cli

@@ -5,6 +5,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/session.h"
+
 namespace fleet::cli {
 
 // Adds to `app`:
@@ -14,12 +16,12 @@ namespace fleet::cli {
 //       DIR/ID.crt + DIR/ID.key (client certificate, CN and SAN = ID) or
 //       DIR/NAME.crt + DIR/NAME.key (server certificate for NAME, localhost
 //       and 127.0.0.1), signed by DIR's CA
-// The commands run from `app`'s parse, print what they wrote (JSON when the
-// parsed `--output` option of `app` is "json" or "jsonl") or one
-// "fleetctl: ..." line on stderr, and then end the parse by throwing CLI::Success or
-// CLI::RuntimeError(kExitError), which App::exit turns into the exit code
-// without printing anything more. `app` must outlive its parse.
-void AddPkiCommands(CLI::App* app);
+// The commands run from `app`'s parse, print what they wrote (JSON when
+// `session`'s --output is "json" or "jsonl") or one "fleetctl: ..." line on
+// stderr, and then end the parse with Exit() or Fail() (cli/session.h).
+// They never connect to the controller. `app` and `session` must outlive
+// its parse.
+void AddPkiCommands(CLI::App* app, Session* session);
 
 }  // namespace fleet::cli
 

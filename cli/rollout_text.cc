@@ -17,6 +17,10 @@ std::string KindName(const fleet::v1::Rollout& r) {
 
 std::string OrDash(const std::string& s) { return s.empty() ? "-" : s; }
 
+std::string PromoteHint(const fleet::v1::Rollout& r) {
+  return absl::StrCat("waiting for promote: run fleetctl rollout promote ", r.id());
+}
+
 std::string WaveLine(const fleet::v1::Rollout& r, int w) {
   int done = 0, failed = 0, running = 0, pending = 0;
   for (const auto& t : r.tasks()) {

@@ -20,6 +20,10 @@ std::string OrDash(const std::string& s);
 // "> wave 2/3 25%    done 3    failed 0    switching 2    pending 0".
 std::string WaveLine(const fleet::v1::Rollout& r, int w);
 
+// What a rollout waiting at a manual-promote gate needs:
+// "waiting for promote: run fleetctl rollout promote 23".
+std::string PromoteHint(const fleet::v1::Rollout& r);
+
 }  // namespace fleet::cli
 
 #endif  // FLEET_CLI_ROLLOUT_TEXT_H_

@@ -10,9 +10,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "cli/fleetctl.h"
+#include "cli/output.h"
 #include "cli/rollout_text.h"
 #include "common/rollout_state.h"
-#include "google/protobuf/util/json_util.h"
 
 namespace fleet::cli {
 namespace {
@@ -25,8 +25,34 @@ using fleet::v1::RolloutUpdate;
 constexpr absl::Duration kRedrawInterval = absl::Milliseconds(100);
 constexpr absl::Duration kClockInterval = absl::Seconds(1);
 
+constexpr absl::Duration kHostPollInterval = absl::Seconds(1);
+
 std::string Elapsed(absl::Duration d) {
   return absl::StrFormat("%5.1fs", absl::ToDoubleSeconds(d));
+}
+
+// Time since the rollout started (until it finished), whenever the watch
+// attached; since `attached` for a rollout without a start time.
+absl::Duration SinceStart(const Rollout& r, absl::Time attached) {
+  if (r.created_at_ms() <= 0) return absl::Now() - attached;
+  const absl::Time end = IsTerminal(r.state()) && r.finished_at_ms() > 0
+                             ? absl::FromUnixMillis(r.finished_at_ms())
+                             : absl::Now();
+  return std::max(absl::ZeroDuration(), end - absl::FromUnixMillis(r.created_at_ms()));
+}
+
+// "rollout 7 of web: v1 → v2"
+std::string Header(const Rollout& r) {
+  return absl::StrCat(KindName(r), " ", r.id(), " of ", r.app(), ": ", OrDash(r.from_version()),
+                      " \u2192 ", r.version());
+}
+
+// The line for a host that went away or came back while the rollout runs.
+std::string ConnectivityLine(const std::string& host, bool connected, bool color) {
+  return connected ? absl::StrCat(host, "  ", Paint("connected", color), " again")
+                   : absl::StrCat(host, "  ", Paint("disconnected", color),
+                                  ": its agent is gone; it fails after the host timeout unless "
+                                  "it returns");
 }
 
 // Shows the progress of a followed rollout.
@@ -39,13 +65,16 @@ class ProgressView {
   virtual void Tick(const Rollout& /*r*/, absl::Duration /*elapsed*/) {}
   // Something else was printed on the terminal (stderr).
   virtual void Interrupted() {}
+  // Host `host` of the rollout disconnected, or came back.
+  virtual void Connectivity(const std::string& /*host*/, bool /*connected*/,
+                            absl::Duration /*elapsed*/) {}
 };
 
 // kText on a terminal: failures scroll above a block (the rollout and one
 // line per wave) that is redrawn in place.
 class LiveBlock final : public ProgressView {
  public:
-  explicit LiveBlock(std::ostream& out) : out_(out) {}
+  LiveBlock(std::ostream& out, bool color) : out_(out), color_(color) {}
 
   void Show(const Rollout& r, const RolloutUpdate& update, absl::Duration elapsed) override {
     for (const auto& t : update.rollout().tasks()) {
@@ -54,7 +83,7 @@ class LiveBlock final : public ProgressView {
       seen = t.state();
       if (!t.reason().empty()) {
         absl::StrAppend(&scroll_, Elapsed(elapsed), "  ", t.host_id(), "  ",
-                        TaskStateName(t.state()), ": ", t.reason(), "\n");
+                        Paint(TaskStateName(t.state()), color_), ": ", t.reason(), "\n");
       }
     }
     dirty_ = true;
@@ -68,18 +97,27 @@ class LiveBlock final : public ProgressView {
   // The block stays where it is; the next one is drawn below.
   void Interrupted() override { drawn_lines_ = 0; }
 
+  void Connectivity(const std::string& host, bool connected, absl::Duration elapsed) override {
+    absl::StrAppend(&scroll_, Elapsed(elapsed), "  ", ConnectivityLine(host, connected, color_),
+                    "\n");
+    dirty_ = true;
+  }
+
  private:
   void Draw(const Rollout& r, absl::Duration elapsed) {
     std::string text;
     for (int i = 0; i < drawn_lines_; ++i) text += "\033[1A\033[2K";
     text += scroll_;
-    absl::StrAppend(&text, KindName(r), " ", r.id(), " of ", r.app(), " -> ", r.version(), "  ",
-                    RolloutStateName(r.state()),
-                    r.awaiting_promote() ? " (waiting for promote)" : "", "  ", Elapsed(elapsed),
-                    "\n");
+    absl::StrAppend(&text, Header(r), "  ", Paint(RolloutStateName(r.state()), color_), "  ",
+                    Elapsed(elapsed), "\n");
+    drawn_lines_ = 1;
+    if (r.awaiting_promote()) {
+      absl::StrAppend(&text, PromoteHint(r), "\n");
+      ++drawn_lines_;
+    }
     const int waves = std::max(1, r.plan().waves_size());
     for (int w = 0; w < waves; ++w) absl::StrAppend(&text, WaveLine(r, w), "\n");
-    drawn_lines_ = 1 + waves;
+    drawn_lines_ += waves;
     if (IsTerminal(r.state()) && !r.reason().empty()) {
       absl::StrAppend(&text, "reason: ", r.reason(), "\n");
       ++drawn_lines_;
@@ -91,6 +129,7 @@ class LiveBlock final : public ProgressView {
   }
 
   std::ostream& out_;
+  const bool color_;
   std::map<std::string, fleet::v1::TaskState> seen_;
   std::string scroll_;  // lines to print above the next block
   int drawn_lines_ = 0;
@@ -102,10 +141,14 @@ class LiveBlock final : public ProgressView {
 // rollout.
 class LineLog final : public ProgressView {
  public:
-  explicit LineLog(std::ostream& out) : out_(out) {}
+  LineLog(std::ostream& out, bool color) : out_(out), color_(color) {}
 
   void Show(const Rollout& r, const RolloutUpdate& update, absl::Duration elapsed) override {
     const std::string at = Elapsed(elapsed);
+    if (update.snapshot() && !headed_) {
+      headed_ = true;
+      out_ << at << "  " << Header(r) << " on " << r.tasks_size() << " hosts\n";
+    }
     if (r.current_wave() != seen_wave_ && r.state() == fleet::v1::ROLLOUT_STATE_ACTIVATING) {
       seen_wave_ = r.current_wave();
       out_ << at << "  " << WaveLine(r, seen_wave_).substr(2) << "\n";
@@ -114,24 +157,30 @@ class LineLog final : public ProgressView {
       fleet::v1::TaskState& seen = seen_[t.host_id()];
       if (seen == t.state()) continue;
       seen = t.state();
-      out_ << at << "  " << t.host_id() << "  " << TaskStateName(t.state());
+      out_ << at << "  " << t.host_id() << "  " << Paint(TaskStateName(t.state()), color_);
       if (!t.reason().empty()) out_ << ": " << t.reason();
       out_ << "\n";
     }
     if (r.state() != seen_state_) {
       seen_state_ = r.state();
-      out_ << at << "  " << KindName(r) << " " << r.id() << " " << RolloutStateName(r.state());
-      if (r.awaiting_promote()) {
-        out_ << " (waiting for: fleetctl rollout promote " << r.id() << ")";
-      }
+      out_ << at << "  " << KindName(r) << " " << r.id() << " "
+           << Paint(RolloutStateName(r.state()), color_);
+      if (r.awaiting_promote()) out_ << " (" << PromoteHint(r) << ")";
       if (!r.reason().empty()) out_ << ": " << r.reason();
       out_ << "\n";
     }
     out_.flush();
   }
 
+  void Connectivity(const std::string& host, bool connected, absl::Duration elapsed) override {
+    out_ << Elapsed(elapsed) << "  " << ConnectivityLine(host, connected, color_) << "\n"
+         << std::flush;
+  }
+
  private:
   std::ostream& out_;
+  const bool color_;
+  bool headed_ = false;
   std::map<std::string, fleet::v1::TaskState> seen_;
   fleet::v1::RolloutState seen_state_ = fleet::v1::ROLLOUT_STATE_UNSPECIFIED;
   int seen_wave_ = -1;
@@ -143,12 +192,9 @@ class JsonLines final : public ProgressView {
   explicit JsonLines(std::ostream& out) : out_(out) {}
 
   void Show(const Rollout&, const RolloutUpdate& update, absl::Duration) override {
-    google::protobuf::util::JsonPrintOptions options;
-    options.preserve_proto_field_names = true;
-    options.always_print_primitive_fields = true;
-    std::string line;
-    (void)google::protobuf::util::MessageToJsonString(update, &line, options);
-    out_ << line << "\n" << std::flush;
+    out_ << ToJson(update).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
+         << "\n"
+         << std::flush;
   }
 
  private:
@@ -170,8 +216,23 @@ std::unique_ptr<ProgressView> MakeView(const WatchOptions& options, std::ostream
     case WatchOutput::kText:
       break;
   }
-  if (options.terminal) return std::make_unique<LiveBlock>(out);
-  return std::make_unique<LineLog>(out);
+  if (options.terminal) return std::make_unique<LiveBlock>(out, options.color);
+  return std::make_unique<LineLog>(out, options.color);
+}
+
+
+// Tells `view` about hosts of `r` that disconnected or came back since
+// `away` was taken (and updates it).
+void CheckConnectivity(const WatchOptions& options, const Rollout& r, absl::Duration elapsed,
+                       ProgressView* view, std::set<std::string>* away) {
+  absl::StatusOr<std::set<std::string>> now = options.disconnected_hosts();
+  if (!now.ok()) return;
+  for (const auto& t : r.tasks()) {
+    const bool was_away = away->count(t.host_id()) > 0;
+    const bool is_away = now->count(t.host_id()) > 0;
+    if (was_away != is_away) view->Connectivity(t.host_id(), !is_away, elapsed);
+  }
+  *away = *std::move(now);
 }
 
 }  // namespace
@@ -183,19 +244,28 @@ absl::StatusOr<Rollout> WatchRollout(fleet::v1::FleetService::StubInterface* api
   std::unique_ptr<ProgressView> view = MakeView(options, out);
   FollowedRollout followed;
   bool have_snapshot = false;
-  const absl::Time start = absl::Now();
+  const absl::Time attached = absl::Now();
+  const bool poll_hosts = options.output == WatchOutput::kText && options.disconnected_hosts;
+  std::set<std::string> away;  // hosts seen disconnected
+  absl::Time polled = absl::InfinitePast();
   RolloutStream stream(api, std::move(contexts), id, options.reconnect);
   while (true) {
     std::optional<StreamEvent> event = stream.Next(kRedrawInterval);
+    const Rollout& r = followed.rollout();
+    if (poll_hosts && have_snapshot && !IsTerminal(r.state()) &&
+        absl::Now() - polled >= kHostPollInterval) {
+      polled = absl::Now();
+      CheckConnectivity(options, r, SinceStart(r, attached), view.get(), &away);
+    }
     if (!event) {
-      if (have_snapshot) view->Tick(followed.rollout(), absl::Now() - start);
+      if (have_snapshot) view->Tick(r, SinceStart(r, attached));
       continue;
     }
     switch (event->kind) {
       case StreamEvent::Kind::kUpdate:
         have_snapshot = have_snapshot || event->update.snapshot();
         followed.Apply(event->update);
-        view->Show(followed.rollout(), event->update, absl::Now() - start);
+        view->Show(followed.rollout(), event->update, SinceStart(followed.rollout(), attached));
         break;
       case StreamEvent::Kind::kReconnecting:
         err << "fleetctl: controller unavailable; reconnecting... (" << event->status.message()

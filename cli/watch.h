@@ -4,7 +4,9 @@
 #ifndef FLEET_CLI_WATCH_H_
 #define FLEET_CLI_WATCH_H_
 
+#include <functional>
 #include <ostream>
+#include <set>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -27,10 +29,19 @@ enum class WatchOutput {
 struct WatchOptions {
   WatchOutput output = WatchOutput::kText;
   bool terminal = false;  // `out` is a terminal: kText redraws in place
+  bool color = false;     // kText colours states (cli/output.h Paint)
   ReconnectPolicy reconnect;
+  // kText only: the hosts the controller lists as disconnected, asked about
+  // once a second while the rollout runs, so that a host whose agent went
+  // away is shown as such at once (its task only fails after the host
+  // timeout). Unset, or failing: no such marks.
+  std::function<absl::StatusOr<std::set<std::string>>()> disconnected_hosts;
 };
 
-// Follows rollout `id` until it ends, showing its progress on `out` and one
+// Follows rollout `id` until it ends, showing its progress on `out` (kText:
+// "rollout 7 of web: v1 → v2", the time since the rollout started, the
+// promote hint while it waits at a gate, and hosts that disconnect or come
+// back) and one
 // line on `err` each time the controller becomes unreachable ("fleetctl:
 // controller unavailable (...); reconnecting..."). Returns the final rollout
 // with every task, or why it could not be followed to its end (the

@@ -60,6 +60,12 @@ constexpr KindName kKindNames[] = {
 
 }  // namespace
 
+std::vector<std::string> EventKindNames() {
+  std::vector<std::string> names;
+  for (const KindName& k : kKindNames) names.push_back(k.name);
+  return names;
+}
+
 const char* EventKindName(EventKind kind) {
   const auto index = static_cast<size_t>(kind);
   return index < std::size(kKindNames) ? kKindNames[index].name : "unknown";

@@ -5,6 +5,8 @@
 #define FLEET_COMMON_EVENT_KIND_H_
 
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 
@@ -64,6 +66,9 @@ enum class EventKind {
 
 // "rollout.started", "host.switched_back", ...: the name stored and sent.
 const char* EventKindName(EventKind kind);
+
+// Every kind's name, in enum order.
+std::vector<std::string> EventKindNames();
 
 // The kind named `name`; nullopt for a name no kind has (an event written
 // by a newer controller).

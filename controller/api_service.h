@@ -69,6 +69,9 @@ class ApiService final : public fleet::v1::FleetService::CallbackService {
   grpc::ServerUnaryReactor* GetAppStatus(grpc::CallbackServerContext* ctx,
                                          const fleet::v1::GetAppStatusRequest* req,
                                          fleet::v1::AppStatus* resp) override;
+  grpc::ServerUnaryReactor* GetVersion(grpc::CallbackServerContext* ctx,
+                                       const fleet::v1::GetVersionRequest* req,
+                                       fleet::v1::VersionInfo* resp) override;
   grpc::ServerUnaryReactor* ListHosts(grpc::CallbackServerContext* ctx,
                                       const fleet::v1::ListHostsRequest* req,
                                       fleet::v1::ListHostsResponse* resp) override;

@@ -38,6 +38,8 @@ class BlobStore {
     // Seals (unless sealed) and moves the blob into place. Returns its
     // sha256.
     absl::StatusOr<std::string> Commit();
+    // The file being written, to read a sealed upload before Commit moves it.
+    const std::string& path() const { return tmp_path_; }
 
    private:
     friend class BlobStore;

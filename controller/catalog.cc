@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/app_spec.h"
+#include "common/archive.h"
 #include "common/clock.h"
 #include "common/config_bundle.h"
 #include "common/event_kind.h"
@@ -139,6 +140,8 @@ absl::StatusOr<Release> BlobReleaseUpload::Finish() {
     return absl::DataLossError(absl::StrCat("upload of ", label, " arrived with sha256 ", sha,
                                             ", not the announced ", header_.sha256()));
   }
+  // What agents could not unpack is refused here, not by every host.
+  FLEET_RETURN_IF_ERROR(CheckReleaseArchive(writer_->path(), absl::StrCat("the artifact of ", label)));
   absl::StatusOr<Release> existing = store_->GetRelease(header_.app(), header_.version());
   if (existing.ok()) return SameReleaseOrRefuse(*std::move(existing), sha, header_.signature());
   if (!absl::IsNotFound(existing.status())) return existing.status();

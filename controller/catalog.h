@@ -48,8 +48,8 @@ class ReleaseUpload {
   //    another signature (an identical re-push returns the stored release);
   //  - the error of VerifyReleaseSignature (common/signing.h) when the
   //    app's trusted keys, as they are now, do not accept the signature.
-  // Whether the artifact is an archive is not checked here: agents refuse
-  // to unpack what is not one.
+  //  - the error of CheckReleaseArchive (common/archive.h) when the
+  //    artifact is not an archive agents can unpack within their caps.
   virtual absl::StatusOr<fleet::v1::Release> Finish() = 0;
 };
 

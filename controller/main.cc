@@ -15,7 +15,8 @@ int main(int argc, char** argv) {
   std::string host_timeout = "2m";
   app.add_option("--listen", options.listen, "gRPC address for agents and fleetctl")
       ->capture_default_str();
-  app.add_option("--http-listen", options.http_listen, "HTTP address for /healthz")
+  app.add_option("--http-listen", options.http_listen, "HTTP address for /healthz, /metrics (Prometheus) and the Alertmanager webhook "
+                 "(POST /api/v1/alerts/alertmanager); HTTPS with the --tls-* files")
       ->capture_default_str();
   app.add_option("--data-dir", options.data_dir, "SQLite database and artifact blobs")->required();
   app.add_option("--host-timeout", host_timeout,

@@ -14,8 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "fleet/v1/api.pb.h"
-#include "google/protobuf/util/json_util.h"
 #include "tests/testing/cluster.h"
+#include <nlohmann/json.hpp>
 
 namespace {
 
@@ -77,13 +77,13 @@ health:
     return false;
   }
   double rollout_s = absl::ToDoubleSeconds(absl::Now() - rollout_start);
-  fleet::v1::Rollout r;
-  google::protobuf::util::JsonParseOptions parse;
-  parse.ignore_unknown_fields = true;
-  if (!google::protobuf::util::JsonStringToMessage(out.out, &r, parse).ok()) {
+  // fleetctl's JSON (README "JSON output"): waves count from 1.
+  const nlohmann::json r = nlohmann::json::parse(out.out, nullptr, false);
+  if (!r.is_object() || !r.contains("plan") || r["plan"]["waves"].empty()) {
     std::fprintf(stderr, "bench: cannot parse rollout JSON\n");
     return false;
   }
+  const nlohmann::json& waves = r["plan"]["waves"];
 
   double controller_cpu = fleet::testing::ProcCpuSeconds(cluster.ControllerPid());
   double agent_cpu = fleet::testing::ProcCpuSeconds(cluster.AgentPid(0));
@@ -94,12 +94,16 @@ health:
   agent_cpu = fleet::testing::ProcCpuSeconds(cluster.AgentPid(0)) - agent_cpu;
 
   std::printf("\n%d hosts (connected in %.1f s)\n", hosts, connect_s);
-  std::printf("  %-44s %8.2f s\n", "stage v2 on every host",
-              (r.plan().waves(0).started_at_ms() - r.created_at_ms()) / 1000.0);
-  for (const auto& wave : r.plan().waves()) {
-    std::printf("  wave %d %-37s %8.2f s\n", wave.index() + 1,
-                absl::StrCat("(", wave.target(), ", ", wave.hosts(), " hosts in all)").c_str(),
-                (wave.finished_at_ms() - wave.started_at_ms()) / 1000.0);
+  std::printf(
+      "  %-44s %8.2f s\n", "stage v2 on every host",
+      (waves[0].value("started_at_ms", int64_t{0}) - r.value("created_at_ms", int64_t{0})) / 1000.0);
+  for (const nlohmann::json& wave : waves) {
+    std::printf("  wave %d %-37s %8.2f s\n", wave.value("index", 0),
+                absl::StrCat("(", wave.value("target", ""), ", ", wave.value("hosts", 0),
+                             " hosts in all)")
+                    .c_str(),
+                (wave.value("finished_at_ms", int64_t{0}) - wave.value("started_at_ms", int64_t{0})) /
+                    1000.0);
   }
   std::printf("  %-44s %8.2f s\n", "whole rollout (fleetctl --wait)", rollout_s);
   std::printf("  %-44s %8.2f s\n", "rollback: every host switched and reported", rollback_s);

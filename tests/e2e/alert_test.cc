@@ -153,7 +153,7 @@ receivers:
     CommandOutput history = cluster_.Fleetctl({"history", "hello"});
     EXPECT_EQ(history.exit_code, 0) << history.err;
     std::vector<std::string> rows;
-    for (absl::string_view line : absl::StrSplit(history.out, '\n')) {
+    for (absl::string_view line : absl::StrSplit(testing::RolloutsTable(history.out), '\n')) {
       if (absl::StrContains(line, " rollback ") && absl::StrContains(line, " alertmanager ")) {
         rows.emplace_back(line);
       }

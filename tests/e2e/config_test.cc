@@ -138,7 +138,7 @@ TEST_F(E2EConfigTest, ConfigRollback_PutsEveryHostBackOnThePreviousConfig) {
   for (int i = 0; i < cluster_.agents(); ++i) EXPECT_EQ(cluster_.Current(i), "v1");
   CommandOutput history = cluster_.Fleetctl({"history", "hello"});
   ASSERT_EQ(history.exit_code, 0) << history.err;
-  std::vector<std::string> lines = absl::StrSplit(history.out, '\n', absl::SkipEmpty());
+  std::vector<std::string> lines = absl::StrSplit(testing::RolloutsTable(history.out), '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 5u) << history.out;
   EXPECT_THAT(lines[1], ContainsRegex("config rollback +c1 +c2 +v1 +c1 +succeeded"));
   EXPECT_THAT(lines[2], ContainsRegex("config rollout +c2 +c1 +v1 +c2 +succeeded"));

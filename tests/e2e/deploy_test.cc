@@ -70,7 +70,7 @@ TEST_F(E2EDeployTest, DemoSequence_FailedReleaseSwitchesBackAndRollbackGoesToEar
 
   CommandOutput history = cluster_.Fleetctl({"history", "hello"});
   ASSERT_EQ(history.exit_code, 0) << history.err;
-  std::vector<std::string> lines = absl::StrSplit(history.out, '\n', absl::SkipEmpty());
+  std::vector<std::string> lines = absl::StrSplit(testing::RolloutsTable(history.out), '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 5u) << history.out;  // header + 4 rows, newest first
   EXPECT_THAT(lines[1], HasSubstr("rollback"));
   EXPECT_THAT(lines[1], ContainsRegex("v1 +v2 "));

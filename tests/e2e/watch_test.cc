@@ -114,9 +114,9 @@ TEST_F(E2EWatchTest, JsonLines_PrintsEveryUpdateAsItHappensTheLastOneTerminal) {
   EXPECT_TRUE(updates.front().value("snapshot", false));
   EXPECT_EQ(updates.front()["rollout"]["tasks"].size(), static_cast<size_t>(kHosts));
   for (size_t i = 1; i < updates.size(); ++i) EXPECT_FALSE(updates[i].value("snapshot", true));
-  EXPECT_EQ(updates.back()["rollout"]["state"], "ROLLOUT_STATE_SUCCEEDED");
+  EXPECT_EQ(updates.back()["rollout"]["state"], "succeeded");
   for (size_t i = 0; i + 1 < updates.size(); ++i) {
-    EXPECT_NE(updates[i]["rollout"]["state"], "ROLLOUT_STATE_SUCCEEDED") << lines[i];
+    EXPECT_NE(updates[i]["rollout"]["state"], "succeeded") << lines[i];
   }
   EXPECT_EQ(CountOn("v1"), kHosts);
 }

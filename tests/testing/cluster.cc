@@ -1,7 +1,9 @@
 #include "tests/testing/cluster.h"
 
 #include <httplib.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -135,6 +137,27 @@ void Cluster::MakePki() {
   WriteTextFile(ControllerCaFile(), ReadTextFile(CaCertPath(PkiDir())));
 }
 
+namespace {
+
+// Whether something accepts TCP connections on 127.0.0.1:`port`.
+bool Listening(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  return ok;
+}
+
+}  // namespace
+
+std::string RolloutsTable(const std::string& history_text) {
+  return history_text.substr(0, history_text.find("\n\n") + 1);
+}
+
 void Cluster::StartController() {
   std::vector<std::string> argv({Binary("fleet-controller"), "--listen", address(), "--http-listen",
                                  absl::StrCat("127.0.0.1:", http_port_), "--data-dir", DataDir(),
@@ -147,6 +170,9 @@ void Cluster::StartController() {
   if (options_.auth) argv.push_back("--auth");
   argv.insert(argv.end(), options_.controller_args.begin(), options_.controller_args.end());
   controller_ = std::make_unique<Subprocess>(argv, dir_.Sub("controller.log"));
+  // fleetctl reports a refused connection at once: tests start using the
+  // controller only once it listens (or gave up starting).
+  WaitFor([&] { return !controller_->running() || Listening(grpc_port_); }, absl::Seconds(30));
 }
 
 void Cluster::KillController() {

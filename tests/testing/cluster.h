@@ -48,6 +48,10 @@ struct ClusterOptions {
   bool tls = false;
 };
 
+// The rollouts table of `fleetctl history` text output: the lines before
+// the events table.
+std::string RolloutsTable(const std::string& history_text);
+
 class Cluster {
  public:
   explicit Cluster(ClusterOptions options = {});

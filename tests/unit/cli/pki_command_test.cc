@@ -34,9 +34,9 @@ struct Outcome {
 // --output option and the pki commands, as Run() does.
 Outcome RunPki(std::vector<std::string> args) {
   CLI::App app;
-  std::string output = "text";
-  app.add_option("--output,-o", output);
-  AddPkiCommands(&app);
+  Session session;
+  AddGlobalOptions(&app, &session.options());
+  AddPkiCommands(&app, &session);
   std::vector<char*> argv = {const_cast<char*>("fleetctl")};
   for (std::string& arg : args) argv.push_back(arg.data());
   Outcome outcome;

@@ -6,8 +6,10 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <deque>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -46,6 +48,7 @@ RolloutUpdate Update(bool snapshot, fleet::v1::RolloutState state, std::vector<H
   r->set_id("7");
   r->set_app("web");
   r->set_version("v2");
+  r->set_from_version("v1");
   r->set_kind(fleet::v1::ROLLOUT_KIND_DEPLOY);
   r->set_state(state);
   r->mutable_plan()->add_waves()->set_target("100%");
@@ -292,7 +295,7 @@ TEST_F(WatchTest, WatchRollout_JsonLinesPrintsEachUpdateOnALineOfItsOwn) {
   std::vector<std::string> lines = absl::StrSplit(out.str(), '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 3u) << out.str();
   EXPECT_THAT(lines[0], HasSubstr("\"snapshot\":true"));
-  EXPECT_THAT(lines[2], HasSubstr("\"state\":\"ROLLOUT_STATE_SUCCEEDED\""));
+  EXPECT_THAT(lines[2], HasSubstr("\"state\":\"succeeded\""));
   EXPECT_EQ(err.str(), "");
 }
 
@@ -316,8 +319,68 @@ TEST_F(WatchTest, WatchRollout_TextLogsOneLinePerChangeAndSaysWhenItReconnects) 
   EXPECT_THAT(text, HasSubstr("web-01  failed: /healthz returned 502\n"));
   EXPECT_THAT(text, HasSubstr("web-02  cancelled\n"));
   EXPECT_THAT(text, HasSubstr("rollout 7 rolled_back\n"));
-  // web-02 was staged before and after the outage: told once.
-  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 8) << text;
+  // web-02 was staged before and after the outage: told once; the header
+  // once.
+  EXPECT_THAT(text, HasSubstr("rollout 7 of web: v1 \u2192 v2 on 2 hosts\n"));
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 9) << text;
+}
+
+TEST_F(WatchTest, WatchRollout_ElapsedCountsFromTheRolloutsStartNotFromAttaching) {
+  RolloutUpdate snapshot = Snapshot();
+  // Started 90 s ago, finished 60 s after it started.
+  const int64_t started = absl::ToUnixMillis(absl::Now() - absl::Seconds(90));
+  snapshot.mutable_rollout()->set_created_at_ms(started);
+  RolloutUpdate end = Update(false, fleet::v1::ROLLOUT_STATE_SUCCEEDED,
+                             {Task("web-01", fleet::v1::TASK_STATE_HEALTHY)});
+  end.mutable_rollout()->set_created_at_ms(started);
+  end.mutable_rollout()->set_finished_at_ms(started + 60000);
+  Serve({{{snapshot, end}, grpc::Status::OK}});
+  WatchOptions options;
+  options.reconnect = policy_;
+  std::ostringstream out, err;
+  ASSERT_TRUE(WatchRollout(stub_.get(), Contexts(), "7", options, out, err).ok());
+  EXPECT_THAT(out.str(), HasSubstr(" 90."));  // the header, at attach time
+  EXPECT_THAT(out.str(), HasSubstr(" 60.0s  rollout 7 succeeded\n")) << out.str();
+}
+
+TEST_F(WatchTest, WatchRollout_TextShowsThePromoteHintWhileWaitingAtAGate) {
+  RolloutUpdate waiting = Update(false, fleet::v1::ROLLOUT_STATE_PAUSED,
+                                 {Task("web-01", fleet::v1::TASK_STATE_HEALTHY)});
+  waiting.mutable_rollout()->set_awaiting_promote(true);
+  Serve({{{Snapshot(), waiting,
+           Update(false, fleet::v1::ROLLOUT_STATE_SUCCEEDED,
+                  {Task("web-02", fleet::v1::TASK_STATE_HEALTHY)})},
+          grpc::Status::OK}});
+  WatchOptions options;
+  options.reconnect = policy_;
+  std::ostringstream out, err;
+  ASSERT_TRUE(WatchRollout(stub_.get(), Contexts(), "7", options, out, err).ok());
+  EXPECT_THAT(out.str(),
+              HasSubstr("rollout 7 paused (waiting for promote: run fleetctl rollout promote 7)\n"));
+}
+
+TEST_F(WatchTest, WatchRollout_TextMarksAHostThatDisconnectsAndComesBack) {
+  // The stream stays open (hold) until the host list was asked about a few
+  // times: web-02 away on the first answers, back after.
+  Serve({{{Snapshot()}, grpc::Status::OK, /*hold=*/true}});
+  std::atomic<int> asked{0};
+  WatchOptions options;
+  options.reconnect = policy_;
+  options.reconnect.give_up_after = absl::Milliseconds(300);  // after the server stopped
+  options.disconnected_hosts = [&]() -> absl::StatusOr<std::set<std::string>> {
+    const int n = ++asked;
+    if (n == 4) StopServer();
+    if (n <= 2) return std::set<std::string>{"web-02", "other-host"};
+    return std::set<std::string>{};
+  };
+  std::ostringstream out, err;
+  (void)WatchRollout(stub_.get(), Contexts(), "7", options, out, err);
+  const std::string text = out.str();
+  EXPECT_THAT(text, HasSubstr("web-02  disconnected: its agent is gone; it fails after the host "
+                              "timeout unless it returns\n"));
+  EXPECT_THAT(text, HasSubstr("web-02  connected again\n"));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("other-host")));
+  EXPECT_EQ(text.find("web-01  disconnected"), std::string::npos);
 }
 
 }  // namespace

@@ -9,9 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "common/fs.h"
 #include "common/sha256.h"
 #include "controller/blob_store.h"
 #include "controller/sqlite_store.h"
+#include "tests/testing/archive_builder.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_env.h"
 
@@ -57,6 +59,15 @@ class CatalogTest : public ::testing::Test {
     absl::Status st = (*upload)->Append(content);
     if (!st.ok()) return st;
     return (*upload)->Finish();
+  }
+
+  // A tar.gz holding one file with `text`: what a push must be.
+  std::string Archive(const std::string& text) {
+    const std::string path = dir_.Sub("artifact.tar.gz");
+    EXPECT_OK(testing::ArchiveBuilder().AddFile("VERSION", text).WriteTarGz(path));
+    absl::StatusOr<std::string> bytes = ReadFile(path);
+    EXPECT_OK(bytes);
+    return bytes.value_or("");
   }
 
   std::vector<std::string> EventKinds() {
@@ -121,7 +132,7 @@ TEST_F(CatalogTest, ApplyApp_BadSpecChangesNothing) {
 
 TEST_F(CatalogTest, PushRelease_StoresTheArtifactTheRowAndAnEvent) {
   ApplyWeb();
-  const std::string content = "not an archive: agents refuse to unpack it, the catalog does not";
+  const std::string content = Archive("v1");
   absl::StatusOr<fleet::v1::Release> release = Push("v1", content, Sha256Of(content));
   ASSERT_OK(release);
   EXPECT_EQ(release->sha256(), Sha256Of(content));
@@ -136,9 +147,10 @@ TEST_F(CatalogTest, PushRelease_StoresTheArtifactTheRowAndAnEvent) {
 
 TEST_F(CatalogTest, PushRelease_IdenticalRepushReturnsTheStoredRelease) {
   ApplyWeb();
-  absl::StatusOr<fleet::v1::Release> first = Push("v1", "artifact bytes");
+  const std::string artifact = Archive("artifact bytes");
+  absl::StatusOr<fleet::v1::Release> first = Push("v1", artifact);
   ASSERT_OK(first);
-  absl::StatusOr<fleet::v1::Release> again = Push("v1", "artifact bytes");
+  absl::StatusOr<fleet::v1::Release> again = Push("v1", artifact);
   ASSERT_OK(again);
   EXPECT_EQ(again->SerializeAsString(), first->SerializeAsString());
   EXPECT_THAT(EventKinds(), ElementsAre("app.created", "release.pushed"));
@@ -146,15 +158,28 @@ TEST_F(CatalogTest, PushRelease_IdenticalRepushReturnsTheStoredRelease) {
 
 TEST_F(CatalogTest, PushRelease_RepushWithOtherContentIsRefusedAndStoresNothing) {
   ApplyWeb();
-  ASSERT_OK(Push("v1", "artifact bytes"));
-  EXPECT_THAT(Push("v1", "other bytes"),
+  const std::string artifact = Archive("artifact bytes");
+  const std::string other = Archive("other bytes");
+  ASSERT_OK(Push("v1", artifact));
+  EXPECT_THAT(Push("v1", other),
               StatusIs(absl::StatusCode::kAlreadyExists,
                        HasSubstr("release web@v1 exists already with different content")));
-  EXPECT_FALSE(blobs_.Has(Sha256Of("other bytes")));
+  EXPECT_FALSE(blobs_.Has(Sha256Of(other)));
   absl::StatusOr<fleet::v1::Release> stored = store_->GetRelease("web", "v1");
   ASSERT_OK(stored);
-  EXPECT_EQ(stored->sha256(), Sha256Of("artifact bytes"));
+  EXPECT_EQ(stored->sha256(), Sha256Of(artifact));
   EXPECT_THAT(EventKinds(), ElementsAre("app.created", "release.pushed"));
+}
+
+TEST_F(CatalogTest, PushRelease_RefusesWhatIsNotAnArchiveAndStoresNothing) {
+  ApplyWeb();
+  const std::string readme = "# hello\nnot an archive at all\n";
+  EXPECT_THAT(Push("v8", readme),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("the artifact of web@v8 is not an archive fleet can unpack (")));
+  EXPECT_FALSE(blobs_.Has(Sha256Of(readme)));
+  EXPECT_THAT(store_->GetRelease("web", "v8"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(EventKinds(), ElementsAre("app.created"));
 }
 
 TEST_F(CatalogTest, PushRelease_HeaderIsCheckedBeforeTheUpload) {
