@@ -364,7 +364,7 @@ grpc::ServerUnaryReactor* ApiService::GetAppStatus(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* ApiService::GetVersion(grpc::CallbackServerContext* ctx,
                                                  const fleet::v1::GetVersionRequest*,
                                                  fleet::v1::VersionInfo* resp) {
-  return Unary(ctx, [&]() -> absl::Status {
+  return Unary(ctx, resp, [&]() -> absl::Status {
     FLEET_RETURN_IF_ERROR(
         access_->Admit(CallOf(ctx, "GetVersion"), ApiAction::kRead, "").status());
     resp->set_version(FLEET_VERSION);
