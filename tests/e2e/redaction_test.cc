@@ -221,6 +221,7 @@ TEST_F(E2ERedactionTest, EveryRpcAnswer_HoldsNoPlantedSecret) {
          Call("GetAppStatus", &FleetService::Stub::GetAppStatus, req);
        }},
       {"ListHosts", [&] { Call("ListHosts", &FleetService::Stub::ListHosts, {}); }},
+      {"GetVersion", [&] { Call("GetVersion", &FleetService::Stub::GetVersion, {}); }},
       {"GetHistory",
        [&] {
          fleet::v1::GetHistoryRequest req;
