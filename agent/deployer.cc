@@ -31,7 +31,6 @@
 
 namespace fleet::agent {
 
-
 using fleet::v1::ActivateCommand;
 using fleet::v1::AgentAppRecord;
 using fleet::v1::AppSpec;
@@ -41,7 +40,6 @@ using fleet::v1::ConfigFile;
 using fleet::v1::HostAppState;
 using fleet::v1::StageCommand;
 using fleet::v1::Subject;
-
 
 namespace {
 

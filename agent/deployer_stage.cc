@@ -31,7 +31,6 @@
 
 namespace fleet::agent {
 
-
 using fleet::v1::ActivateCommand;
 using fleet::v1::AgentAppRecord;
 using fleet::v1::AppSpec;
@@ -42,11 +41,9 @@ using fleet::v1::HostAppState;
 using fleet::v1::StageCommand;
 using fleet::v1::Subject;
 
-
 absl::Status ErrnoError(absl::string_view what, const std::string& path) {
   return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
 }
-
 
 // Where each release links the app's config release.
 constexpr char kReleaseConfigLink[] = "../../config";
