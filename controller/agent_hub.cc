@@ -149,7 +149,6 @@ void AgentHub::Register(const std::string& host_id, Stream* stream) {
     it->second->Close(grpc::Status(grpc::StatusCode::ABORTED, "replaced by a newer connection"));
   }
   streams_[host_id] = stream;
-  connected_at_[host_id] = clock_->Now();
 }
 
 bool AgentHub::Unregister(const std::string& host_id, Stream* stream) {
@@ -157,7 +156,6 @@ bool AgentHub::Unregister(const std::string& host_id, Stream* stream) {
   auto it = streams_.find(host_id);
   if (it == streams_.end() || it->second != stream) return false;
   streams_.erase(it);
-  disconnected_at_[host_id] = clock_->Now();
   return true;
 }
 
@@ -181,16 +179,6 @@ bool AgentHub::IsConnected(const std::string& host_id) {
 int AgentHub::ConnectedHostCount() {
   absl::MutexLock lock(&mu_);
   return static_cast<int>(streams_.size());
-}
-
-AgentHub::Presence AgentHub::PresenceOf(const std::string& host_id) {
-  Presence p;
-  absl::MutexLock lock(&mu_);
-  p.connected = streams_.count(host_id) > 0;
-  if (p.connected) p.connected_since = connected_at_[host_id];
-  auto it = disconnected_at_.find(host_id);
-  p.disconnected_since = it == disconnected_at_.end() ? started_ : it->second;
-  return p;
 }
 
 void AgentHub::CloseAll() {

@@ -40,7 +40,7 @@ class AgentListener {
 class AgentHub final : public fleet::v1::AgentService::CallbackService {
  public:
   // Connection times are stamped with `clock` (borrowed), the engine's clock.
-  AgentHub(BlobStore* blobs, Clock* clock) : blobs_(blobs), clock_(clock), started_(clock->Now()) {}
+  AgentHub(BlobStore* blobs, Clock* clock) : blobs_(blobs), clock_(clock) {}
   // Must be set before the server starts.
   void set_listener(AgentListener* listener) { listener_ = listener; }
   // Called with the size of every artifact chunk an agent received
@@ -70,16 +70,6 @@ class AgentHub final : public fleet::v1::AgentService::CallbackService {
   bool IsConnected(const std::string& host_id);
   // The number of hosts with a registered stream now. Thread-safe.
   int ConnectedHostCount();
-  // Whether the host has a stream, since when (InfinitePast if none), and
-  // when its last stream ended (the controller's start for hosts that have
-  // not connected since); one lock, for the engine asks about every host
-  // that owes an answer.
-  struct Presence {
-    bool connected = false;
-    absl::Time connected_since = absl::InfinitePast();
-    absl::Time disconnected_since = absl::InfinitePast();
-  };
-  Presence PresenceOf(const std::string& host_id);
   // Ends every stream (at shutdown).
   void CloseAll();
 
@@ -110,15 +100,12 @@ class AgentHub final : public fleet::v1::AgentService::CallbackService {
 
   BlobStore* blobs_;
   Clock* clock_;
-  absl::Time started_;
   AgentListener* listener_ = nullptr;
   std::function<void(int64_t)> bytes_served_hook_;            // fixed before the server starts
   bool require_client_certificate_ = false;                   // fixed before the server starts
   std::function<void(const fleet::v1::Event&)> denial_hook_;  // fixed before the server starts
   absl::Mutex mu_;
   std::map<std::string, Stream*> streams_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, absl::Time> disconnected_at_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, absl::Time> connected_at_ ABSL_GUARDED_BY(mu_);
   // When a denial was last recorded, by "<certificate names>\n<claimed id>".
   std::map<std::string, absl::Time> denial_recorded_at_ ABSL_GUARDED_BY(mu_);
 };

@@ -69,53 +69,77 @@ Controller::Controller(ControllerOptions options) : options_(std::move(options))
 Controller::~Controller() { Shutdown(); }
 
 absl::Status Controller::Start() {
+  FLEET_ASSIGN_OR_RETURN(std::string alert_token, CheckOptions());
+  FLEET_RETURN_IF_ERROR(OpenState());
+  StartServices();
+  FLEET_RETURN_IF_ERROR(StartGrpc());
+  FLEET_RETURN_IF_ERROR(StartHttp(alert_token));
+  ticker_ = std::thread([this] {
+    // The first tick resumes the rollouts that were running before a restart.
+    do {
+      engine_->PostTick();
+    } while (!stop_.WaitForNotificationWithTimeout(options_.tick));
+  });
+  const bool plaintext = options_.tls_cert.empty();
   std::string http_host;
-  int http_port = 0;
-  absl::Status st = SplitHostPort(options_.http_listen, &http_host, &http_port);
+  int unused_port = 0;
+  SplitHostPort(options_.http_listen, &http_host, &unused_port).IgnoreError();  // checked
+  spdlog::info("fleet-controller {} listening on {} (grpc port {}, {}), {} on {}:{}, data in {}",
+               FLEET_VERSION, options_.listen, grpc_port_, plaintext ? "plaintext" : "mutual TLS",
+               plaintext ? "http" : "https", http_host, http_port_, options_.data_dir);
+  if (plaintext) {
+    spdlog::warn("gRPC on {} is plaintext and unauthenticated: any agent may claim any host id{}",
+                 options_.listen,
+                 options_.insecure && !IsLoopbackAddress(options_.listen)
+                     ? " and anyone on the network can listen in (--insecure)"
+                     : "; give --tls-cert, --tls-key and --tls-ca outside development");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Controller::CheckOptions() {
+  std::string host;
+  int port = 0;
+  absl::Status st = SplitHostPort(options_.http_listen, &host, &port);
   if (!st.ok()) return absl::InvalidArgumentError(absl::StrCat("--http-listen: ", st.message()));
-  std::string grpc_host;
-  int grpc_port = 0;
-  st = SplitHostPort(options_.listen, &grpc_host, &grpc_port);
+  st = SplitHostPort(options_.listen, &host, &port);
   if (!st.ok()) return absl::InvalidArgumentError(absl::StrCat("--listen: ", st.message()));
   const TlsFiles tls{options_.tls_cert, options_.tls_key, options_.tls_ca};
   FLEET_RETURN_IF_ERROR(ValidateTlsFiles(tls));
   FLEET_RETURN_IF_ERROR(CheckPlaintextAllowed("--listen", options_.listen, !tls.empty(),
                                               options_.insecure, "serve plaintext"));
-  std::string alert_token;
-  if (!options_.alert_token_file.empty()) {
-    absl::StatusOr<std::string> token = ReadAlertToken(options_.alert_token_file);
-    if (!token.ok()) return Annotate(token.status(), "--alert-token-file");
-    alert_token = *std::move(token);
-  }
-
   if (!options_.prometheus_url.empty() && !absl::StartsWith(options_.prometheus_url, "http://") &&
       !absl::StartsWith(options_.prometheus_url, "https://")) {
     return absl::InvalidArgumentError(absl::StrCat("--prometheus-url '", options_.prometheus_url,
                                                    "' must be an http:// or https:// URL"));
   }
   options_.engine.prometheus_url = options_.prometheus_url;
+  if (options_.alert_token_file.empty()) return std::string();
+  absl::StatusOr<std::string> token = ReadAlertToken(options_.alert_token_file);
+  if (!token.ok()) return Annotate(token.status(), "--alert-token-file");
+  return token;
+}
 
+absl::Status Controller::OpenState() {
   FLEET_RETURN_IF_ERROR(PrepareDataDir(options_.data_dir));
-  auto store = OpenSqliteStore(options_.data_dir + "/fleet.db");
-  if (!store.ok()) return store.status();
-  store_ = std::move(*store);
-  st = store_->MarkAllHostsDisconnected();
-  if (!st.ok()) return st;
+  FLEET_ASSIGN_OR_RETURN(store_, OpenSqliteStore(options_.data_dir + "/fleet.db"));
+  FLEET_RETURN_IF_ERROR(store_->MarkAllHostsDisconnected());
   blobs_ = std::make_unique<BlobStore>(options_.data_dir + "/blobs");
-  st = blobs_->Init();
-  if (!st.ok()) return st;
+  FLEET_RETURN_IF_ERROR(blobs_->Init());
   catalog_ = std::make_unique<Catalog>(store_.get(), blobs_.get());
   // Before anything runs: a failure here leaves nothing to stop.
   access_ = std::make_unique<ApiAccess>(store_.get(), options_.RequiresAuth());
   if (options_.RequiresAuth()) {
-    FLEET_RETURN_IF_ERROR(EnsureFirstAdminToken(store_.get(), options_.data_dir + "/admin.token"));
-  } else {
-    spdlog::warn(
-        "the API on {} is unauthenticated (development mode: plaintext gRPC on loopback); "
-        "pass --auth to require API tokens",
-        options_.listen);
+    return EnsureFirstAdminToken(store_.get(), options_.data_dir + "/admin.token");
   }
+  spdlog::warn(
+      "the API on {} is unauthenticated (development mode: plaintext gRPC on loopback); "
+      "pass --auth to require API tokens",
+      options_.listen);
+  return absl::OkStatus();
+}
 
+void Controller::StartServices() {
   hub_ = std::make_unique<AgentHub>(blobs_.get(), DefaultClock());
   metrics_ = std::make_unique<Metrics>(store_.get(), hub_.get());
   hub_->set_bytes_served_hook(
@@ -137,8 +161,7 @@ absl::Status Controller::Start() {
   analyzer_->Start();
   api_ = std::make_unique<ApiService>(store_.get(), catalog_.get(), hub_.get(), engine_.get(),
                                       access_.get(), watches_.get());
-
-  hub_->set_require_client_certificate(!tls.empty());
+  hub_->set_require_client_certificate(!options_.tls_cert.empty());
   hub_->set_denial_hook(
       [store = store_.get(), audit = audit_.get()](const fleet::v1::Event& event) {
         EngineEvent denied;
@@ -147,6 +170,10 @@ absl::Status Controller::Start() {
         // Record() logs a failure; the host is refused either way.
         audit->Record(store, std::move(denied)).IgnoreError();
       });
+}
+
+absl::Status Controller::StartGrpc() {
+  const TlsFiles tls{options_.tls_cert, options_.tls_key, options_.tls_ca};
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.listen,
@@ -164,8 +191,11 @@ absl::Status Controller::Start() {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen,
                                                " (address in use or not local?)"));
   }
+  return absl::OkStatus();
+}
 
-  if (tls.empty()) {
+absl::Status Controller::StartHttp(const std::string& alert_token) {
+  if (options_.tls_cert.empty()) {
     http_ = std::make_unique<httplib::Server>();
   } else {
     // The same certificate as gRPC, without client certificates: scrapers,
@@ -198,10 +228,13 @@ absl::Status Controller::Start() {
         std::make_shared<AlertHandler>(store_.get(), engine_.get(), audit_.get(), DefaultClock());
   }
   AddAlertmanagerWebhook(http_.get(), std::move(alerts), alert_token);
-  if (http_port == 0) {
-    http_port_ = http_->bind_to_any_port(http_host);
-  } else if (http_->bind_to_port(http_host, http_port)) {
-    http_port_ = http_port;
+  std::string host;
+  int port = 0;
+  FLEET_RETURN_IF_ERROR(SplitHostPort(options_.http_listen, &host, &port));
+  if (port == 0) {
+    http_port_ = http_->bind_to_any_port(host);
+  } else if (http_->bind_to_port(host, port)) {
+    http_port_ = port;
   }
   if (http_port_ <= 0) {
     server_->Shutdown();
@@ -209,24 +242,6 @@ absl::Status Controller::Start() {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.http_listen));
   }
   http_thread_ = std::thread([this] { http_->listen_after_bind(); });
-
-  ticker_ = std::thread([this] {
-    // The first tick resumes the rollouts that were running before a restart.
-    do {
-      engine_->PostTick();
-    } while (!stop_.WaitForNotificationWithTimeout(options_.tick));
-  });
-  spdlog::info("fleet-controller {} listening on {} (grpc port {}, {}), {} on {}:{}, data in {}",
-               FLEET_VERSION, options_.listen, grpc_port_,
-               tls.empty() ? "plaintext" : "mutual TLS", tls.empty() ? "http" : "https",
-               http_host, http_port_, options_.data_dir);
-  if (tls.empty()) {
-    spdlog::warn("gRPC on {} is plaintext and unauthenticated: any agent may claim any host id{}",
-                 options_.listen,
-                 options_.insecure && !IsLoopbackAddress(options_.listen)
-                     ? " and anyone on the network can listen in (--insecure)"
-                     : "; give --tls-cert, --tls-key and --tls-ca outside development");
-  }
   return absl::OkStatus();
 }
 

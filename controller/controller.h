@@ -77,6 +77,14 @@ class Controller {
   void Shutdown();
 
  private:
+  // The steps of Start(), in order. CheckOptions answers the alert token
+  // (or "" without --alert-token-file).
+  absl::StatusOr<std::string> CheckOptions();
+  absl::Status OpenState();
+  void StartServices();
+  absl::Status StartGrpc();
+  absl::Status StartHttp(const std::string& alert_token);
+
   ControllerOptions options_;
   std::unique_ptr<Store> store_;
   // The audit log of what is recorded outside the engine (alerts, denied

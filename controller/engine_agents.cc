@@ -31,7 +31,7 @@ void RolloutEngine::OnProgress(const std::string& host_id, const fleet::v1::Comm
   spdlog::debug("host {}: {} {} {}", host_id, p.command_id(),
                 fleet::v1::ProgressStep_Name(p.step()), p.message());
   // A host that reports progress (a long download) is not silent.
-  Post([this, host_id] { progress_at_[host_id] = clock_->Now(); });
+  Post([this, host_id] { liveness_->Progressed(host_id, clock_->Now()); });
 }
 
 void RolloutEngine::OnResult(const std::string& host_id, const fleet::v1::CommandResult& result) {
@@ -149,6 +149,8 @@ void RolloutEngine::StartCatchUps(const fleet::v1::Hello& hello) {
 }
 
 void RolloutEngine::HandleConnected(const std::string& host_id) {
+  // The clock of every task this host owes an answer to starts again.
+  liveness_->Connected(host_id, clock_->Now());
   // Commands this host owes an answer to are sent again (the agent answers
   // completed ones from its stored results); then every rollout moves on,
   // since pending tasks of this host can start now.
@@ -251,6 +253,7 @@ void RolloutEngine::HandleDisconnected(const std::string& host_id) {
   if (hub_->IsConnected(host_id)) return;
   // Its hello, when still queued, is stored first: connected, then not.
   FlushHellos();
+  liveness_->Disconnected(host_id, clock_->Now());
   spdlog::warn("host {} disconnected", host_id);
   absl::Status st = store_->SetHostConnected(host_id, false, absl::ToUnixMillis(clock_->Now()));
   if (!st.ok()) spdlog::error("cannot record disconnect of {}: {}", host_id, st.message());

@@ -17,28 +17,6 @@ namespace fleet::controller {
 using fleet::v1::HostTask;
 using fleet::v1::Rollout;
 
-// What the machine knows of the hosts: the hub's connection times and the
-// last progress each host reported.
-class RolloutEngine::LiveHosts : public HostsView {
- public:
-  LiveHosts(AgentHub* hub, const absl::flat_hash_map<std::string, absl::Time>* progress)
-      : hub_(hub), progress_(progress) {}
-  HostLiveness Liveness(const std::string& host_id) const override {
-    const AgentHub::Presence presence = hub_->PresenceOf(host_id);
-    HostLiveness live;
-    live.connected = presence.connected;
-    live.connected_since = presence.connected_since;
-    live.disconnected_since = presence.disconnected_since;
-    auto it = progress_->find(host_id);
-    if (it != progress_->end()) live.last_progress = it->second;
-    return live;
-  }
-
- private:
-  AgentHub* hub_;
-  const absl::flat_hash_map<std::string, absl::Time>* progress_;
-};
-
 namespace {
 
 absl::Status ShuttingDown() { return absl::UnavailableError("the controller is shutting down"); }
@@ -51,7 +29,7 @@ RolloutEngine::RolloutEngine(Store* store, AgentHub* hub, Clock* clock, EngineOp
       clock_(clock),
       options_(std::move(options)),
       audit_(clock),
-      liveness_(std::make_unique<LiveHosts>(hub, &progress_at_)) {}
+      liveness_(std::make_unique<LiveHosts>(clock->Now())) {}
 
 RolloutEngine::~RolloutEngine() { Stop(); }
 

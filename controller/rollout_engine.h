@@ -41,6 +41,7 @@
 #include "controller/agent_hub.h"
 #include "controller/analysis_book.h"
 #include "controller/audit_log.h"
+#include "controller/live_hosts.h"
 #include "controller/rollout_machine.h"
 #include "controller/rollout_planner.h"
 #include "controller/store.h"
@@ -150,7 +151,6 @@ class RolloutEngine : public AgentListener {
 
  private:
   using Message = std::function<void()>;
-  class LiveHosts;
 
   // Runs `message` on the engine's thread (or at once before Start()).
   // False, and nothing runs, once Stop() began.
@@ -241,7 +241,6 @@ class RolloutEngine : public AgentListener {
     absl::flat_hash_map<std::string, int> task_index;  // host id -> index in tasks
   };
   std::map<std::string, RunningRollout> running_;
-  absl::flat_hash_map<std::string, absl::Time> progress_at_;  // last progress per host
   std::vector<fleet::v1::CommandResult> pending_results_;     // see HandleResult
   bool results_flush_queued_ = false;
   bool advance_all_queued_ = false;  // see HandleConnected
