@@ -36,6 +36,8 @@ class SqliteQueries final : public StoreReader, public StoreWriter {
       const std::string& app) override;
   absl::StatusOr<fleet::v1::Host> GetHost(const std::string& host_id) override;
   absl::StatusOr<std::vector<fleet::v1::Host>> ListHosts() override;
+  absl::StatusOr<std::vector<fleet::v1::HostAppStatus>> ListAppHosts(
+      const std::string& app) override;
   absl::StatusOr<fleet::v1::Rollout> GetRollout(const std::string& id) override;
   absl::StatusOr<std::vector<fleet::v1::Rollout>> ListRollouts(const std::string& app, int limit,
                                                                bool with_tasks) override;
