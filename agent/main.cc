@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/fs.h"
 #include "common/logging.h"
+#include "common/runtime.h"
 #include "common/tls.h"
 #include "common/vars.h"
 
@@ -28,6 +29,7 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  fleet::InitRuntime();
   CLI::App app{"fleet-agent: applies Fleet's deploy and rollback commands on this host"};
   std::string controller, host_id, apps_root = "/opt", state_dir = "/var/lib/fleet-agent";
   std::string log_level = "info";
