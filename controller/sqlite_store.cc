@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/status.h"
+#include "controller/forwarding_store.h"
 #include "controller/sqlite_queries.h"
 #include "controller/sqlite_statement.h"
 
@@ -19,139 +20,6 @@ namespace {
 // Connections that serve reads besides the writing one: API reads from
 // several threads at once, on two cores.
 constexpr int kReaderConnections = 2;
-
-using fleet::v1::App;
-using fleet::v1::ConfigRelease;
-using fleet::v1::Event;
-using fleet::v1::Host;
-using fleet::v1::HostAppState;
-using fleet::v1::HostTask;
-using fleet::v1::Release;
-using fleet::v1::Rollout;
-using fleet::v1::TokenInfo;
-
-const absl::Status& StatusOf(const absl::Status& status) { return status; }
-template <typename T>
-const absl::Status& StatusOf(const absl::StatusOr<T>& result) {
-  return result.status();
-}
-
-// Every call of StoreReader and StoreWriter, passed as a generic function
-// of its receiver to Derived::Read or Derived::Write, which decide where it
-// runs (CRTP: the calls are written once for the store and the transaction).
-template <typename Base, typename Derived>
-class ForwardingStore : public Base {
- public:
-  absl::StatusOr<App> GetApp(const std::string& name) override {
-    return self().Read([&](auto& q) { return q.GetApp(name); });
-  }
-  absl::StatusOr<std::vector<App>> ListApps() override {
-    return self().Read([&](auto& q) { return q.ListApps(); });
-  }
-  absl::StatusOr<Release> GetRelease(const std::string& app, const std::string& version) override {
-    return self().Read([&](auto& q) { return q.GetRelease(app, version); });
-  }
-  absl::StatusOr<std::vector<Release>> ListReleases(const std::string& app) override {
-    return self().Read([&](auto& q) { return q.ListReleases(app); });
-  }
-  absl::StatusOr<ConfigRelease> GetConfig(const std::string& app,
-                                          const std::string& version) override {
-    return self().Read([&](auto& q) { return q.GetConfig(app, version); });
-  }
-  absl::StatusOr<std::vector<ConfigRelease>> ListConfigs(const std::string& app) override {
-    return self().Read([&](auto& q) { return q.ListConfigs(app); });
-  }
-  absl::StatusOr<Host> GetHost(const std::string& host_id) override {
-    return self().Read([&](auto& q) { return q.GetHost(host_id); });
-  }
-  absl::StatusOr<std::vector<Host>> ListHosts() override {
-    return self().Read([&](auto& q) { return q.ListHosts(); });
-  }
-  absl::StatusOr<Rollout> GetRollout(const std::string& id) override {
-    return self().Read([&](auto& q) { return q.GetRollout(id); });
-  }
-  absl::StatusOr<std::vector<Rollout>> ListRollouts(const std::string& app, int limit,
-                                                    bool with_tasks) override {
-    return self().Read([&](auto& q) { return q.ListRollouts(app, limit, with_tasks); });
-  }
-  absl::StatusOr<std::vector<Rollout>> ListActiveRollouts() override {
-    return self().Read([&](auto& q) { return q.ListActiveRollouts(); });
-  }
-  absl::StatusOr<std::vector<Event>> ListEvents(const std::string& app, int limit) override {
-    return self().Read([&](auto& q) { return q.ListEvents(app, limit); });
-  }
-  absl::StatusOr<AlertRecord> GetAlert(const std::string& fingerprint, const std::string& starts_at,
-                                       const std::string& status) override {
-    return self().Read([&](auto& q) { return q.GetAlert(fingerprint, starts_at, status); });
-  }
-  absl::StatusOr<TokenInfo> FindTokenByHash(const std::string& hash) override {
-    return self().Read([&](auto& q) { return q.FindTokenByHash(hash); });
-  }
-  absl::StatusOr<std::vector<TokenInfo>> ListTokens() override {
-    return self().Read([&](auto& q) { return q.ListTokens(); });
-  }
-  absl::StatusOr<int64_t> CountTokens() override {
-    return self().Read([&](auto& q) { return q.CountTokens(); });
-  }
-
-  absl::Status UpsertApp(const App& app, bool* created) override {
-    return self().Write([&](auto& q) { return q.UpsertApp(app, created); });
-  }
-  absl::Status SetDesired(const std::string& app, fleet::v1::Subject subject,
-                          const std::string& version) override {
-    return self().Write([&](auto& q) { return q.SetDesired(app, subject, version); });
-  }
-  absl::Status InsertRelease(const Release& release) override {
-    return self().Write([&](auto& q) { return q.InsertRelease(release); });
-  }
-  absl::Status InsertConfig(const ConfigRelease& config) override {
-    return self().Write([&](auto& q) { return q.InsertConfig(config); });
-  }
-  absl::Status UpsertHost(const Host& host) override {
-    return self().Write([&](auto& q) { return q.UpsertHost(host); });
-  }
-  absl::Status SetHostConnected(const std::string& host_id, bool connected,
-                                int64_t at_ms) override {
-    return self().Write([&](auto& q) { return q.SetHostConnected(host_id, connected, at_ms); });
-  }
-  absl::Status UpsertHostAppState(const std::string& host_id, const HostAppState& state) override {
-    return self().Write([&](auto& q) { return q.UpsertHostAppState(host_id, state); });
-  }
-  absl::Status MarkAllHostsDisconnected() override {
-    return self().Write([&](auto& q) { return q.MarkAllHostsDisconnected(); });
-  }
-  absl::Status CreateRollout(Rollout* rollout) override {
-    return self().Write([&](auto& q) { return q.CreateRollout(rollout); });
-  }
-  absl::Status UpdateRollout(const Rollout& rollout) override {
-    return self().Write([&](auto& q) { return q.UpdateRollout(rollout); });
-  }
-  absl::Status UpdateTask(const std::string& rollout_id, const HostTask& task) override {
-    return self().Write([&](auto& q) { return q.UpdateTask(rollout_id, task); });
-  }
-  absl::Status UpdateTasks(const std::string& rollout_id,
-                           const std::vector<HostTask>& tasks) override {
-    return self().Write([&](auto& q) { return q.UpdateTasks(rollout_id, tasks); });
-  }
-  absl::Status AddEvent(Event* event) override {
-    return self().Write([&](auto& q) { return q.AddEvent(event); });
-  }
-  absl::Status InsertAlert(const AlertRecord& alert) override {
-    return self().Write([&](auto& q) { return q.InsertAlert(alert); });
-  }
-  absl::Status UpdateAlert(const AlertRecord& alert) override {
-    return self().Write([&](auto& q) { return q.UpdateAlert(alert); });
-  }
-  absl::Status InsertToken(const TokenInfo& token, const std::string& hash) override {
-    return self().Write([&](auto& q) { return q.InsertToken(token, hash); });
-  }
-  absl::StatusOr<TokenInfo> RevokeToken(const std::string& id, int64_t at_ms) override {
-    return self().Write([&](auto& q) { return q.RevokeToken(id, at_ms); });
-  }
-
- private:
-  Derived& self() { return static_cast<Derived&>(*this); }
-};
 
 // A read-only connection of its own, for reads outside transactions: in WAL
 // mode it reads the last committed state while a transaction is open on the
