@@ -26,12 +26,14 @@ namespace {
 // The data dir holds the database (notification URLs, secrets, token
 // hashes) and every artifact: private to the controller's user. SQLite
 // gives fleet.db-wal and fleet.db-shm the mode of fleet.db, so creating
-// that one 0600 covers all three.
-absl::Status PrepareDataDir(const std::string& dir) {
+// that one 0600 covers all three; with a PostgreSQL store (`sqlite` false)
+// there is none.
+absl::Status PrepareDataDir(const std::string& dir, bool sqlite) {
   FLEET_ASSIGN_OR_RETURN(int tightened, MakePrivateTree(dir));
   if (tightened > 0) {
     spdlog::warn("--data-dir {}: took group and other access off {} entries", dir, tightened);
   }
+  if (!sqlite) return absl::OkStatus();
   const std::string db = dir + "/fleet.db";
   int fd = open(db.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("cannot create ", db));
@@ -122,7 +124,7 @@ absl::StatusOr<std::string> Controller::CheckOptions() {
 }
 
 absl::Status Controller::OpenState() {
-  FLEET_RETURN_IF_ERROR(PrepareDataDir(options_.data_dir));
+  FLEET_RETURN_IF_ERROR(PrepareDataDir(options_.data_dir, options_.database.empty()));
   FLEET_ASSIGN_OR_RETURN(store_, OpenStore(options_.database, options_.data_dir));
   FLEET_RETURN_IF_ERROR(store_->MarkAllHostsDisconnected());
   blobs_ = std::make_unique<BlobStore>(options_.data_dir + "/blobs");
