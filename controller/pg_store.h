@@ -13,6 +13,12 @@
 // serialization failure or deadlock, or the connection dropped before the
 // commit: callers never see those. A commit whose answer was lost with the
 // connection is not run again (it may have been stored): Unavailable.
+// A transaction from Begin() is never failed by a serialization conflict,
+// so its caller has nothing to retry for one: writers run one at a time
+// with their snapshot taken after write_lock, and readers are REPEATABLE
+// READ READ ONLY, outside SERIALIZABLE's conflict tracking. When its
+// connection drops it fails (Unavailable) like any store error, and the
+// next Begin() reconnects. Every statement is prepared once per connection.
 //
 // Reads on the store (not in a transaction) run on two connections of
 // their own, each read in one REPEATABLE READ READ ONLY transaction: they
