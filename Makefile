@@ -35,6 +35,7 @@ demo: build
 SCALE_HOSTS ?= 10000
 bench: build
 	$(BUILD_DIR)/tests/bench/rollback_bench 5 3 10
+	$(BUILD_DIR)/tests/bench/store_rollback_bench 5 10
 	$(BUILD_DIR)/tests/bench/rollout_bench 100 1000
 	$(BUILD_DIR)/tests/bench/fleet_scale_bench $(SCALE_HOSTS)
 

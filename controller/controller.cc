@@ -1,14 +1,13 @@
 #include "controller/controller.h"
 
 #include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <httplib.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -19,7 +18,7 @@
 #include "common/status.h"
 #include "controller/alerts.h"
 #include "controller/listener_limits.h"
-#include "controller/sqlite_store.h"
+#include "controller/store_location.h"
 
 namespace fleet::controller {
 namespace {
@@ -27,12 +26,14 @@ namespace {
 // The data dir holds the database (notification URLs, secrets, token
 // hashes) and every artifact: private to the controller's user. SQLite
 // gives fleet.db-wal and fleet.db-shm the mode of fleet.db, so creating
-// that one 0600 covers all three.
-absl::Status PrepareDataDir(const std::string& dir) {
+// that one 0600 covers all three; with a PostgreSQL store (`sqlite` false)
+// there is none.
+absl::Status PrepareDataDir(const std::string& dir, bool sqlite) {
   FLEET_ASSIGN_OR_RETURN(int tightened, MakePrivateTree(dir));
   if (tightened > 0) {
     spdlog::warn("--data-dir {}: took group and other access off {} entries", dir, tightened);
   }
+  if (!sqlite) return absl::OkStatus();
   const std::string db = dir + "/fleet.db";
   int fd = open(db.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("cannot create ", db));
@@ -84,9 +85,11 @@ absl::Status Controller::Start() {
   std::string http_host;
   int unused_port = 0;
   SplitHostPort(options_.http_listen, &http_host, &unused_port).IgnoreError();  // checked
-  spdlog::info("fleet-controller {} listening on {} (grpc port {}, {}), {} on {}:{}, data in {}",
-               FLEET_VERSION, options_.listen, grpc_port_, plaintext ? "plaintext" : "mutual TLS",
-               plaintext ? "http" : "https", http_host, http_port_, options_.data_dir);
+  spdlog::info(
+      "fleet-controller {} listening on {} (grpc port {}, {}), {} on {}:{}, data in {}, store: {}",
+      FLEET_VERSION, options_.listen, grpc_port_, plaintext ? "plaintext" : "mutual TLS",
+      plaintext ? "http" : "https", http_host, http_port_, options_.data_dir,
+      DescribeStore(options_.database, options_.data_dir));
   if (plaintext) {
     spdlog::warn("gRPC on {} is plaintext and unauthenticated: any agent may claim any host id{}",
                  options_.listen,
@@ -121,8 +124,8 @@ absl::StatusOr<std::string> Controller::CheckOptions() {
 }
 
 absl::Status Controller::OpenState() {
-  FLEET_RETURN_IF_ERROR(PrepareDataDir(options_.data_dir));
-  FLEET_ASSIGN_OR_RETURN(store_, OpenSqliteStore(options_.data_dir + "/fleet.db"));
+  FLEET_RETURN_IF_ERROR(PrepareDataDir(options_.data_dir, options_.database.empty()));
+  FLEET_ASSIGN_OR_RETURN(store_, OpenStore(options_.database, options_.data_dir));
   FLEET_RETURN_IF_ERROR(store_->MarkAllHostsDisconnected());
   blobs_ = std::make_unique<BlobStore>(options_.data_dir + "/blobs");
   FLEET_RETURN_IF_ERROR(blobs_->Init());
@@ -144,8 +147,8 @@ void Controller::StartServices() {
   metrics_ = std::make_unique<Metrics>(store_.get(), hub_.get());
   hub_->set_bytes_served_hook(
       [metrics = metrics_.get()](int64_t bytes) { metrics->AddArtifactBytesServed(bytes); });
-  engine_ = std::make_unique<RolloutEngine>(store_.get(), hub_.get(), DefaultClock(),
-                                            options_.engine);
+  engine_ =
+      std::make_unique<RolloutEngine>(store_.get(), hub_.get(), DefaultClock(), options_.engine);
   hub_->set_listener(engine_.get());
   engine_->AddObserver(metrics_.get());
   notifier_ = std::make_unique<Notifier>(store_.get(), DefaultClock());
@@ -188,8 +191,8 @@ absl::Status Controller::StartGrpc() {
   server_ = builder.BuildAndStart();
   if (!server_ || grpc_port_ == 0) {
     server_.reset();
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen,
-                                               " (address in use or not local?)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options_.listen, " (address in use or not local?)"));
   }
   return absl::OkStatus();
 }

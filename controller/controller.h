@@ -35,7 +35,11 @@ namespace fleet::controller {
 struct ControllerOptions {
   std::string listen = "127.0.0.1:7000";
   std::string http_listen = "127.0.0.1:7001";
+  // Artifact blobs, and the SQLite store unless `database` is set.
   std::string data_dir;
+  // PostgreSQL URL (postgres://...) of the store; "" = SQLite in data_dir.
+  // Holds a password more often than not: never logged (store_location.h).
+  std::string database;
   EngineOptions engine;
   absl::Duration tick = absl::Milliseconds(500);
   // File holding the bearer token of POST /api/v1/alerts/alertmanager; ""

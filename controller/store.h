@@ -1,8 +1,9 @@
 // The controller's durable state, behind an interface that names no
 // database: apps, releases, configs, hosts, rollouts and their tasks, the
 // audit log, Alertmanager alerts and API tokens. OpenSqliteStore
-// (controller/sqlite_store.h) opens the embedded SQLite implementation;
-// another database can implement the same classes without changing callers.
+// (controller/sqlite_store.h) opens the embedded SQLite implementation,
+// OpenPgStore (controller/pg_store.h) the PostgreSQL one; OpenStore
+// (controller/store_location.h) picks one for the controller's flags.
 //
 // Reads are on StoreReader, writes on StoreWriter. A Store offers both, each
 // call atomic on its own; Store::Begin() returns a StoreTransaction that
@@ -18,13 +19,13 @@
 // Threads: every method may be called from any thread. Transactions are
 // serializable: they take effect as if run one after another, and no other
 // thread sees a transaction's writes before its Commit(); a read on the
-// Store sees what was committed before it started. SqliteStore runs
-// transactions one at a time and makes every other write wait while one is
-// open, so keep them short: no network calls and no waiting on other threads
-// inside.
+// Store sees what was committed before it started. Both stores run
+// transactions one at a time (PgStore across every process on its
+// database) and make every other write wait while one is open, so keep
+// them short: no network calls and no waiting on other threads inside.
 // While a thread holds a StoreTransaction it must call only that
 // transaction: a call on the Store, or a second Begin(), from the same
-// thread would wait for the transaction it holds itself (SqliteStore fails
+// thread would wait for the transaction it holds itself (both stores fail
 // such a call with FailedPrecondition instead of hanging). A
 // StoreTransaction is used, committed and destroyed on the thread that
 // began it.

@@ -9,9 +9,10 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libarchive-dev libyaml-cpp-dev libcli11-dev
   libcurl4-openssl-dev libcpp-httplib-dev prometheus-cpp-dev libsodium-dev
-  libssl-dev libsqlite3-dev libgtest-dev libgmock-dev
+  libssl-dev libsqlite3-dev libpq-dev libgtest-dev libgmock-dev
   nlohmann-json3-dev libtomlplusplus-dev age
   prometheus prometheus-alertmanager
+  postgresql-15 util-linux
   clang libclang-rt-dev
   curl ca-certificates
 )

@@ -14,10 +14,10 @@
 
 #include <map>
 #include <memory>
-#include <string>
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "tests/testing/test_env.h"
@@ -65,6 +65,11 @@ class Cluster {
 
   void StartController();
   void KillController();  // SIGKILL
+  // Replaces ClusterOptions::controller_args for the next StartController(),
+  // e.g. to restart the controller on another store.
+  void SetControllerArgs(std::vector<std::string> args) {
+    options_.controller_args = std::move(args);
+  }
   // Host i's agent process. In simulated mode hosts share a simulator
   // process, so these start, kill (SIGKILL), check and name the process that
   // holds host i: killing "host 3" takes every host of that process down.

@@ -18,7 +18,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-TEST_F(StoreTest, Store_MigratesNewDatabaseToCurrentSchemaVersion) {
+TEST_F(SqliteStoreTest, Store_MigratesNewDatabaseToCurrentSchemaVersion) {
   EXPECT_EQ(QueryOne(path(), "PRAGMA user_version"), absl::StrCat(kSqliteSchemaVersion));
   EXPECT_EQ(QueryOne(path(),
                      "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master "
@@ -26,12 +26,12 @@ TEST_F(StoreTest, Store_MigratesNewDatabaseToCurrentSchemaVersion) {
             "alerts,apps,configs,events,host_apps,hosts,releases,rollout_tasks,rollouts,tokens");
 }
 
-TEST_F(StoreTest, Store_EnablesWriteAheadLog) {
+TEST_F(SqliteStoreTest, Store_EnablesWriteAheadLog) {
   // journal_mode=WAL is stored in the file, so a fresh connection sees it.
   EXPECT_EQ(QueryOne(path(), "PRAGMA journal_mode"), "wal");
 }
 
-TEST_F(StoreTest, Store_ReopenKeepsDataAndSchemaVersion) {
+TEST_F(SqliteStoreTest, Store_ReopenKeepsDataAndSchemaVersion) {
   ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
   ASSERT_OK(store_->InsertRelease(MakeRelease("web", "v1")));
   Host host;

@@ -1,6 +1,9 @@
-// Builders of store rows and a fixture with a fresh SqliteStore in a temp
-// dir, shared by the store's tests; QueryOne and ExecAll reach the file
-// through a connection of their own, as another process would.
+// Builders of store rows and the fixtures shared by the store's tests:
+// StoreTest runs each test on a fresh SqliteStore in a temp dir and on a
+// fresh PgStore on a PostgreSQL server of the test's own
+// (tests/testing/postgres_server.h); SqliteStoreTest on SQLite only. Their
+// QueryOne and ExecAll reach the database through a connection of their
+// own, as another process would.
 #ifndef FLEET_TESTS_UNIT_CONTROLLER_STORE_FIXTURE_H_
 #define FLEET_TESTS_UNIT_CONTROLLER_STORE_FIXTURE_H_
 
@@ -11,9 +14,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "controller/pg_connection.h"
+#include "controller/pg_store.h"
 #include "controller/sqlite_store.h"
 #include "controller/store.h"
 #include "gtest/gtest.h"
+#include "tests/testing/postgres_server.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_env.h"
 
@@ -135,7 +141,7 @@ inline std::vector<std::string> TaskHosts(const Rollout& rollout) {
   return out;
 }
 
-class StoreTest : public ::testing::Test {
+class SqliteStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
     absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(path());
@@ -145,6 +151,61 @@ class StoreTest : public ::testing::Test {
   std::string path() const { return dir_.Sub("fleet.db"); }
 
   fleet::testing::TempDir dir_;
+  std::unique_ptr<Store> store_;
+};
+
+enum class StoreBackend { kSqlite, kPostgres };
+
+inline std::string StoreBackendName(const ::testing::TestParamInfo<StoreBackend>& info) {
+  return info.param == StoreBackend::kSqlite ? "Sqlite" : "Postgres";
+}
+
+// Another process's write transaction, open until destroyed.
+class ForeignWriter {
+ public:
+  virtual ~ForeignWriter() = default;
+};
+
+class StoreTest : public ::testing::TestWithParam<StoreBackend> {
+ protected:
+  void SetUp() override {
+    if (postgres()) {
+      server_ = std::make_unique<fleet::testing::PostgresServer>();
+      ASSERT_TRUE(server_->ok());
+      url_ = server_->CreateDatabase("fleet");
+    }
+    absl::StatusOr<std::unique_ptr<Store>> store = Reopen();
+    ASSERT_OK(store);
+    store_ = std::move(*store);
+  }
+
+  bool postgres() const { return GetParam() == StoreBackend::kPostgres; }
+  // Opens the same database again, as a restarted controller would.
+  absl::StatusOr<std::unique_ptr<Store>> Reopen() {
+    return postgres() ? OpenPgStore(url_) : OpenSqliteStore(path());
+  }
+  // How the store's errors name the database: the file, or the URL
+  // without its password.
+  std::string label() const { return postgres() ? RedactDatabaseUrl(url_) : path(); }
+  std::string path() const { return dir_.Sub("fleet.db"); }
+  std::string QueryOne(const std::string& sql) {
+    return postgres() ? fleet::testing::PgQueryOne(url_, sql)
+                      : ::fleet::controller::QueryOne(path(), sql);
+  }
+  void ExecAll(const std::string& sql) {
+    if (postgres()) {
+      fleet::testing::PgExec(url_, sql);
+    } else {
+      ::fleet::controller::ExecAll(path(), sql);
+    }
+  }
+  // Holds the database's write lock from another connection, as another
+  // controller's transaction would, until the result is destroyed.
+  std::unique_ptr<ForeignWriter> HoldWriteLockElsewhere();
+
+  fleet::testing::TempDir dir_;
+  std::unique_ptr<fleet::testing::PostgresServer> server_;
+  std::string url_;
   std::unique_ptr<Store> store_;
 };
 

@@ -15,7 +15,7 @@ namespace {
 
 using ::testing::ElementsAre;
 
-TEST_F(StoreTest, Rollout_CreateAssignsIncreasingIdsAndStoresTasks) {
+TEST_P(StoreTest, Rollout_CreateAssignsIncreasingIdsAndStoresTasks) {
   ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
   Rollout first = MakeRollout(
       "web", "v2", {MakeTask("web-03", 1), MakeTask("web-02", 1), MakeTask("web-01", 0)});
@@ -44,13 +44,13 @@ TEST_F(StoreTest, Rollout_CreateAssignsIncreasingIdsAndStoresTasks) {
   EXPECT_EQ(got->tasks(0).state(), fleet::v1::TASK_STATE_PENDING);
 }
 
-TEST_F(StoreTest, Rollout_CreateForUnknownAppIsNotFound) {
+TEST_P(StoreTest, Rollout_CreateForUnknownAppIsNotFound) {
   Rollout rollout = MakeRollout("ghost", "v1");
   EXPECT_THAT(store_->CreateRollout(&rollout), StatusIs(absl::StatusCode::kNotFound));
   EXPECT_TRUE(rollout.id().empty());
 }
 
-TEST_F(StoreTest, Rollout_CreateWithTwoTasksForOneHostLeavesNothing) {
+TEST_P(StoreTest, Rollout_CreateWithTwoTasksForOneHostLeavesNothing) {
   ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
   Rollout rollout = MakeRollout("web", "v2", {MakeTask("web-01", 0), MakeTask("web-01", 1)});
   EXPECT_THAT(store_->CreateRollout(&rollout), StatusIs(absl::StatusCode::kInvalidArgument));
@@ -59,7 +59,7 @@ TEST_F(StoreTest, Rollout_CreateWithTwoTasksForOneHostLeavesNothing) {
   EXPECT_TRUE(rollouts->empty());
 }
 
-TEST_F(StoreTest, Rollout_UpdateWritesStateReasonFinishAndFromVersionOnly) {
+TEST_P(StoreTest, Rollout_UpdateWritesStateReasonFinishAndFromVersionOnly) {
   ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
   Rollout rollout = MakeRollout("web", "v2", {MakeTask("web-01", 0)});
   ASSERT_OK(store_->CreateRollout(&rollout));
@@ -83,7 +83,7 @@ TEST_F(StoreTest, Rollout_UpdateWritesStateReasonFinishAndFromVersionOnly) {
   EXPECT_EQ(got->selector(), "env=prod");
 }
 
-TEST_F(StoreTest, Rollout_UpdateTaskWritesEveryField) {
+TEST_P(StoreTest, Rollout_UpdateTaskWritesEveryField) {
   ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
   Rollout rollout = MakeRollout("web", "v2", {MakeTask("web-01", 0), MakeTask("web-02", 0)});
   ASSERT_OK(store_->CreateRollout(&rollout));
@@ -107,7 +107,7 @@ TEST_F(StoreTest, Rollout_UpdateTaskWritesEveryField) {
   EXPECT_EQ(got->tasks(0).state(), fleet::v1::TASK_STATE_PENDING);
 }
 
-TEST_F(StoreTest, Rollout_UnknownIsNotFound) {
+TEST_P(StoreTest, Rollout_UnknownIsNotFound) {
   EXPECT_THAT(store_->GetRollout("42"),
               StatusIs(absl::StatusCode::kNotFound, "unknown rollout '42'"));
   EXPECT_THAT(store_->GetRollout("abc"),
@@ -120,7 +120,7 @@ TEST_F(StoreTest, Rollout_UnknownIsNotFound) {
               StatusIs(absl::StatusCode::kNotFound));
 }
 
-TEST_F(StoreTest, Rollout_ListIsNewestFirstFilteredAndLimited) {
+TEST_P(StoreTest, Rollout_ListIsNewestFirstFilteredAndLimited) {
   ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
   ASSERT_OK(store_->UpsertApp(MakeApp("api"), nullptr));
   std::vector<std::string> web_ids;
@@ -143,7 +143,7 @@ TEST_F(StoreTest, Rollout_ListIsNewestFirstFilteredAndLimited) {
   for (const Rollout& r : *web) EXPECT_THAT(TaskHosts(r), ElementsAre("h1"));
 }
 
-TEST_F(StoreTest, Rollout_ListActiveExcludesTerminalStatesOldestFirst) {
+TEST_P(StoreTest, Rollout_ListActiveExcludesTerminalStatesOldestFirst) {
   ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
   const fleet::v1::RolloutState states[] = {
       fleet::v1::ROLLOUT_STATE_STAGING,    fleet::v1::ROLLOUT_STATE_SUCCEEDED,
@@ -173,7 +173,7 @@ TEST(StoreStateTest, Rollout_IsTerminalOnlyForSucceededRolledBackAndFailed) {
   EXPECT_FALSE(IsTerminal(fleet::v1::ROLLOUT_STATE_ROLLING_BACK));
 }
 
-TEST_F(StoreTest, Rollout_UpdateTasksWritesEveryTaskInOneCall) {
+TEST_P(StoreTest, Rollout_UpdateTasksWritesEveryTaskInOneCall) {
   ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
   Rollout rollout = MakeRollout(
       "web", "v2", {MakeTask("web-01", 0), MakeTask("web-02", 0), MakeTask("web-03", 1)});
@@ -195,7 +195,7 @@ TEST_F(StoreTest, Rollout_UpdateTasksWritesEveryTaskInOneCall) {
   EXPECT_EQ(got->tasks(2).SerializeAsString(), tasks[0].SerializeAsString());
 }
 
-TEST_F(StoreTest, Rollout_UpdateTasksWithAnUnknownHostWritesNone) {
+TEST_P(StoreTest, Rollout_UpdateTasksWithAnUnknownHostWritesNone) {
   ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
   Rollout rollout = MakeRollout("web", "v2", {MakeTask("web-01", 0)});
   ASSERT_OK(store_->CreateRollout(&rollout));
@@ -211,7 +211,7 @@ TEST_F(StoreTest, Rollout_UpdateTasksWithAnUnknownHostWritesNone) {
   EXPECT_THAT(store_->UpdateTasks("42", {known}), StatusIs(absl::StatusCode::kNotFound));
 }
 
-TEST_F(StoreTest, Rollout_PauseReasonIsWrittenAtCreationAndByUpdate) {
+TEST_P(StoreTest, Rollout_PauseReasonIsWrittenAtCreationAndByUpdate) {
   ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
   Rollout rollout = MakeRollout("web", "v2", {MakeTask("web-01", 0)});
   rollout.set_state(fleet::v1::ROLLOUT_STATE_PAUSED);

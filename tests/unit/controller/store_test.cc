@@ -1,5 +1,6 @@
-// The SqliteStore's rows, read back as written: apps, releases, configs,
-// hosts, events, alerts and API tokens (rollouts: store_rollout_test.cc).
+// The store's rows on SQLite and PostgreSQL, read back as written: apps,
+// releases, configs, hosts, events, alerts and API tokens (rollouts:
+// store_rollout_test.cc).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -17,7 +18,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-TEST_F(StoreTest, App_UpsertSetsCreatedOnlyWhenNew) {
+TEST_P(StoreTest, App_UpsertSetsCreatedOnlyWhenNew) {
   bool created = false;
   ASSERT_OK(store_->UpsertApp(MakeApp("web", 1000), &created));
   EXPECT_TRUE(created);
@@ -36,7 +37,7 @@ TEST_F(StoreTest, App_UpsertSetsCreatedOnlyWhenNew) {
   EXPECT_EQ(app->updated_at_ms(), 2000);
 }
 
-TEST_F(StoreTest, App_UpsertKeepsDesiredVersionSetByRollouts) {
+TEST_P(StoreTest, App_UpsertKeepsDesiredVersionSetByRollouts) {
   ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
   ASSERT_OK(store_->SetDesired("web", fleet::v1::SUBJECT_RELEASE, "v2"));
   // A re-applied spec carries no desired version; it must not erase it.
@@ -46,18 +47,18 @@ TEST_F(StoreTest, App_UpsertKeepsDesiredVersionSetByRollouts) {
   EXPECT_EQ(app->desired_version(), "v2");
 }
 
-TEST_F(StoreTest, App_UnknownIsNotFound) {
+TEST_P(StoreTest, App_UnknownIsNotFound) {
   EXPECT_THAT(store_->GetApp("nope"), StatusIs(absl::StatusCode::kNotFound, "unknown app 'nope'"));
   EXPECT_THAT(store_->SetDesired("nope", fleet::v1::SUBJECT_RELEASE, "v1"),
               StatusIs(absl::StatusCode::kNotFound, "unknown app 'nope'"));
 }
 
-TEST_F(StoreTest, App_UpsertWithoutNameIsInvalidArgument) {
+TEST_P(StoreTest, App_UpsertWithoutNameIsInvalidArgument) {
   EXPECT_THAT(store_->UpsertApp(MakeApp(""), nullptr),
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
-TEST_F(StoreTest, App_ListIsSortedByName) {
+TEST_P(StoreTest, App_ListIsSortedByName) {
   ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
   ASSERT_OK(store_->UpsertApp(MakeApp("api"), nullptr));
   ASSERT_OK(store_->UpsertApp(MakeApp("db"), nullptr));
@@ -68,7 +69,7 @@ TEST_F(StoreTest, App_ListIsSortedByName) {
   EXPECT_THAT(names, ElementsAre("api", "db", "web"));
 }
 
-TEST_F(StoreTest, Release_InsertRoundTripsEveryField) {
+TEST_P(StoreTest, Release_InsertRoundTripsEveryField) {
   ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
   Release release = MakeRelease("web", "v1");
   (*release.mutable_metadata())["git"] = "3fa9c1";
@@ -85,7 +86,7 @@ TEST_F(StoreTest, Release_InsertRoundTripsEveryField) {
   EXPECT_EQ(got->metadata().at("note, with=odd\nchars"), "line 1\nline \"2\"");
 }
 
-TEST_F(StoreTest, Release_InsertTwiceIsAlreadyExists) {
+TEST_P(StoreTest, Release_InsertTwiceIsAlreadyExists) {
   ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
   ASSERT_OK(store_->InsertRelease(MakeRelease("web", "v1")));
   Release again = MakeRelease("web", "v1");
@@ -97,18 +98,18 @@ TEST_F(StoreTest, Release_InsertTwiceIsAlreadyExists) {
   EXPECT_EQ(got->sha256(), std::string(64, 'a'));
 }
 
-TEST_F(StoreTest, Release_OfUnknownAppIsNotFound) {
+TEST_P(StoreTest, Release_OfUnknownAppIsNotFound) {
   absl::Status status = store_->InsertRelease(MakeRelease("ghost", "v1"));
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kNotFound));
   EXPECT_THAT(std::string(status.message()), HasSubstr("unknown app 'ghost'"));
 }
 
-TEST_F(StoreTest, Release_UnknownIsNotFound) {
+TEST_P(StoreTest, Release_UnknownIsNotFound) {
   EXPECT_THAT(store_->GetRelease("web", "v9"),
               StatusIs(absl::StatusCode::kNotFound, "unknown release web@v9"));
 }
 
-TEST_F(StoreTest, Release_ListIsOldestFirstAndPerApp) {
+TEST_P(StoreTest, Release_ListIsOldestFirstAndPerApp) {
   ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
   ASSERT_OK(store_->UpsertApp(MakeApp("api"), nullptr));
   // Same created_at_ms and versions that sort differently as text: the order
@@ -125,7 +126,7 @@ TEST_F(StoreTest, Release_ListIsOldestFirstAndPerApp) {
   EXPECT_TRUE(none->empty());
 }
 
-TEST_F(StoreTest, Host_LabelsWithSeparatorsRoundTrip) {
+TEST_P(StoreTest, Host_LabelsWithSeparatorsRoundTrip) {
   Host host;
   host.set_id("web-01");
   host.set_connected(true);
@@ -155,19 +156,19 @@ TEST_F(StoreTest, Host_LabelsWithSeparatorsRoundTrip) {
   EXPECT_EQ(got->peer(), "ipv4:10.0.0.5:51234");
 }
 
-TEST_F(StoreTest, Host_StoredLabelsThatAreNotAJsonObjectAreDataLoss) {
+TEST_P(StoreTest, Host_StoredLabelsThatAreNotAJsonObjectAreDataLoss) {
   Host host;
   host.set_id("web-01");
   ASSERT_OK(store_->UpsertHost(host));
   for (const char* labels : {"not json", "[\"a\"]", "{\"env\": 3}"}) {
-    ExecAll(path(), absl::StrCat("UPDATE hosts SET labels = '", labels, "'"));
+    ExecAll(absl::StrCat("UPDATE hosts SET labels = '", labels, "'"));
     absl::StatusOr<Host> got = store_->GetHost("web-01");
     EXPECT_THAT(got, StatusIs(absl::StatusCode::kDataLoss)) << labels;
     EXPECT_THAT(std::string(got.status().message()), HasSubstr("labels of host 'web-01'"));
   }
 }
 
-TEST_F(StoreTest, Host_UpsertReplacesAppStates) {
+TEST_P(StoreTest, Host_UpsertReplacesAppStates) {
   Host host;
   host.set_id("web-01");
   HostAppState* web = host.add_apps();
@@ -197,7 +198,7 @@ TEST_F(StoreTest, Host_UpsertReplacesAppStates) {
   EXPECT_EQ(got->apps(0).app(), "api");
 }
 
-TEST_F(StoreTest, Host_UpsertWithAppReportedTwiceChangesNothing) {
+TEST_P(StoreTest, Host_UpsertWithAppReportedTwiceChangesNothing) {
   Host host;
   host.set_id("web-01");
   host.set_agent_version("0.1.0");
@@ -218,7 +219,7 @@ TEST_F(StoreTest, Host_UpsertWithAppReportedTwiceChangesNothing) {
   EXPECT_EQ(got->apps(0).app(), "web");
 }
 
-TEST_F(StoreTest, Host_UpsertAppStateReplacesOneApp) {
+TEST_P(StoreTest, Host_UpsertAppStateReplacesOneApp) {
   Host host;
   host.set_id("web-01");
   host.add_apps()->set_app("web");
@@ -243,7 +244,7 @@ TEST_F(StoreTest, Host_UpsertAppStateReplacesOneApp) {
   EXPECT_EQ(got->apps(2).app(), "worker");
 }
 
-TEST_F(StoreTest, Host_UnknownIsNotFound) {
+TEST_P(StoreTest, Host_UnknownIsNotFound) {
   EXPECT_THAT(store_->GetHost("nope"),
               StatusIs(absl::StatusCode::kNotFound, "unknown host 'nope'"));
   EXPECT_THAT(store_->SetHostConnected("nope", true, 1),
@@ -254,7 +255,7 @@ TEST_F(StoreTest, Host_UnknownIsNotFound) {
               StatusIs(absl::StatusCode::kNotFound, "unknown host 'nope'"));
 }
 
-TEST_F(StoreTest, Host_ConnectedFlagFollowsSessions) {
+TEST_P(StoreTest, Host_ConnectedFlagFollowsSessions) {
   for (const char* id : {"b", "a"}) {
     Host host;
     host.set_id(id);
@@ -275,7 +276,7 @@ TEST_F(StoreTest, Host_ConnectedFlagFollowsSessions) {
   for (const Host& host : *hosts) EXPECT_FALSE(host.connected()) << host.id();
 }
 
-TEST_F(StoreTest, Host_ListIsSortedByIdWithAppStates) {
+TEST_P(StoreTest, Host_ListIsSortedByIdWithAppStates) {
   for (const char* id : {"web-02", "web-01", "db-01"}) {
     Host host;
     host.set_id(id);
@@ -293,7 +294,7 @@ TEST_F(StoreTest, Host_ListIsSortedByIdWithAppStates) {
   EXPECT_THAT(ids, ElementsAre("db-01", "web-01", "web-02"));
 }
 
-TEST_F(StoreTest, Host_ListOfOneAppHasItsStateOnEveryHostThatReportedItSortedById) {
+TEST_P(StoreTest, Host_ListOfOneAppHasItsStateOnEveryHostThatReportedItSortedById) {
   for (const char* id : {"web-02", "web-01", "db-01"}) {
     Host host;
     host.set_id(id);
@@ -320,7 +321,7 @@ TEST_F(StoreTest, Host_ListOfOneAppHasItsStateOnEveryHostThatReportedItSortedByI
   EXPECT_TRUE(none->empty());
 }
 
-TEST_F(StoreTest, Event_ListIsNewestFirstFilteredByAppAndLimited) {
+TEST_P(StoreTest, Event_ListIsNewestFirstFilteredByAppAndLimited) {
   std::vector<int64_t> ids;
   for (const auto& [app, kind] : std::vector<std::pair<std::string, std::string>>{
            {"web", "a"}, {"api", "b"}, {"web", "c"}, {"", "d"}, {"web", "e"}}) {
@@ -351,7 +352,7 @@ TEST_F(StoreTest, Event_ListIsNewestFirstFilteredByAppAndLimited) {
   EXPECT_THAT(Kinds(*limited), ElementsAre("e", "c"));
 }
 
-TEST_F(StoreTest, Config_InsertRoundTripsEveryFieldAndListsInPushOrder) {
+TEST_P(StoreTest, Config_InsertRoundTripsEveryFieldAndListsInPushOrder) {
   ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
   ASSERT_OK(store_->InsertConfig(MakeConfig("web", "c2")));
   ASSERT_OK(store_->InsertConfig(MakeConfig("web", "c1")));
@@ -365,7 +366,7 @@ TEST_F(StoreTest, Config_InsertRoundTripsEveryFieldAndListsInPushOrder) {
   EXPECT_EQ((*all)[1].version(), "c1");
 }
 
-TEST_F(StoreTest, Config_InsertTwiceIsAlreadyExistsAndUnknownAppIsNotFound) {
+TEST_P(StoreTest, Config_InsertTwiceIsAlreadyExistsAndUnknownAppIsNotFound) {
   ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
   ASSERT_OK(store_->InsertConfig(MakeConfig("web", "c1")));
   EXPECT_THAT(store_->InsertConfig(MakeConfig("web", "c1")),
@@ -377,7 +378,7 @@ TEST_F(StoreTest, Config_InsertTwiceIsAlreadyExistsAndUnknownAppIsNotFound) {
               StatusIs(absl::StatusCode::kNotFound, "unknown config web@c9"));
 }
 
-TEST_F(StoreTest, Config_DesiredConfigIsSeparateFromDesiredVersion) {
+TEST_P(StoreTest, Config_DesiredConfigIsSeparateFromDesiredVersion) {
   ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
   ASSERT_OK(store_->SetDesired("web", fleet::v1::SUBJECT_RELEASE, "v2"));
   ASSERT_OK(store_->SetDesired("web", fleet::v1::SUBJECT_CONFIG, "c3"));
@@ -389,7 +390,7 @@ TEST_F(StoreTest, Config_DesiredConfigIsSeparateFromDesiredVersion) {
               StatusIs(absl::StatusCode::kNotFound));
 }
 
-TEST_F(StoreTest, Config_HostConfigStateAndRolloutPairRoundTrip) {
+TEST_P(StoreTest, Config_HostConfigStateAndRolloutPairRoundTrip) {
   ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
   Host host;
   host.set_id("web-01");
@@ -419,7 +420,7 @@ TEST_F(StoreTest, Config_HostConfigStateAndRolloutPairRoundTrip) {
   EXPECT_EQ(read->config(), "c2");
 }
 
-TEST_F(StoreTest, Alert_InsertRoundTripsAndSecondInsertOfTheKeyIsAlreadyExists) {
+TEST_P(StoreTest, Alert_InsertRoundTripsAndSecondInsertOfTheKeyIsAlreadyExists) {
   ASSERT_OK(store_->InsertAlert(MakeAlertRecord("firing")));
   AlertRecord again = MakeAlertRecord("firing");
   again.outcome = AlertOutcome::kIgnored;
@@ -440,7 +441,7 @@ TEST_F(StoreTest, Alert_InsertRoundTripsAndSecondInsertOfTheKeyIsAlreadyExists) 
               StatusIs(absl::StatusCode::kNotFound));
 }
 
-TEST_F(StoreTest, Alert_UpdateWritesOutcomeRolloutAndMessageAndSurvivesReopen) {
+TEST_P(StoreTest, Alert_UpdateWritesOutcomeRolloutAndMessageAndSurvivesReopen) {
   ASSERT_OK(store_->InsertAlert(MakeAlertRecord("firing")));
   AlertRecord done = MakeAlertRecord("firing");
   done.outcome = AlertOutcome::kRollback;
@@ -452,7 +453,7 @@ TEST_F(StoreTest, Alert_UpdateWritesOutcomeRolloutAndMessageAndSurvivesReopen) {
               StatusIs(absl::StatusCode::kNotFound));
   store_.reset();
 
-  absl::StatusOr<std::unique_ptr<Store>> reopened = OpenSqliteStore(path());
+  absl::StatusOr<std::unique_ptr<Store>> reopened = Reopen();
   ASSERT_OK(reopened);
   absl::StatusOr<AlertRecord> got =
       (*reopened)->GetAlert("4f1c2a", "2024-05-01T11:59:00Z", "firing");
@@ -463,7 +464,7 @@ TEST_F(StoreTest, Alert_UpdateWritesOutcomeRolloutAndMessageAndSurvivesReopen) {
   EXPECT_EQ(got->app, "web");
 }
 
-TEST_F(StoreTest, Token_InsertRoundTripsEveryFieldAndIsFoundByHashOnly) {
+TEST_P(StoreTest, Token_InsertRoundTripsEveryFieldAndIsFoundByHashOnly) {
   fleet::v1::TokenInfo deployer = MakeToken("3fa9c2d4e5f6", fleet::v1::ROLE_DEPLOYER, "api");
   ASSERT_OK(store_->InsertToken(deployer, std::string(64, 'd')));
   absl::StatusOr<fleet::v1::TokenInfo> got = store_->FindTokenByHash(std::string(64, 'd'));
@@ -475,7 +476,7 @@ TEST_F(StoreTest, Token_InsertRoundTripsEveryFieldAndIsFoundByHashOnly) {
   EXPECT_THAT(store_->FindTokenByHash("3fa9c2d4e5f6"), StatusIs(absl::StatusCode::kNotFound));
 }
 
-TEST_F(StoreTest, Token_InsertWithStoredIdOrHashIsAlreadyExistsAndKeepsTheFirst) {
+TEST_P(StoreTest, Token_InsertWithStoredIdOrHashIsAlreadyExistsAndKeepsTheFirst) {
   ASSERT_OK(store_->InsertToken(MakeToken("aaaaaaaaaaaa", fleet::v1::ROLE_VIEWER),
                                 std::string(64, 'a')));
   EXPECT_THAT(store_->InsertToken(MakeToken("aaaaaaaaaaaa", fleet::v1::ROLE_ADMIN),
@@ -496,7 +497,7 @@ TEST_F(StoreTest, Token_InsertWithStoredIdOrHashIsAlreadyExistsAndKeepsTheFirst)
   EXPECT_EQ(store_->CountTokens().value_or(-1), 1);
 }
 
-TEST_F(StoreTest, Token_ListIsCreationOrderAndCountIncludesRevoked) {
+TEST_P(StoreTest, Token_ListIsCreationOrderAndCountIncludesRevoked) {
   EXPECT_EQ(store_->CountTokens().value_or(-1), 0);
   ASSERT_OK(store_->InsertToken(MakeToken("ffffffffffff", fleet::v1::ROLE_ADMIN),
                                 std::string(64, 'f')));
@@ -511,7 +512,7 @@ TEST_F(StoreTest, Token_ListIsCreationOrderAndCountIncludesRevoked) {
   EXPECT_EQ(store_->CountTokens().value_or(-1), 2);
 }
 
-TEST_F(StoreTest, Token_RevokeKeepsTheRowAndTheFirstRevocationTime) {
+TEST_P(StoreTest, Token_RevokeKeepsTheRowAndTheFirstRevocationTime) {
   ASSERT_OK(store_->InsertToken(MakeToken("3fa9c2d4e5f6", fleet::v1::ROLE_DEPLOYER, "api"),
                                 std::string(64, 'd')));
   absl::StatusOr<fleet::v1::TokenInfo> revoked = store_->RevokeToken("3fa9c2d4e5f6", 6000);
@@ -527,6 +528,10 @@ TEST_F(StoreTest, Token_RevokeKeepsTheRowAndTheFirstRevocationTime) {
   EXPECT_THAT(store_->RevokeToken("000000000000", 6000),
               StatusIs(absl::StatusCode::kNotFound, "unknown API token '000000000000'"));
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,
+                         ::testing::Values(StoreBackend::kSqlite, StoreBackend::kPostgres),
+                         StoreBackendName);
 
 }  // namespace
 }  // namespace fleet::controller

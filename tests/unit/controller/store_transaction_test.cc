@@ -1,7 +1,8 @@
-// StoreTransaction on a SqliteStore: all or nothing, unusable after a
+// StoreTransaction on both stores: all or nothing, unusable after a
 // failure, one thread at a time, and no waiting for oneself.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include <atomic>
@@ -20,13 +21,43 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
+class SqliteWriter : public ForeignWriter {
+ public:
+  explicit SqliteWriter(const std::string& path) {
+    EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  }
+  ~SqliteWriter() override {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_close(db_);
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+// Another controller's write transaction on the same PostgreSQL database.
+class PgWriter : public ForeignWriter {
+ public:
+  explicit PgWriter(const std::string& url) : conn_(PQconnectdb(url.c_str())) {
+    EXPECT_EQ(PQstatus(conn_), CONNECTION_OK) << PQerrorMessage(conn_);
+    PGresult* r = PQexec(conn_, "BEGIN; LOCK TABLE write_lock IN EXCLUSIVE MODE");
+    EXPECT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << PQresultErrorMessage(r);
+    PQclear(r);
+  }
+  ~PgWriter() override { PQfinish(conn_); }  // rolls back
+
+ private:
+  PGconn* conn_;
+};
+
 std::unique_ptr<StoreTransaction> BeginOrDie(Store* store) {
   absl::StatusOr<std::unique_ptr<StoreTransaction>> txn = store->Begin();
   EXPECT_OK(txn);
   return txn.ok() ? *std::move(txn) : nullptr;
 }
 
-TEST_F(StoreTest, Transaction_DestroyedWithoutCommitRollsBack) {
+TEST_P(StoreTest, Transaction_DestroyedWithoutCommitRollsBack) {
   {
     std::unique_ptr<StoreTransaction> txn = BeginOrDie(store_.get());
     ASSERT_NE(txn, nullptr);
@@ -41,10 +72,10 @@ TEST_F(StoreTest, Transaction_DestroyedWithoutCommitRollsBack) {
   absl::StatusOr<std::vector<Rollout>> rollouts = store_->ListRollouts("", 0, true);
   ASSERT_OK(rollouts);
   EXPECT_TRUE(rollouts->empty());
-  EXPECT_EQ(QueryOne(path(), "SELECT count(*) FROM releases"), "0");
+  EXPECT_EQ(QueryOne("SELECT count(*) FROM releases"), "0");
 }
 
-TEST_F(StoreTest, Transaction_CommitPersistsAndEndsIt) {
+TEST_P(StoreTest, Transaction_CommitPersistsAndEndsIt) {
   std::unique_ptr<StoreTransaction> txn = BeginOrDie(store_.get());
   ASSERT_NE(txn, nullptr);
   ASSERT_OK(txn->UpsertApp(MakeApp("web"), nullptr));
@@ -58,11 +89,11 @@ TEST_F(StoreTest, Transaction_CommitPersistsAndEndsIt) {
   txn.reset();
   store_.reset();
   // Read through another connection: the rows are in the file.
-  EXPECT_EQ(QueryOne(path(), "SELECT name FROM apps"), "web");
-  EXPECT_EQ(QueryOne(path(), "SELECT count(*) FROM rollout_tasks"), "1");
+  EXPECT_EQ(QueryOne("SELECT name FROM apps"), "web");
+  EXPECT_EQ(QueryOne("SELECT count(*) FROM rollout_tasks"), "1");
 }
 
-TEST_F(StoreTest, Transaction_FailedWriteRollsBackEverythingAndCommitIsAborted) {
+TEST_P(StoreTest, Transaction_FailedWriteRollsBackEverythingAndCommitIsAborted) {
   std::unique_ptr<StoreTransaction> txn = BeginOrDie(store_.get());
   ASSERT_NE(txn, nullptr);
   ASSERT_OK(txn->UpsertApp(MakeApp("web"), nullptr));
@@ -76,13 +107,13 @@ TEST_F(StoreTest, Transaction_FailedWriteRollsBackEverythingAndCommitIsAborted) 
   EXPECT_THAT(commit, StatusIs(absl::StatusCode::kAborted));
   EXPECT_THAT(std::string(commit.message()), HasSubstr("has two tasks"));
   // Rolled back at the failure: the store is usable before the handle goes.
-  EXPECT_EQ(QueryOne(path(), "SELECT count(*) FROM apps"), "0");
+  EXPECT_EQ(QueryOne("SELECT count(*) FROM apps"), "0");
   EXPECT_THAT(store_->GetApp("web"), StatusIs(absl::StatusCode::kNotFound));
-  EXPECT_EQ(QueryOne(path(), "SELECT count(*) FROM rollouts"), "0");
-  EXPECT_EQ(QueryOne(path(), "SELECT count(*) FROM events"), "0");
+  EXPECT_EQ(QueryOne("SELECT count(*) FROM rollouts"), "0");
+  EXPECT_EQ(QueryOne("SELECT count(*) FROM events"), "0");
 }
 
-TEST_F(StoreTest, Transaction_ReadThatFindsNothingLeavesItUsable) {
+TEST_P(StoreTest, Transaction_ReadThatFindsNothingLeavesItUsable) {
   std::unique_ptr<StoreTransaction> txn = BeginOrDie(store_.get());
   ASSERT_NE(txn, nullptr);
   EXPECT_THAT(txn->GetApp("web"), StatusIs(absl::StatusCode::kNotFound));
@@ -93,7 +124,7 @@ TEST_F(StoreTest, Transaction_ReadThatFindsNothingLeavesItUsable) {
   EXPECT_OK(store_->GetApp("web"));
 }
 
-TEST_F(StoreTest, Transaction_StoreCallsFromItsOwnThreadAreRefusedInsteadOfWaiting) {
+TEST_P(StoreTest, Transaction_StoreCallsFromItsOwnThreadAreRefusedInsteadOfWaiting) {
   std::unique_ptr<StoreTransaction> txn = BeginOrDie(store_.get());
   ASSERT_NE(txn, nullptr);
   ASSERT_OK(txn->UpsertApp(MakeApp("web"), nullptr));
@@ -102,13 +133,13 @@ TEST_F(StoreTest, Transaction_StoreCallsFromItsOwnThreadAreRefusedInsteadOfWaiti
   Event event = MakeEvent("web", "app.created");
   EXPECT_THAT(store_->AddEvent(&event), StatusIs(absl::StatusCode::kFailedPrecondition));
   // The refusals left the transaction alone.
-  EXPECT_EQ(QueryOne(path(), "SELECT count(*) FROM apps"), "0");
+  EXPECT_EQ(QueryOne("SELECT count(*) FROM apps"), "0");
   ASSERT_OK(txn->Commit());
-  EXPECT_EQ(QueryOne(path(), "SELECT count(*) FROM apps"), "1");
-  EXPECT_EQ(QueryOne(path(), "SELECT count(*) FROM events"), "0");
+  EXPECT_EQ(QueryOne("SELECT count(*) FROM apps"), "1");
+  EXPECT_EQ(QueryOne("SELECT count(*) FROM events"), "0");
 }
 
-TEST_F(StoreTest, Transaction_OtherThreadsWaitUntilItCommits) {
+TEST_P(StoreTest, Transaction_OtherThreadsWaitUntilItCommits) {
   std::atomic<bool> other_done{false};
   std::thread other;
   {
@@ -132,7 +163,7 @@ TEST_F(StoreTest, Transaction_OtherThreadsWaitUntilItCommits) {
   EXPECT_THAT(Kinds(*events), ElementsAre("theirs", "mine"));
 }
 
-TEST_F(StoreTest, Transaction_ReadsOfOtherThreadsSeeTheLastCommitWithoutWaiting) {
+TEST_P(StoreTest, Transaction_ReadsOfOtherThreadsSeeTheLastCommitWithoutWaiting) {
   ASSERT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
   std::unique_ptr<StoreTransaction> txn = BeginOrDie(store_.get());
   ASSERT_NE(txn, nullptr);
@@ -161,23 +192,21 @@ TEST_F(StoreTest, Transaction_ReadsOfOtherThreadsSeeTheLastCommitWithoutWaiting)
   EXPECT_THAT(Versions(*after), ElementsAre("v1"));
 }
 
-TEST_F(StoreTest, Transaction_BeginIsUnavailableWhileAnotherProcessHoldsTheDatabase) {
-  // Another process holds the write lock longer than the 5 s busy timeout.
-  sqlite3* other = nullptr;
-  ASSERT_EQ(sqlite3_open(path().c_str(), &other), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+TEST_P(StoreTest, Transaction_BeginIsUnavailableWhileAnotherProcessHoldsTheDatabase) {
+  // Another process holds the write lock longer than the 5 s the store waits.
+  std::unique_ptr<ForeignWriter> other = HoldWriteLockElsewhere();
+  ASSERT_NE(other, nullptr);
   absl::StatusOr<std::unique_ptr<StoreTransaction>> txn = store_->Begin();
   EXPECT_THAT(txn, StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_THAT(std::string(txn.status().message()),
-              HasSubstr("cannot begin transaction on " + path()));
-  // No transaction is left open: reads go on (WAL lets them), on this thread too.
+              HasSubstr("cannot begin transaction on " + label()));
+  // No transaction is left open: reads go on, on this thread too.
   EXPECT_OK(store_->ListApps());
-  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
-  sqlite3_close(other);
+  other.reset();
   EXPECT_OK(store_->UpsertApp(MakeApp("web"), nullptr));
 }
 
-TEST_F(StoreTest, Transaction_AlertInsertedAndRolledBackLeavesNoKey) {
+TEST_P(StoreTest, Transaction_AlertInsertedAndRolledBackLeavesNoKey) {
   {
     std::unique_ptr<StoreTransaction> txn = BeginOrDie(store_.get());
     ASSERT_NE(txn, nullptr);
@@ -188,4 +217,10 @@ TEST_F(StoreTest, Transaction_AlertInsertedAndRolledBackLeavesNoKey) {
 }
 
 }  // namespace
+
+std::unique_ptr<ForeignWriter> StoreTest::HoldWriteLockElsewhere() {
+  if (postgres()) return std::make_unique<PgWriter>(url_);
+  return std::make_unique<SqliteWriter>(path());
+}
+
 }  // namespace fleet::controller

@@ -1,0 +1,132 @@
+// Rollback speed on each store, in the same run: HOSTS real agents, an app
+// whose reload and exec probe are `true` (bake 0), and RUNS `fleetctl
+// rollback --wait` runs (alternately to v1 and v2) against a controller on
+// SQLite in its data dir, then against one on PostgreSQL 15 (a server of
+// the bench's own on loopback, fsync on, as SQLite's synchronous=FULL).
+// Prints median, min and max milliseconds from the command's start to its
+// exit, and how many store transactions PostgreSQL committed for them.
+//
+//   build/tests/bench/store_rollback_bench [RUNS [HOSTS]]   default: 5 10
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/postgres_server.h"
+
+namespace {
+
+using fleet::testing::Cluster;
+using fleet::testing::ClusterOptions;
+using fleet::testing::CommandOutput;
+
+struct Figures {
+  std::vector<double> ms;
+  double Median() const {
+    std::vector<double> v = ms;
+    std::sort(v.begin(), v.end());
+    if (v.empty()) return 0;
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  }
+  double Min() const { return ms.empty() ? 0 : *std::min_element(ms.begin(), ms.end()); }
+  double Max() const { return ms.empty() ? 0 : *std::max_element(ms.begin(), ms.end()); }
+};
+
+bool Check(const CommandOutput& out, const std::string& what) {
+  if (out.exit_code == 0) return true;
+  std::fprintf(stderr, "bench: %s failed (%d): %s%s\n", what.c_str(), out.exit_code,
+               out.out.c_str(), out.err.c_str());
+  return false;
+}
+
+// `runs` timed rollbacks on `hosts` agents of a controller started with
+// `controller_args`.
+bool Rollbacks(int hosts, int runs, std::vector<std::string> controller_args, Figures* figures) {
+  ClusterOptions options;
+  options.agents = hosts;
+  options.controller_args = std::move(controller_args);
+  Cluster cluster(options);
+  if (!cluster.WaitForConnectedHosts(hosts, absl::Seconds(60))) {
+    std::fprintf(stderr, "bench: %d agents did not connect\n%s", hosts,
+                 cluster.ControllerLog().c_str());
+    return false;
+  }
+  const std::string spec = cluster.dir() + "/quick.yaml";
+  fleet::testing::WriteTextFile(spec, R"(name: quick
+reload: "true"
+health:
+  - exec: "true"
+bake: 0s
+)");
+  if (!Check(cluster.Fleetctl({"app", "apply", "-f", spec}), "app apply")) return false;
+  for (const char* v : {"v1", "v2"}) {
+    std::string artifact = cluster.MakeExecArtifact(v, true);
+    if (!Check(cluster.Fleetctl({"release", "push", "quick", v, artifact}), "push")) return false;
+    if (!Check(cluster.Fleetctl({"rollout", "quick", v, "--wait"}), "rollout")) return false;
+  }
+  for (int run = 0; run < runs; ++run) {
+    const char* to = run % 2 == 0 ? "v1" : "v2";
+    absl::Time start = absl::Now();
+    if (!Check(cluster.Fleetctl({"rollback", "quick", "--to", to, "--wait"}), "rollback")) {
+      return false;
+    }
+    figures->ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
+  }
+  return true;
+}
+
+int64_t Commits(const std::string& url) {
+  int64_t n = 0;
+  if (!absl::SimpleAtoi(fleet::testing::PgQueryOne(url,
+                                                   "SELECT xact_commit FROM pg_stat_database "
+                                                   "WHERE datname = current_database()"),
+                        &n)) {
+    return -1;
+  }
+  return n;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int runs = 5;
+  int hosts = 10;
+  if ((argc > 1 && (!absl::SimpleAtoi(argv[1], &runs) || runs < 1)) ||
+      (argc > 2 && (!absl::SimpleAtoi(argv[2], &hosts) || hosts < 1)) || argc > 3) {
+    std::fprintf(stderr, "usage: %s [RUNS [HOSTS]]   (default: 5 10)\n", argv[0]);
+    return 2;
+  }
+
+  Figures sqlite;
+  if (!Rollbacks(hosts, runs, {}, &sqlite)) return 1;
+
+  fleet::testing::PostgresServerOptions pg_options;
+  pg_options.durable = true;
+  fleet::testing::PostgresServer server(pg_options);
+  if (!server.ok()) return 1;
+  const std::string url = server.CreateDatabase("fleet");
+  fleet::testing::TempDir dir;
+  const std::string url_file = dir.Sub("database.url");
+  fleet::testing::WriteTextFile(url_file, url, 0600);
+  Figures postgres;
+  const int64_t commits_before = Commits(url);
+  if (!Rollbacks(hosts, runs, {"--database-file", url_file}, &postgres)) return 1;
+  const int64_t commits = Commits(url) - commits_before;
+
+  std::printf("rollback of %d hosts, %d runs each (fleetctl rollback --wait, start to exit)\n",
+              hosts, runs);
+  std::printf("%-32s %10s %10s %10s\n", "store", "median ms", "min ms", "max ms");
+  std::printf("%-32s %10.0f %10.0f %10.0f\n", "SQLite (WAL, synchronous=FULL)", sqlite.Median(),
+              sqlite.Min(), sqlite.Max());
+  std::printf("%-32s %10.0f %10.0f %10.0f\n", "PostgreSQL 15 (loopback, fsync)", postgres.Median(),
+              postgres.Min(), postgres.Max());
+  std::printf(
+      "PostgreSQL transactions committed during the PostgreSQL run (setup included): %lld\n",
+      static_cast<long long>(commits));
+  return 0;
+}
