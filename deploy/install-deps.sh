@@ -13,6 +13,7 @@ packages=(
   nlohmann-json3-dev libtomlplusplus-dev age
   prometheus prometheus-alertmanager
   clang libclang-rt-dev
+  chromium chromium-driver libnss3-tools fonts-dejavu-core
   curl ca-certificates
 )
 
