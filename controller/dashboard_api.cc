@@ -162,9 +162,8 @@ void DashboardApi::Shutdown() {
   feed_->Shutdown();
 }
 
-void DashboardApi::Register(httplib::Server* server) {
-  AddDashboardPages(server);
-  // Reads that pass a request straight through.
+// Reads that pass a request straight through to one RPC.
+void DashboardApi::RegisterReads(httplib::Server* server) {
   server->Get("/api/v1/whoami", [this](const httplib::Request& req, httplib::Response& res) {
     fleet::v1::Caller caller;
     if (CallApi(stub_.get(), &Stub::WhoAmI, req, res, fleet::v1::WhoAmIRequest(), &caller)) {
@@ -234,6 +233,11 @@ void DashboardApi::Register(httplib::Server* server) {
                   SendJson(res, RolloutJson(out, /*with_tasks=*/true));
                 }
               });
+}
+
+void DashboardApi::Register(httplib::Server* server) {
+  AddDashboardPages(server);
+  RegisterReads(server);
   auto bind = [this](void (DashboardApi::*handler)(const httplib::Request&, httplib::Response&)) {
     return [this, handler](const httplib::Request& req, httplib::Response& res) {
       (this->*handler)(req, res);

@@ -89,6 +89,8 @@ class DashboardApi {
  private:
   using Stub = fleet::v1::FleetService::Stub;
 
+  void RegisterReads(httplib::Server* server);
+
   void Fleet(const httplib::Request& req, httplib::Response& res);
   void AppStatus(const httplib::Request& req, httplib::Response& res);
   void Hosts(const httplib::Request& req, httplib::Response& res);

@@ -8,6 +8,7 @@ const TOKEN_KEY = "fleet.token";
 const ACTOR_KEY = "fleet.actor";
 const HOST_PAGE = 100;
 const TASK_PAGE = 200;
+const EVENT_ROWS = 100;
 
 // Figures the browser tests read: when the page first showed data, and how
 // long after a host's transition (its task's updated_at_ms) it showed it.
@@ -452,13 +453,13 @@ async function confirmRollback(app, subject, box) {
 
 async function rolloutPage([id], signal) {
   // transitions: updated_at_ms of the host changes not drawn yet.
-  const state = { rollout: null, tasks: new Map(), events: [], filter: "", phase: "", offset: 0, transitions: [] };
+  const state = { rollout: null, tasks: new Map(), events: [], filter: "", phase: "", offset: 0, transitions: [], eventIds: new Set() };
   const head = h("div", {}), plan = h("div", {}), hosts = h("div", {}), events = h("div", {});
   const filters = h("div", { class: "filters" },
     h("input", { id: "task-filter", placeholder: "host id contains", onchange: (e) => { state.filter = e.target.value; state.offset = 0; draw(); } }),
     h("select", { id: "phase-filter", onchange: (e) => { state.phase = e.target.value; state.offset = 0; draw(); } },
       ["", "done", "failed", "switching", "pending"].map((p) => h("option", { value: p }, p || "every host"))));
-  show(head, plan, h("h2", {}, "Hosts"), filters, hosts, h("h2", {}, "Events and analysis"), events);
+  show(head, plan, h("h2", {}, "Hosts"), filters, hosts, events);
   let pending = false;
   const draw = () => {
     if (!state.rollout) return;
@@ -466,7 +467,7 @@ async function rolloutPage([id], signal) {
     drawRolloutHead(head, state.rollout);
     drawPlan(plan, state.rollout, state.tasks);
     drawTasks(hosts, state, draw);
-    events.replaceChildren(eventsTable(state.events.slice().reverse()));
+    drawRolloutEvents(events, state.events);
     const m = window.fleetMetrics;
     m.drawMs.push(performance.now() - t0);
     const now = Date.now();
@@ -476,7 +477,9 @@ async function rolloutPage([id], signal) {
   const schedule = () => { if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; draw(); }); } };
   const loadEvents = async (app) => {
     const listed = await api(`/api/v1/events?app=${encodeURIComponent(app)}&limit=1000`);
-    state.events = listed.events.filter((e) => e.rollout_id === id).reverse();
+    const mine = listed.events.filter((e) => e.rollout_id === id && !state.eventIds.has(e.id)).reverse();
+    for (const e of mine) state.eventIds.add(e.id);
+    state.events = mine.concat(state.events);
   };
   follow(`/api/v1/rollouts/${encodeURIComponent(id)}/watch`, signal, (name, data) => {
     if (name === "end") {
@@ -497,6 +500,18 @@ async function rolloutPage([id], signal) {
   });
 }
 
+// The rollout's analysis results, and its newest events: a rollout of
+// thousands of hosts has thousands, which the audit page pages through.
+function drawRolloutEvents(box, all) {
+  const analysis = all.filter((e) => e.kind.startsWith("analysis."));
+  const newest = all.slice(-EVENT_ROWS).reverse();
+  box.replaceChildren(
+    h("h2", {}, "Analysis"), eventsTable(analysis.slice().reverse()),
+    h("h2", {}, "Events"),
+    all.length > EVENT_ROWS ? h("p", { class: "muted" }, `The newest ${EVENT_ROWS} of ${all.length}; the Audit page has every one.`) : null,
+    eventsTable(newest));
+}
+
 // Merges one WatchRollout update into the page's copy of the rollout, and
 // notes each host's transition, so that drawing it can tell how long after
 // the transition the page showed it.
@@ -509,7 +524,9 @@ function applyUpdate(state, update) {
   }
   state.rollout = r;
   for (const e of update.events || []) {
-    if (!state.events.some((x) => x.id === e.id)) state.events.push(e);
+    if (state.eventIds.has(e.id)) continue;
+    state.eventIds.add(e.id);
+    state.events.push(e);
   }
   window.fleetMetrics.updates++;
 }
@@ -582,7 +599,7 @@ function drawPlan(box, r, tasks) {
 function drawTasks(box, state, redraw) {
   const matching = [...state.tasks.values()].filter((t) =>
     (!state.filter || t.host_id.includes(state.filter)) && (!state.phase || t.phase === state.phase));
-  matching.sort((a, b) => a.wave - b.wave || a.host_id.localeCompare(b.host_id));
+  matching.sort((a, b) => a.wave - b.wave || (a.host_id < b.host_id ? -1 : a.host_id > b.host_id ? 1 : 0));
   const page = matching.slice(state.offset, state.offset + TASK_PAGE);
   const rows = page.map((t) => h("tr", { "data-host": t.host_id },
     h("td", {}, t.host_id), h("td", {}, t.wave + 1), h("td", {}, badge(enumName(t.state, "TASK_STATE_"))),
