@@ -86,11 +86,16 @@ WebDriver::WebDriver(const std::string& ca_file, int width, int height) {
                          "--disable-sync",
                          absl::StrCat("--window-size=", width, ",", height),
                          absl::StrCat("--user-data-dir=", home_, "/profile")};
+  nlohmann::json chrome = {{"binary", "/usr/bin/chromium"}, {"args", args}};
+  // Headless windows are at least 500 pixels wide: a phone's width needs
+  // the device emulation (which also sets a phone's viewport).
+  if (width < 500) {
+    chrome["mobileEmulation"] = {
+        {"deviceMetrics", {{"width", width}, {"height", height}, {"pixelRatio", 2}}}};
+  }
   nlohmann::json caps = {
       {"capabilities",
-       {{"alwaysMatch",
-         {{"browserName", "chrome"},
-          {"goog:chromeOptions", {{"binary", "/usr/bin/chromium"}, {"args", args}}}}}}}};
+       {{"alwaysMatch", {{"browserName", "chrome"}, {"goog:chromeOptions", chrome}}}}}};
   nlohmann::json created = Command("POST", "/session", caps);
   if (ok_) session_ = created.value("sessionId", "");
   if (session_.empty()) {

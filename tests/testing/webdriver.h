@@ -23,8 +23,8 @@ namespace fleet::testing {
 
 class WebDriver {
  public:
-  // `ca_file`: a PEM CA to trust, "" for none. Phone-sized windows with
-  // `width` below 700.
+  // `ca_file`: a PEM CA to trust, "" for none. A `width` below 500 emulates
+  // a phone of that size.
   explicit WebDriver(const std::string& ca_file = "", int width = 1280, int height = 900);
   ~WebDriver();
   WebDriver(const WebDriver&) = delete;
