@@ -38,6 +38,7 @@ bench: build
 	$(BUILD_DIR)/tests/bench/store_rollback_bench 5 10
 	$(BUILD_DIR)/tests/bench/rollout_bench 100 1000
 	$(BUILD_DIR)/tests/bench/fleet_scale_bench $(SCALE_HOSTS)
+	$(BUILD_DIR)/tests/bench/dashboard_bench 10 1000
 
 # ASan + UBSan build of everything, with every test.
 sanitize:

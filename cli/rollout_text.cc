@@ -25,21 +25,17 @@ std::string WaveLine(const fleet::v1::Rollout& r, int w) {
   int done = 0, failed = 0, running = 0, pending = 0;
   for (const auto& t : r.tasks()) {
     if (t.wave() != w) continue;
-    switch (t.state()) {
-      case fleet::v1::TASK_STATE_HEALTHY:
-      case fleet::v1::TASK_STATE_REVERTED:
+    switch (TaskPhaseOf(t.state())) {
+      case TaskPhase::kDone:
         ++done;
         break;
-      case fleet::v1::TASK_STATE_FAILED:
-      case fleet::v1::TASK_STATE_LOST:
-      case fleet::v1::TASK_STATE_REVERT_FAILED:
+      case TaskPhase::kFailed:
         ++failed;
         break;
-      case fleet::v1::TASK_STATE_ACTIVATING:
-      case fleet::v1::TASK_STATE_REVERTING:
+      case TaskPhase::kSwitching:
         ++running;
         break;
-      default:
+      case TaskPhase::kPending:
         ++pending;
     }
   }

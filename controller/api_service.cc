@@ -1,15 +1,19 @@
 #include "controller/api_service.h"
 
 #include <google/protobuf/util/message_differencer.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include <initializer_list>
 #include <memory>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/rollout_state.h"
 #include "common/status.h"
 #include "controller/authorizer.h"
+#include "controller/event_filter.h"
 #include "controller/redaction.h"
 
 namespace fleet::controller {
@@ -76,6 +80,14 @@ ApiCall CallOf(const grpc::CallbackServerContext* ctx, const char* rpc) {
   call.rpc = rpc;
   call.peer = ctx->peer();
   const auto& metadata = ctx->client_metadata();
+  auto key = metadata.find(kGatewayKeyMetadata);
+  auto http_peer = metadata.find(kHttpPeerMetadata);
+  if (key != metadata.end() && http_peer != metadata.end() && !GatewayKey().empty() &&
+      key->second.size() == GatewayKey().size() &&
+      CRYPTO_memcmp(key->second.data(), GatewayKey().data(), GatewayKey().size()) == 0) {
+    call.peer = absl::StrCat(
+        "http:", ClientText(absl::string_view(http_peer->second.data(), http_peer->second.size())));
+  }
   if (auto it = metadata.find("authorization"); it != metadata.end()) {
     call.authorization = std::string(it->second.data(), it->second.size());
   }
@@ -95,6 +107,18 @@ fleet::v1::App Redacted(fleet::v1::App app) {
 }
 
 }  // namespace
+
+const std::string& GatewayKey() {
+  static const std::string* key = [] {
+    unsigned char bytes[32];
+    // Without randomness the key is empty, which CallOf never accepts:
+    // HTTP clients are then named "unknown".
+    if (RAND_bytes(bytes, sizeof(bytes)) != 1) return new std::string();
+    return new std::string(absl::BytesToHexString(
+        absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes))));
+  }();
+  return *key;
+}
 
 grpc::ServerUnaryReactor* ApiService::ApplyApp(grpc::CallbackServerContext* ctx,
                                                const fleet::v1::ApplyAppRequest* req,
@@ -463,6 +487,33 @@ grpc::ServerUnaryReactor* ApiService::RevokeToken(grpc::CallbackServerContext* c
     FLEET_ASSIGN_OR_RETURN(ApiCaller caller, access_->Admit(CallOf(ctx, "RevokeToken"),
                                                             ApiAction::kManageTokens, ""));
     FLEET_ASSIGN_OR_RETURN(*resp, access_->RevokeToken(req->id(), caller.Actor(req->actor())));
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ApiService::ListEvents(grpc::CallbackServerContext* ctx,
+                                                 const fleet::v1::ListEventsRequest* req,
+                                                 fleet::v1::ListEventsResponse* resp) {
+  return Unary(ctx, resp, [&]() -> absl::Status {
+    FLEET_RETURN_IF_ERROR(
+        access_->Admit(CallOf(ctx, "ListEvents"), ApiAction::kRead, req->app()).status());
+    FLEET_RETURN_IF_ERROR(CheckEventFilters(*req));
+    if (!req->app().empty()) FLEET_RETURN_IF_ERROR(store_->GetApp(req->app()).status());
+    FLEET_ASSIGN_OR_RETURN(std::vector<fleet::v1::Event> events,
+                           store_->ListEvents(req->app(), kEventSearchWindow));
+    *resp = FilterEvents(std::move(events), *req);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ApiService::WhoAmI(grpc::CallbackServerContext* ctx,
+                                             const fleet::v1::WhoAmIRequest*,
+                                             fleet::v1::Caller* resp) {
+  return Unary(ctx, resp, [&]() -> absl::Status {
+    FLEET_ASSIGN_OR_RETURN(ApiCaller caller,
+                           access_->Admit(CallOf(ctx, "WhoAmI"), ApiAction::kRead, ""));
+    resp->set_auth_required(access_->required());
+    if (caller.token()) *resp->mutable_token() = *caller.token();
     return absl::OkStatus();
   });
 }

@@ -15,6 +15,16 @@
 
 namespace fleet::controller {
 
+// Metadata with which the dashboard's HTTP API (dashboard_api.h), calling
+// this service over the server's in-process channel, names its own client
+// ("127.0.0.1:50412") for audit events and the rate limit of denials. It is
+// believed only from a call that also carries kGatewayKeyMetadata with
+// GatewayKey(), which never leaves the process.
+inline constexpr char kHttpPeerMetadata[] = "fleet-http-peer";
+inline constexpr char kGatewayKeyMetadata[] = "fleet-gateway-key";
+// 32 random bytes in hex, made once per process; any thread.
+const std::string& GatewayKey();
+
 // Every RPC is admitted by `access` first (API tokens and roles; see
 // api_access.h), then acts with the caller's actor as ApiCaller::Actor gives it.
 class ApiService final : public fleet::v1::FleetService::CallbackService {
@@ -93,6 +103,12 @@ class ApiService final : public fleet::v1::FleetService::CallbackService {
   grpc::ServerUnaryReactor* RevokeToken(grpc::CallbackServerContext* ctx,
                                         const fleet::v1::RevokeTokenRequest* req,
                                         fleet::v1::TokenInfo* resp) override;
+  grpc::ServerUnaryReactor* ListEvents(grpc::CallbackServerContext* ctx,
+                                       const fleet::v1::ListEventsRequest* req,
+                                       fleet::v1::ListEventsResponse* resp) override;
+  grpc::ServerUnaryReactor* WhoAmI(grpc::CallbackServerContext* ctx,
+                                   const fleet::v1::WhoAmIRequest* req,
+                                   fleet::v1::Caller* resp) override;
 
  private:
   class PushReader;

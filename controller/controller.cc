@@ -156,6 +156,9 @@ void Controller::StartServices() {
   audit_ = std::make_unique<AuditLog>(DefaultClock());
   audit_->AddObserver(metrics_.get());
   audit_->AddObserver(notifier_.get());  // sends alert.rollback and alert.failed
+  event_feed_ = std::make_unique<EventFeed>();
+  engine_->AddObserver(event_feed_.get());
+  audit_->AddObserver(event_feed_.get());
   watches_ = std::make_unique<RolloutWatchHub>();
   engine_->AddObserver(watches_.get());
   notifier_->Start();
@@ -211,6 +214,9 @@ absl::Status Controller::StartHttp(const std::string& alert_token) {
   }
   // Slow or many clients must not stall /healthz (listener_limits.h).
   ApplyHttpLimits(http_.get());
+  dashboard_ = std::make_unique<DashboardApi>(server_->InProcessChannel(grpc::ChannelArguments()),
+                                              event_feed_.get());
+  dashboard_->Register(http_.get());
   http_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
   });
@@ -253,7 +259,8 @@ void Controller::Shutdown() {
   stopped_ = true;
   stop_.Notify();
   // HTTP first: an alert arriving while the rest stops would act on an
-  // engine without agents and record a failure.
+  // engine without agents and record a failure. Its event streams end first.
+  dashboard_->Shutdown();
   http_->stop();
   if (http_thread_.joinable()) http_thread_.join();
   analyzer_->Stop();

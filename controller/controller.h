@@ -20,6 +20,8 @@
 #include "controller/audit_log.h"
 #include "controller/blob_store.h"
 #include "controller/catalog.h"
+#include "controller/dashboard_api.h"
+#include "controller/event_feed.h"
 #include "controller/metrics.h"
 #include "controller/notifier.h"
 #include "controller/rollout_engine.h"
@@ -91,6 +93,9 @@ class Controller {
 
   ControllerOptions options_;
   std::unique_ptr<Store> store_;
+  // Observes the engine and audit_, and is read by dashboard_'s streams:
+  // declared before all three so that it is destroyed after them.
+  std::unique_ptr<EventFeed> event_feed_;
   // The audit log of what is recorded outside the engine (alerts, denied
   // hosts), observed by metrics_ and notifier_. Borrowed by the hub's denial
   // hook and the alert handler: declared before hub_ and http_ so that it is
@@ -115,6 +120,9 @@ class Controller {
   std::unique_ptr<ApiAccess> access_;
   std::unique_ptr<ApiService> api_;
   std::unique_ptr<grpc::Server> server_;
+  // Serves on http_ through server_'s in-process channel: declared before
+  // http_ so that it is destroyed after it.
+  std::unique_ptr<DashboardApi> dashboard_;
   std::unique_ptr<httplib::Server> http_;
   std::thread http_thread_;
   std::thread ticker_;

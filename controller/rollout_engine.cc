@@ -262,6 +262,7 @@ absl::StatusOr<Rollout> RolloutEngine::DoRollback(const fleet::v1::RollbackReque
       PlanRollback(req, app, target, hosts,
                    [this](const std::string& h) { return hub_->IsConnected(h); }, clock_->Now(),
                    options_.host_timeout, &skipped));
+  if (req.dry_run()) return r;
   std::vector<Decision> decisions;
   const std::string message =
       absl::StrCat("rollback from ", VersionLabel(r.subject(), r.from_version()), " to ",

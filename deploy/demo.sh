@@ -11,6 +11,9 @@
 #
 #   deploy/demo.sh BUILD_DIR        (FLEET_DEMO_KEEP=1 keeps the temp dir)
 #
+# It prints the dashboard's URL with a viewer and a deployer token and, on a
+# terminal, keeps everything running at the end until Enter is pressed.
+#
 # Exits non-zero, with one line saying why, as soon as an expectation is not
 # met. Only fleetctl's exit codes and what the hello instances serve are
 # checked; fleetctl's output is shown as is.
@@ -294,6 +297,19 @@ fi
 # From here on, releases are pushed and rolled out as the deployer (CI).
 FLEET_TOKEN="$deployer_token"
 
+step "The dashboard, on the controller's HTTPS port"
+dashboard="https://127.0.0.1:$http_port/ui/"
+echo "dashboard:      $dashboard   (certificate: $pki/localhost.crt, CA $pki/ca.crt)"
+echo "viewer token:   $viewer_token"
+echo "deployer token: $deployer_token   (may roll back hello)"
+curl -fsS --cacert "$pki/ca.crt" -o /dev/null "$dashboard" ||
+  fail "the dashboard at $dashboard does not answer"
+whoami="$(curl -fsS --cacert "$pki/ca.crt" -H "Authorization: Bearer $viewer_token" \
+  "https://127.0.0.1:$http_port/api/v1/whoami")" || fail "GET /api/v1/whoami failed"
+[[ "$whoami" == *'"role":"ROLE_VIEWER"'* ]] ||
+  fail "the dashboard API does not see the viewer token as a viewer: $whoami"
+echo "GET /api/v1/whoami as the viewer: $whoami"
+
 step "Building releases v1, v2 (another greeting) and v3 (/healthz returns 502)"
 "$hello_dir/make-artifact.sh" v1 "$tmp/v1.tar.gz" --bin "$hello_bin" ||
   fail "could not build v1"
@@ -367,3 +383,7 @@ step "History: every rollout and rollback with its (release, config) pair"
 fleetctl history hello || fail "fleetctl history hello failed"
 
 step "Demo passed"
+if [[ -t 0 && -t 1 ]]; then
+  echo "The dashboard stays up at $dashboard (tokens above); press Enter to stop everything."
+  read -r _ || true
+fi

@@ -14,6 +14,7 @@ packages=(
   prometheus prometheus-alertmanager
   postgresql-15 util-linux
   clang libclang-rt-dev
+  chromium chromium-driver libnss3-tools fonts-dejavu-core
   curl ca-certificates
 )
 

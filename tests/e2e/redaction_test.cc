@@ -262,6 +262,17 @@ TEST_F(E2ERedactionTest, EveryRpcAnswer_HoldsNoPlantedSecret) {
          req.set_id(token_id);
          Call("RevokeToken", &FleetService::Stub::RevokeToken, req);
        }},
+      // Every app's events, token.created (whose description has a
+      // password) among them.
+      {"ListEvents",
+       [&] {
+         fleet::v1::ListEventsRequest req;
+         req.set_limit(1000);
+         fleet::v1::ListEventsResponse resp =
+             Call("ListEvents", &FleetService::Stub::ListEvents, req);
+         EXPECT_THAT(resp.DebugString(), HasSubstr("token.created"));
+       }},
+      {"WhoAmI", [&] { Call("WhoAmI", &FleetService::Stub::WhoAmI, {}); }},
   };
   const google::protobuf::ServiceDescriptor* service =
       google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
