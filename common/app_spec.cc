@@ -19,6 +19,7 @@
 #include "common/fs.h"
 #include "common/text.h"
 #include "common/signing.h"
+#include "common/yaml_load.h"
 
 namespace fleet {
 namespace {
@@ -162,13 +163,13 @@ class SpecParser {
     }
     YAML::Node root;
     try {
-      std::vector<YAML::Node> documents = YAML::LoadAll(yaml);
-      if (documents.size() > 1) {
+      YamlDocuments documents = LoadYaml(yaml);
+      if (documents.count > 1) {
         return absl::InvalidArgumentError(absl::StrCat(
-            EscapeControlCharacters(source_), " holds ", documents.size(),
+            EscapeControlCharacters(source_), " holds ", documents.count,
             " YAML documents; an app spec is one document (one file per app)"));
       }
-      if (!documents.empty()) root = documents.front();
+      root = documents.first;
     } catch (const YAML::ParserException& e) {
       return absl::InvalidArgumentError(
           EscapeControlCharacters(

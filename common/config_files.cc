@@ -18,6 +18,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/status.h"
+#include "common/yaml_load.h"
 
 namespace fleet {
 namespace {
@@ -156,9 +157,7 @@ std::string YamlProblem(const std::string& msg) {
 // The first document, or a null node when there is none.
 absl::StatusOr<YAML::Node> ParseYaml(absl::string_view path, absl::string_view content) {
   try {
-    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(content));
-    if (documents.empty()) return YAML::Node();
-    return documents.front();
+    return LoadYaml(std::string(content)).first;
   } catch (const YAML::Exception& e) {
     return SyntaxError(path, e.mark.is_null() ? 0 : e.mark.line + 1, ConfigFormat::kYaml,
                        YamlProblem(e.msg));

@@ -136,6 +136,15 @@ TEST(ParseAppSpecTest, MultiDocumentYamlIsRefusedInOneLine) {
                            "file per app)"));
 }
 
+// yaml-cpp 0.7's LoadAll never returns on these (found by app_spec_fuzz).
+TEST(ParseAppSpecTest, CommaThatBeginsNoDocumentIsAnErrorNamingItsLine) {
+  EXPECT_THAT(ParseError(","), StatusIs(absl::StatusCode::kInvalidArgument,
+                                        "app.yaml:1: invalid YAML: unexpected ','"));
+  EXPECT_THAT(ParseError("name: web\nreload: bin/restart\n---\n,\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "app.yaml:4: invalid YAML: unexpected ','"));
+}
+
 TEST(ParseAppSpecTest, NulInAStringOrTheFileIsRefused) {
   EXPECT_THAT(ParseError("name: web\nreload: \"bin/restart\\0; rm -rf /\"\n"),
               StatusIs(absl::StatusCode::kInvalidArgument,

@@ -214,6 +214,11 @@ TEST(YamlTest, ReportsTheLineOfTheError) {
                     "conf/app.yaml:3: invalid YAML: end of map not found");
 }
 
+TEST(YamlTest, CommaThatBeginsNoDocumentIsASyntaxErrorNotAHang) {
+  ExpectSyntaxError("conf/app.yaml", "db: x\n---\nport: 1\n---\n,\n",
+                    "conf/app.yaml:5: invalid YAML: unexpected ','");
+}
+
 TEST(YamlTest, SyntaxErrorDoesNotQuoteTheFile) {
   EXPECT_THAT(
       CheckConfigSyntax("a.yaml", "password: hunter2\n  bad: x\n"),
