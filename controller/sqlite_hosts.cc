@@ -226,6 +226,7 @@ absl::StatusOr<Host> SqliteQueries::GetHost(const std::string& host_id) {
     if (!state.ok()) return Annotate(state.status(), what);
     *host->add_apps() = *std::move(state);
   }
+  FLEET_RETURN_IF_ERROR(Annotate(FillHolds({&*host}), what));
   return host;
 }
 
@@ -255,6 +256,9 @@ absl::StatusOr<std::vector<Host>> SqliteQueries::ListHosts() {
     if (!state.ok()) return Annotate(state.status(), kWhat);
     *hosts[it->second].add_apps() = *std::move(state);
   }
+  std::vector<Host*> all;
+  for (Host& host : hosts) all.push_back(&host);
+  if (!all.empty()) FLEET_RETURN_IF_ERROR(Annotate(FillHolds(std::move(all)), kWhat));
   return hosts;
 }
 

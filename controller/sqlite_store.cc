@@ -67,6 +67,9 @@ class ForwardingStore : public Base {
   absl::StatusOr<std::vector<Host>> ListHosts() override {
     return self().Read([&](auto& q) { return q.ListHosts(); });
   }
+  absl::StatusOr<std::vector<HostHoldRecord>> ListHostHolds() override {
+    return self().Read([&](auto& q) { return q.ListHostHolds(); });
+  }
   absl::StatusOr<Rollout> GetRollout(const std::string& id) override {
     return self().Read([&](auto& q) { return q.GetRollout(id); });
   }
@@ -119,6 +122,9 @@ class ForwardingStore : public Base {
   }
   absl::Status MarkAllHostsDisconnected() override {
     return self().Write([&](auto& q) { return q.MarkAllHostsDisconnected(); });
+  }
+  absl::Status PutHostHold(const HostHoldRecord& record) override {
+    return self().Write([&](auto& q) { return q.PutHostHold(record); });
   }
   absl::Status CreateRollout(Rollout* rollout) override {
     return self().Write([&](auto& q) { return q.CreateRollout(rollout); });
