@@ -139,8 +139,9 @@ TEST_F(E2EConvergeTest, ConnectedHostLeftBehind_IsBroughtToTheFleetReleaseWithAn
 
   std::filesystem::remove(cluster_.AppsRoot(left) + "/prune/broken");
 
-  // No reconnect: the periodic check notices and brings it over.
-  EXPECT_TRUE(testing::WaitFor([&] { return AllOn("v2"); }, absl::Seconds(30)))
+  // No reconnect: the periodic check notices and brings it over (a first
+  // catch-up that ran before the file was gone is retried 2s later, then 4s).
+  EXPECT_TRUE(testing::WaitFor([&] { return AllOn("v2"); }, absl::Seconds(60)))
       << cluster_.ControllerLog();
   std::vector<nlohmann::json> events = cluster_.HistoryEvents("prune", "host.reconcile");
   ASSERT_FALSE(events.empty());
