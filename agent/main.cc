@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/fs.h"
 #include "common/logging.h"
+#include "common/runtime.h"
 #include "common/tls.h"
 #include "common/vars.h"
 
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "rollback") {
     return fleet::agent::RunRollbackCommand(argc - 1, argv + 1);
   }
+  fleet::InitRuntime();
   CLI::App app{"fleet-agent: applies Fleet's deploy and rollback commands on this host"};
   app.footer("Break-glass rollback on this host, with or without the controller: "
              "fleet-agent rollback APP [--to VERSION] [--reason TEXT] [--state-dir DIR] "

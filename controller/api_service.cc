@@ -350,32 +350,21 @@ grpc::ServerUnaryReactor* ApiService::GetAppStatus(grpc::CallbackServerContext* 
     auto app = store_->GetApp(req->app());
     if (!app.ok()) return app.status();
     *resp->mutable_app() = Redacted(*app);
-    auto hosts = store_->ListHosts();
+    auto hosts = store_->ListAppHosts(req->app());
     if (!hosts.ok()) return hosts.status();
-    for (const auto& host : *hosts) {
-      for (const auto& state : host.apps()) {
-        if (state.app() != req->app()) continue;
-        auto* h = resp->add_hosts();
-        h->set_host_id(host.id());
-        h->set_connected(hub_->IsConnected(host.id()));
-        *h->mutable_state() = state;
-        for (const auto& hold : host.holds()) {
-          if (hold.app() != req->app()) continue;
-          *h->mutable_hold() = hold;
-          h->set_held(true);
-        }
-      }
+    resp->mutable_hosts()->Reserve(static_cast<int>(hosts->size()));
+    for (auto& host : *hosts) {
+      host.set_connected(hub_->IsConnected(host.host_id()));
+      *resp->add_hosts() = std::move(host);
     }
+    // The newest rollout without its tasks (GetRollout has them): at
+    // thousands of hosts they would be most of the answer.
     auto rollouts = store_->ListRollouts(req->app(), 1, /*with_tasks=*/false);
     if (!rollouts.ok()) return rollouts.status();
     if (!rollouts->empty()) {
-      auto last = store_->GetRollout(rollouts->front().id());
-      if (!last.ok()) return last.status();
-      if (IsTerminal(last->state())) {
-        *resp->mutable_last_rollout() = *last;
-      } else {
-        *resp->mutable_active_rollout() = *last;
-      }
+      fleet::v1::Rollout& last = rollouts->front();
+      *(IsTerminal(last.state()) ? resp->mutable_last_rollout() : resp->mutable_active_rollout()) =
+          std::move(last);
     }
     return absl::OkStatus();
   });

@@ -5,10 +5,12 @@
 
 #include "absl/time/time.h"
 #include "common/logging.h"
+#include "common/runtime.h"
 #include "common/tls.h"
 #include "controller/controller.h"
 
 int main(int argc, char** argv) {
+  fleet::InitRuntime();
   CLI::App app{"fleet-controller: release history, rollouts and rollbacks for a fleet"};
   fleet::controller::ControllerOptions options;
   std::string log_level = "info";

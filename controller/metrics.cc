@@ -51,8 +51,17 @@ std::string SubjectLabel(fleet::v1::Subject subject) {
   return subject == fleet::v1::SUBJECT_CONFIG ? "config" : "release";
 }
 
+// "rollout" (a deploy), "rollback" or "catch_up" (a host brought to the
+// fleet's release when it reconnected).
 std::string KindLabel(fleet::v1::RolloutKind kind) {
-  return kind == fleet::v1::ROLLOUT_KIND_ROLLBACK ? "rollback" : "rollout";
+  switch (kind) {
+    case fleet::v1::ROLLOUT_KIND_ROLLBACK:
+      return "rollback";
+    case fleet::v1::ROLLOUT_KIND_CATCH_UP:
+      return "catch_up";
+    default:
+      return "rollout";
+  }
 }
 
 // The `result` label of `kind`; nullptr when it does not end a host's part.
@@ -116,7 +125,8 @@ Metrics::Metrics(Store* store, AgentHub* hub)
       const std::string st = RolloutStateName(state);
       rollbacks_.Add({{"subject", s}, {"state", st}});
       for (fleet::v1::RolloutKind kind :
-           {fleet::v1::ROLLOUT_KIND_DEPLOY, fleet::v1::ROLLOUT_KIND_ROLLBACK}) {
+           {fleet::v1::ROLLOUT_KIND_DEPLOY, fleet::v1::ROLLOUT_KIND_ROLLBACK,
+            fleet::v1::ROLLOUT_KIND_CATCH_UP}) {
         rollouts_finished_.Add({{"kind", KindLabel(kind)}, {"subject", s}, {"state", st}});
       }
     }

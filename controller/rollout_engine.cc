@@ -350,6 +350,27 @@ fleet::v1::HostTask* RolloutEngine::Task(const std::string& id, const std::strin
                                           : it->second.rollout.mutable_tasks(t->second);
 }
 
+std::vector<const HostTask*> RolloutEngine::ChangedTasks(const Rollout& r,
+                                                         const Decision& d) const {
+  std::vector<const HostTask*> tasks;
+  tasks.reserve(d.changed_tasks.size());
+  auto running = running_.find(r.id());
+  if (running != running_.end() && &running->second.rollout == &r) {
+    // Through the task index: a batch of results costs its own size, not
+    // a walk over every task of the rollout.
+    const RunningRollout& known = running->second;
+    for (const std::string& host_id : d.changed_tasks) {
+      auto it = known.task_index.find(host_id);
+      if (it != known.task_index.end()) tasks.push_back(&r.tasks(it->second));
+    }
+    return tasks;
+  }
+  for (const HostTask& t : r.tasks()) {
+    if (d.changed_tasks.count(t.host_id())) tasks.push_back(&t);
+  }
+  return tasks;
+}
+
 void RolloutEngine::Remember(Rollout r) {
   RunningRollout& running = running_[r.id()];
   running.task_index.clear();
@@ -469,9 +490,7 @@ absl::Status RolloutEngine::Persist(StoreTransaction* txn, const Rollout& r, con
                                     std::vector<EngineEvent>* events) {
   std::vector<HostTask> changed;
   changed.reserve(d.changed_tasks.size());
-  for (const HostTask& t : r.tasks()) {
-    if (d.changed_tasks.count(t.host_id())) changed.push_back(t);
-  }
+  for (const HostTask* t : ChangedTasks(r, d)) changed.push_back(*t);
   FLEET_RETURN_IF_ERROR(txn->UpdateTasks(r.id(), changed));
   if (d.rollout_changed) FLEET_RETURN_IF_ERROR(txn->UpdateRollout(r));
   if (d.set_desired) FLEET_RETURN_IF_ERROR(txn->SetDesired(r.app(), r.subject(), *d.set_desired));
@@ -493,9 +512,7 @@ void RolloutEngine::AfterCommit(Rollout* r, const Decision& d,
     tasks.Swap(r->mutable_tasks());
     change.rollout = *r;
     tasks.Swap(r->mutable_tasks());
-    for (const HostTask& t : r->tasks()) {
-      if (d.changed_tasks.count(t.host_id())) change.tasks.push_back(t);
-    }
+    for (const HostTask* t : ChangedTasks(*r, d)) change.tasks.push_back(*t);
     for (const EngineEvent& e : events) change.events.push_back(e.event);
     for (EngineObserver* observer : observers_) observer->OnRolloutChanged(change);
   }

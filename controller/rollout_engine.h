@@ -226,6 +226,11 @@ class RolloutEngine : public AgentListener {
   fleet::v1::Rollout* Running(const std::string& id);
   // Its task of `host_id`; nullptr when it has none.
   fleet::v1::HostTask* Task(const std::string& id, const std::string& host_id);
+  // The tasks of `r` whose host ids `d` lists as changed, in host id order
+  // when `r` is a running rollout (found through its task index), else in
+  // the rollout's order.
+  std::vector<const fleet::v1::HostTask*> ChangedTasks(const fleet::v1::Rollout& r,
+                                                       const Decision& d) const;
   void Forget(const std::string& id);
   void Remember(fleet::v1::Rollout r);
 

@@ -63,6 +63,25 @@ absl::Status SqliteQueries::FillHolds(std::vector<fleet::v1::Host*> hosts) {
   return absl::OkStatus();
 }
 
+absl::Status SqliteQueries::FillAppHolds(const std::string& app,
+                                         std::vector<fleet::v1::HostAppStatus>* hosts) {
+  std::map<std::string, fleet::v1::HostAppStatus*> by_id;
+  for (fleet::v1::HostAppStatus& host : *hosts) by_id[host.host_id()] = &host;
+  SqliteStatement stmt = db_->Prepare("SELECT " FLEET_HOLD_COLUMNS
+                                      " FROM host_holds WHERE held != 0 AND app = ?");
+  stmt.Bind(app);
+  while (true) {
+    absl::StatusOr<bool> row = stmt.Step();
+    if (!row.ok()) return Annotate(row.status(), "cannot read host holds");
+    if (!*row) break;
+    auto it = by_id.find(stmt.Text(0));
+    if (it == by_id.end()) continue;
+    *it->second->mutable_hold() = ReadHold(stmt).hold;
+    it->second->set_held(true);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status SqliteQueries::PutHostHold(const HostHoldRecord& record) {
   const fleet::v1::HostHold& hold = record.hold;
   if (hold.app().empty()) {

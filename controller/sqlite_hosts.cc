@@ -233,7 +233,6 @@ absl::StatusOr<Host> SqliteQueries::GetHost(const std::string& host_id) {
 absl::StatusOr<std::vector<Host>> SqliteQueries::ListHosts() {
   constexpr absl::string_view kWhat = "cannot list hosts";
   std::vector<Host> hosts;
-  std::map<std::string, size_t> index;
   SqliteStatement stmt = db_->Prepare("SELECT " FLEET_HOST_COLUMNS " FROM hosts ORDER BY id");
   while (true) {
     absl::StatusOr<bool> row = stmt.Step();
@@ -241,24 +240,49 @@ absl::StatusOr<std::vector<Host>> SqliteQueries::ListHosts() {
     if (!*row) break;
     absl::StatusOr<Host> host = ReadHost(stmt);
     if (!host.ok()) return Annotate(host.status(), kWhat);
-    index[host->id()] = hosts.size();
     hosts.push_back(*std::move(host));
   }
+  // Both lists are in host id order (same collation): one merging walk.
   SqliteStatement apps =
       db_->Prepare("SELECT " FLEET_HOST_APP_COLUMNS " FROM host_apps ORDER BY host_id, app");
+  auto host = hosts.begin();
   while (true) {
     absl::StatusOr<bool> row = apps.Step();
     if (!row.ok()) return Annotate(row.status(), kWhat);
     if (!*row) break;
-    auto it = index.find(apps.Text(0));
-    if (it == index.end()) continue;  // the foreign key makes this impossible
+    const std::string host_id = apps.Text(0);
+    while (host != hosts.end() && host->id() < host_id) ++host;
+    if (host == hosts.end() || host->id() != host_id) continue;  // the foreign key forbids it
     absl::StatusOr<HostAppState> state = ReadHostAppState(apps);
     if (!state.ok()) return Annotate(state.status(), kWhat);
-    *hosts[it->second].add_apps() = *std::move(state);
+    *host->add_apps() = *std::move(state);
   }
   std::vector<Host*> all;
-  for (Host& host : hosts) all.push_back(&host);
+  for (Host& h : hosts) all.push_back(&h);
   if (!all.empty()) FLEET_RETURN_IF_ERROR(Annotate(FillHolds(std::move(all)), kWhat));
+  return hosts;
+}
+
+absl::StatusOr<std::vector<fleet::v1::HostAppStatus>> SqliteQueries::ListAppHosts(
+    const std::string& app) {
+  const std::string what = absl::StrCat("cannot list hosts of app '", app, "'");
+  std::vector<fleet::v1::HostAppStatus> hosts;
+  SqliteStatement stmt = db_->Prepare(
+      "SELECT " FLEET_HOST_APP_COLUMNS ", (SELECT connected FROM hosts WHERE id = host_id) "
+      "FROM host_apps WHERE app = ? ORDER BY host_id");
+  stmt.Bind(app);
+  while (true) {
+    absl::StatusOr<bool> row = stmt.Step();
+    if (!row.ok()) return Annotate(row.status(), what);
+    if (!*row) break;
+    absl::StatusOr<HostAppState> state = ReadHostAppState(stmt);
+    if (!state.ok()) return Annotate(state.status(), what);
+    fleet::v1::HostAppStatus& host = hosts.emplace_back();
+    host.set_host_id(stmt.Text(0));
+    host.set_connected(stmt.Int(10) != 0);
+    *host.mutable_state() = *std::move(state);
+  }
+  FLEET_RETURN_IF_ERROR(Annotate(FillAppHolds(app, &hosts), what));
   return hosts;
 }
 

@@ -38,6 +38,8 @@ class SqliteQueries final : public StoreReader, public StoreWriter {
   absl::StatusOr<fleet::v1::Host> GetHost(const std::string& host_id) override;
   absl::StatusOr<std::vector<fleet::v1::Host>> ListHosts() override;
   absl::StatusOr<std::vector<HostHoldRecord>> ListHostHolds() override;
+  absl::StatusOr<std::vector<fleet::v1::HostAppStatus>> ListAppHosts(
+      const std::string& app) override;
   absl::StatusOr<fleet::v1::Rollout> GetRollout(const std::string& id) override;
   absl::StatusOr<std::vector<fleet::v1::Rollout>> ListRollouts(const std::string& app, int limit,
                                                                bool with_tasks) override;
@@ -76,6 +78,10 @@ class SqliteQueries final : public StoreReader, public StoreWriter {
  private:
   // Adds to each of `hosts` the apps held on it (sorted by app).
   absl::Status FillHolds(std::vector<fleet::v1::Host*> hosts);
+  // Sets hold and held of each of `hosts` (ListAppHosts) where `app` is
+  // held.
+  absl::Status FillAppHolds(const std::string& app,
+                            std::vector<fleet::v1::HostAppStatus>* hosts);
   // Fills the tasks of each rollout, sorted by wave, then host.
   absl::Status LoadTasks(std::vector<fleet::v1::Rollout>* rollouts);
   // Writes one task with the prepared UPDATE `stmt`; NotFound when the task

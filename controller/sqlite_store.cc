@@ -70,6 +70,10 @@ class ForwardingStore : public Base {
   absl::StatusOr<std::vector<HostHoldRecord>> ListHostHolds() override {
     return self().Read([&](auto& q) { return q.ListHostHolds(); });
   }
+  absl::StatusOr<std::vector<fleet::v1::HostAppStatus>> ListAppHosts(
+      const std::string& app) override {
+    return self().Read([&](auto& q) { return q.ListAppHosts(app); });
+  }
   absl::StatusOr<Rollout> GetRollout(const std::string& id) override {
     return self().Read([&](auto& q) { return q.GetRollout(id); });
   }

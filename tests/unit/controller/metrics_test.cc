@@ -247,6 +247,19 @@ TEST_F(MetricsTest, FinishedDeploy_CountsOnlyAsFinishedRollout) {
   EXPECT_THAT(lines, Contains("fleet_rollback_duration_seconds_count{subject=\"config\"} 0"));
 }
 
+TEST_F(MetricsTest, FinishedCatchUp_CountsAsCatchUpNotAsRollout) {
+  metrics_->OnRolloutFinished(Finished(fleet::v1::ROLLOUT_KIND_CATCH_UP,
+                                       fleet::v1::SUBJECT_RELEASE,
+                                       fleet::v1::ROLLOUT_STATE_SUCCEEDED, 10'000, 12'000));
+
+  std::vector<std::string> lines = Render();
+  EXPECT_THAT(lines, Contains("fleet_rollouts_finished_total{kind=\"catch_up\",state=\"succeeded\","
+                              "subject=\"release\"} 1"));
+  EXPECT_THAT(lines, Contains("fleet_rollouts_finished_total{kind=\"rollout\",state=\"succeeded\","
+                              "subject=\"release\"} 0"));
+  EXPECT_THAT(lines, Contains("fleet_rollbacks_total{state=\"succeeded\",subject=\"release\"} 0"));
+}
+
 TEST_F(MetricsTest, FinishedRollback_WithoutFinishTimeIsCountedButNotObserved) {
   metrics_->OnRolloutFinished(Finished(fleet::v1::ROLLOUT_KIND_ROLLBACK, fleet::v1::SUBJECT_CONFIG,
                                        fleet::v1::ROLLOUT_STATE_FAILED, 10'000, 0));

@@ -65,6 +65,27 @@ TEST_F(StoreHoldsTest, PutHostHold_HeldShowsOnTheHostAndInTheList) {
   EXPECT_EQ((*all)[1].hold.local_id(), "local-web-1234");
 }
 
+TEST_F(StoreHoldsTest, ListAppHosts_MarksTheHostsWhereTheAppIsHeld) {
+  for (const char* id : {"web-01", "web-02"}) {
+    HostAppState state;
+    state.set_app("web");
+    state.set_current_release("v1");
+    ASSERT_OK(store_->UpsertHostAppState(id, state));
+  }
+  ASSERT_OK(store_->PutHostHold(MakeHold("web-02", "web", true)));
+  ASSERT_OK(store_->PutHostHold(MakeHold("web-01", "api", true)));  // another app
+
+  absl::StatusOr<std::vector<fleet::v1::HostAppStatus>> hosts = store_->ListAppHosts("web");
+
+  ASSERT_OK(hosts);
+  ASSERT_THAT(*hosts, SizeIs(2));
+  EXPECT_FALSE((*hosts)[0].held());
+  EXPECT_FALSE((*hosts)[0].has_hold());
+  EXPECT_TRUE((*hosts)[1].held());
+  EXPECT_EQ((*hosts)[1].hold().actor(), "root@web-01");
+  EXPECT_EQ((*hosts)[1].hold().version(), "v1");
+}
+
 TEST_F(StoreHoldsTest, PutHostHold_ReleasingKeepsTheRowAndItsLocalId) {
   ASSERT_OK(store_->PutHostHold(MakeHold("web-01", "web", true)));
   ASSERT_OK(store_->PutHostHold(MakeHold("web-01", "web", false)));

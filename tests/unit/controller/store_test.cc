@@ -293,6 +293,33 @@ TEST_F(StoreTest, Host_ListIsSortedByIdWithAppStates) {
   EXPECT_THAT(ids, ElementsAre("db-01", "web-01", "web-02"));
 }
 
+TEST_F(StoreTest, Host_ListOfOneAppHasItsStateOnEveryHostThatReportedItSortedById) {
+  for (const char* id : {"web-02", "web-01", "db-01"}) {
+    Host host;
+    host.set_id(id);
+    host.set_connected(std::string(id) == "web-02");
+    HostAppState* web = host.add_apps();
+    web->set_app("web");
+    web->set_current_release(absl::StrCat("v-", id));
+    web->add_releases("v0");
+    if (std::string(id) == "db-01") host.mutable_apps(0)->set_app("db");
+    host.add_apps()->set_app("other");
+    ASSERT_OK(store_->UpsertHost(host));
+  }
+  absl::StatusOr<std::vector<fleet::v1::HostAppStatus>> hosts = store_->ListAppHosts("web");
+  ASSERT_OK(hosts);
+  ASSERT_EQ(hosts->size(), 2u);
+  EXPECT_EQ((*hosts)[0].host_id(), "web-01");
+  EXPECT_FALSE((*hosts)[0].connected());
+  EXPECT_EQ((*hosts)[0].state().current_release(), "v-web-01");
+  EXPECT_THAT((*hosts)[0].state().releases(), ElementsAre("v0"));
+  EXPECT_EQ((*hosts)[1].host_id(), "web-02");
+  EXPECT_TRUE((*hosts)[1].connected());
+  absl::StatusOr<std::vector<fleet::v1::HostAppStatus>> none = store_->ListAppHosts("nope");
+  ASSERT_OK(none);
+  EXPECT_TRUE(none->empty());
+}
+
 TEST_F(StoreTest, Event_ListIsNewestFirstFilteredByAppAndLimited) {
   std::vector<int64_t> ids;
   for (const auto& [app, kind] : std::vector<std::pair<std::string, std::string>>{
