@@ -32,11 +32,11 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  fleet::InitRuntime();
   // Break-glass: `fleet-agent rollback APP ...` (agent/break_glass.h).
   if (argc > 1 && std::string(argv[1]) == "rollback") {
     return fleet::agent::RunRollbackCommand(argc - 1, argv + 1);
   }
-  fleet::InitRuntime();
   CLI::App app{"fleet-agent: applies Fleet's deploy and rollback commands on this host"};
   app.footer("Break-glass rollback on this host, with or without the controller: "
              "fleet-agent rollback APP [--to VERSION] [--reason TEXT] [--state-dir DIR] "
