@@ -231,23 +231,32 @@ std::string ProgressStepName(fleet::v1::ProgressStep step) {
 }
 
 CommandResult Deployer::Execute(const Command& command, const ProgressFn& progress) {
-  auto started = clock_->Now();
   std::string app =
       command.has_stage() ? command.stage().spec().name() : command.activate().spec().name();
-  CommandResult result;
-  result.set_command_id(command.id());
-  if (command.has_ref()) *result.mutable_ref() = command.ref();
   if (!IsSafeName(app)) {
+    CommandResult result;
+    result.set_command_id(command.id());
+    if (command.has_ref()) *result.mutable_ref() = command.ref();
     result.set_reason(absl::StrCat("invalid app name '", app, "'"));
     return result;
   }
   absl::MutexLock app_lock(AppMutex(app));
+  return ExecuteLocked(command, app, progress);
+}
+
+CommandResult Deployer::ExecuteLocked(const Command& command, const std::string& app,
+                                      const ProgressFn& progress) {
+  auto started = clock_->Now();
+  CommandResult result;
+  result.set_command_id(command.id());
+  if (command.has_ref()) *result.mutable_ref() = command.ref();
   if (auto stored = state_.LoadResult(command.id())) {
     // Results stored by an interrupted activation's recovery have no ref.
     if (command.has_ref()) *stored->mutable_ref() = command.ref();
     return *stored;
   }
 
+  RememberSpec(command.has_stage() ? command.stage().spec() : command.activate().spec());
   AppLayout layout(options_.apps_root, app);
   const Subject subject = SubjectOf(command);
   result.set_previous_version(layout.LinkedVersion(subject).value_or(""));
@@ -505,9 +514,14 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress, Comm
   }
   *track.mutable_last_good(&record) = version;
   if (from != version) *track.mutable_previous(&record) = from;
+  if (!track.config() && !command.rollout_id().empty()) {
+    record.set_rollback_target(cmd.rollback_target());
+  }
   st = state_.SaveApp(record);
   if (!st.ok()) spdlog::error("cannot save state of {}: {}", spec.name(), st.message());
   std::vector<std::string> keep(cmd.keep().begin(), cmd.keep().end());
+  // The fleet's rollback target stays on disk whatever the limit says.
+  if (!cmd.rollback_target().empty()) keep.push_back(cmd.rollback_target());
   ApplyRetention(layout, track, spec, record, keep);
   result->set_ok(true);
 }

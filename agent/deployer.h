@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/fetch.h"
 #include "agent/layout.h"
@@ -29,6 +30,7 @@
 #include "common/clock.h"
 #include "common/process.h"
 #include "fleet/v1/agent.pb.h"
+#include "fleet/v1/agent_state.pb.h"
 
 namespace fleet::agent {
 
@@ -112,6 +114,27 @@ class Deployer {
   std::vector<fleet::v1::HostAppState> AppStates();
   fleet::v1::HostAppState AppState(const std::string& app);
 
+  // Break-glass (agent/local_rollback.cc): switches `req.app()`'s `current`
+  // to req.to_version() or, when it is "", to the app's previous release
+  // (the one `current` pointed to before the last switch), else the
+  // rollback target the controller last named, else the last good release,
+  // the first of them that is on disk and not current. The switch is a
+  // rollback-mode activation (journal, reload, after_rollback, probes once)
+  // with the spec of the app's last command, run under the app's lock like
+  // any command (it waits for one that is running). Needs no controller.
+  //
+  // reply.ok when the host switched and its probes passed; reply.rollback
+  // is set whenever the link was switched (then also when probes failed:
+  // like every rollback the link stays) and is recorded in the app's record
+  // (LocalRollbacks). Refused, with nothing changed and a one-line
+  // reply.message: an unknown app or one without a spec on this host,
+  // a version not on disk or incomplete, no earlier release, or the
+  // version current already points to. `actor` ("root@web-03") is recorded.
+  fleet::v1::LocalRollbackReply RollBackLocally(const fleet::v1::LocalRollbackRequest& req,
+                                                const std::string& actor);
+  // The last break-glass rollback of every app that had one, for Hello.
+  std::vector<fleet::v1::LocalRollback> LocalRollbacks();
+
   // Ends the bake of the app's running activation early: it reports
   // "superseded" without switching back, so the activation queued behind it
   // (a rollback taking over) starts at once. Thread-safe; no effect when
@@ -130,6 +153,16 @@ class Deployer {
     std::string user;  // the spec's `user:`; "" = the agent's own
   };
   absl::Mutex* AppMutex(const std::string& app);
+  // Execute() with the app's lock held by the caller.
+  fleet::v1::CommandResult ExecuteLocked(const fleet::v1::Command& command, const std::string& app,
+                                         const ProgressFn& progress);
+  // Keeps `spec` in the app's record when it differs from the one there.
+  void RememberSpec(const fleet::v1::AppSpec& spec);
+  // The version RollBackLocally goes to without --to; FailedPrecondition
+  // naming what is on disk when there is none.
+  absl::StatusOr<std::string> LocalRollbackTarget(const AppLayout& layout,
+                                                  const fleet::v1::AgentAppRecord& record,
+                                                  const std::string& current) const;
   // The environment of `spec`'s commands run with `release` and `config`
   // active (either may be "").
   Env MakeEnv(const fleet::v1::AppSpec& spec, const AppLayout& layout, const std::string& release,

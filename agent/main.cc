@@ -6,6 +6,9 @@
 #include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
 
+#include "agent/agent_lock.h"
+#include "agent/break_glass.h"
+#include "agent/control_socket.h"
 #include "agent/deployer.h"
 #include "agent/fetch.h"
 #include "agent/probe.h"
@@ -30,7 +33,14 @@ int Fail(const std::string& message) {
 
 int main(int argc, char** argv) {
   fleet::InitRuntime();
+  // Break-glass: `fleet-agent rollback APP ...` (agent/break_glass.h).
+  if (argc > 1 && std::string(argv[1]) == "rollback") {
+    return fleet::agent::RunRollbackCommand(argc - 1, argv + 1);
+  }
   CLI::App app{"fleet-agent: applies Fleet's deploy and rollback commands on this host"};
+  app.footer("Break-glass rollback on this host, with or without the controller: "
+             "fleet-agent rollback APP [--to VERSION] [--reason TEXT] [--state-dir DIR] "
+             "(see fleet-agent rollback --help)");
   std::string controller, host_id, apps_root = "/opt", state_dir = "/var/lib/fleet-agent";
   std::string log_level = "info";
   std::string age_identity = fleet::agent::AgentOptions().age_identity;
@@ -145,10 +155,38 @@ int main(int argc, char** argv) {
   fleet::agent::RealProbeTransport probes(fleet::DefaultProcessRunner());
   fleet::agent::Deployer deployer(options, fleet::DefaultProcessRunner(), &probes,
                                   fleet::DefaultClock(), &artifacts);
+  // One writer per host: a `fleet-agent rollback` running without us holds
+  // the lock until it is done.
+  if (auto st = fleet::MakeDirs(state_dir, 0700); !st.ok()) return Fail(std::string(st.message()));
+  fleet::agent::StateStore state(state_dir);
+  absl::StatusOr<fleet::agent::AgentLock> lock =
+      fleet::agent::AgentLock::Acquire(state.lock_path(), absl::ZeroDuration());
+  if (!lock.ok()) {
+    spdlog::warn("{}; waiting for it", lock.status().message());
+    lock = fleet::agent::AgentLock::Acquire(state.lock_path(), absl::Hours(1));
+    if (!lock.ok()) return Fail(std::string(lock.status().message()));
+  }
   if (auto st = deployer.Recover(); !st.ok()) {
     return Fail("cannot recover state: " + std::string(st.message()));
   }
+  fleet::v1::AgentIdentity identity;
+  identity.set_host_id(host_id);
+  identity.set_apps_root(apps_root);
+  identity.mutable_vars()->insert(options.vars.begin(), options.vars.end());
+  if (auto st = state.SaveIdentity(identity); !st.ok()) {
+    return Fail("cannot write the agent's identity: " + std::string(st.message()));
+  }
   fleet::agent::AgentSession session(channel, &deployer);
+  absl::StatusOr<std::unique_ptr<fleet::agent::ControlSocket>> control =
+      fleet::agent::ControlSocket::Listen(
+          state.socket_path(), host_id,
+          [&deployer, &session](const fleet::v1::LocalRollbackRequest& request,
+                                const std::string& actor) {
+            fleet::v1::LocalRollbackReply reply = deployer.RollBackLocally(request, actor);
+            if (reply.has_rollback()) session.ReportLocalRollback(reply.rollback());
+            return reply;
+          });
+  if (!control.ok()) return Fail(std::string(control.status().message()));
   session.set_failure_hint([&tls](const grpc::Status& status) -> std::string {
     if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return "";
     const std::string& error = status.error_message();

@@ -115,6 +115,7 @@ void AgentSession::Run() {
     h->mutable_labels()->insert(opts.labels.begin(), opts.labels.end());
     h->set_agent_version(FLEET_VERSION);
     for (auto& state : deployer_->AppStates()) *h->add_apps() = std::move(state);
+    for (auto& lr : deployer_->LocalRollbacks()) *h->add_local_rollbacks() = std::move(lr);
 
     auto stream = std::make_unique<Stream>(this);
     {
@@ -157,6 +158,12 @@ void AgentSession::Send(const AgentMessage& message) {
   // Without a stream the result stays stored; the controller resends the
   // command after reconnecting and gets the stored result.
   if (stream_ != nullptr) stream_->Write(message);
+}
+
+void AgentSession::ReportLocalRollback(const fleet::v1::LocalRollback& rollback) {
+  AgentMessage msg;
+  *msg.mutable_local_rollback() = rollback;
+  Send(msg);
 }
 
 void AgentSession::OnCommand(const Command& command) {

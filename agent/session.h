@@ -40,6 +40,11 @@ class AgentSession {
 
   // Connects and serves until Shutdown(). Blocks.
   void Run();
+  // Tells the controller of a break-glass rollback at once when connected;
+  // otherwise the next hello carries it (Deployer::LocalRollbacks).
+  // Thread-safe.
+  void ReportLocalRollback(const fleet::v1::LocalRollback& rollback);
+
   // Ends the current stream and makes Run() return. Thread-safe. Commands
   // already running finish in their worker threads, which the destructor
   // joins; queued ones are dropped (the controller resends them).

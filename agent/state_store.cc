@@ -68,6 +68,14 @@ std::string StateStore::DownloadPath(const std::string& app, const std::string& 
   return absl::StrCat(dir_, "/downloads/", app, "-", sha256, ".part");
 }
 
+absl::Status StateStore::SaveIdentity(const fleet::v1::AgentIdentity& identity) {
+  return SaveJson(dir_ + "/agent.json", identity);
+}
+
+std::optional<fleet::v1::AgentIdentity> StateStore::LoadIdentity() const {
+  return LoadJson<fleet::v1::AgentIdentity>(dir_ + "/agent.json");
+}
+
 fleet::v1::AgentAppRecord StateStore::LoadApp(const std::string& app) const {
   auto record = LoadJson<fleet::v1::AgentAppRecord>(absl::StrCat(dir_, "/apps/", app, ".json"));
   if (record) return *record;

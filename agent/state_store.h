@@ -5,6 +5,11 @@
 //                          newest kMaxResults are kept), so a command the
 //                          controller sends again is answered, not redone
 //   downloads/<app>-<sha>.part   artifact downloads in progress
+//   agent.json             AgentIdentity: host id, apps root and --var of
+//                          the agent, for `fleet-agent rollback` without it
+//   agent.lock             held (flock) by the one process that may change
+//                          the host: the agent, or `fleet-agent rollback`
+//   agent.sock             the running agent's control socket (0600)
 // Every write is atomic (common/fs.h WriteFileAtomic). The state dir and
 // its subdirs are 0700, every file in them 0600.
 #ifndef FLEET_AGENT_STATE_STORE_H_
@@ -43,6 +48,12 @@ class StateStore {
   absl::Status WriteJournal(const fleet::v1::JournalEntry& entry);
   absl::Status ClearJournal(const std::string& app);
   std::vector<std::string> JournalApps() const;
+
+  absl::Status SaveIdentity(const fleet::v1::AgentIdentity& identity);
+  // nullopt when no agent ever started with this state dir.
+  std::optional<fleet::v1::AgentIdentity> LoadIdentity() const;
+  std::string lock_path() const { return dir_ + "/agent.lock"; }
+  std::string socket_path() const { return dir_ + "/agent.sock"; }
 
   std::optional<fleet::v1::CommandResult> LoadResult(const std::string& command_id) const;
   // Thread-safe; prunes the oldest results beyond kMaxResults.

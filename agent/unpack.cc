@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +26,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "common/fs.h"
 
 namespace fleet::agent {
 namespace {
@@ -430,7 +432,18 @@ absl::Status ReleaseExtractor::WriteError(archive* out,
                          ArchiveMessage(out))
           : absl::StrCat("cannot extract archive entry ", Quote(name), " into ",
                          dest_dir_, ": ", ArchiveMessage(out));
-  if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(msg);
+  if (err == ENOSPC || err == EDQUOT) {
+    // libarchive says only "Write failed": say where, and what is left.
+    struct statvfs vfs;
+    const std::string left =
+        statvfs(dest_dir_.c_str(), &vfs) != 0
+            ? ""
+            : absl::StrCat(" (", FormatBytes(static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize),
+                           " and ", vfs.f_favail, " inodes free)");
+    return absl::ResourceExhaustedError(absl::StrCat(
+        err == ENOSPC ? "no space left" : "disk quota exceeded", " in ", dest_dir_, left,
+        name.empty() ? "" : absl::StrCat(" while extracting ", Quote(name))));
+  }
   if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(msg);
   return absl::InternalError(msg);
 }

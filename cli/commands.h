@@ -25,6 +25,8 @@ void AddConfigCommands(CLI::App* app, Session* session);
 void AddRolloutCommands(CLI::App* app, Session* session);
 // status APP, hosts, history APP [--kind K]...
 void AddStatusCommands(CLI::App* app, Session* session);
+// host release HOST APP
+void AddHostCommands(CLI::App* app, Session* session);
 // token create|list|revoke
 void AddTokenCommands(CLI::App* app, Session* session);
 // version, completion bash|zsh|fish

@@ -32,6 +32,7 @@ void BuildCommands(CLI::App* app, Session* session) {
   AddConfigCommands(app, session);
   AddRolloutCommands(app, session);
   AddStatusCommands(app, session);
+  AddHostCommands(app, session);
   AddTokenCommands(app, session);
   AddPkiCommands(app, session);
   AddVersionCommands(app, session);

@@ -1,6 +1,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,7 +39,9 @@ void Status(Session* session, const StatusArgs& args) {
             << OrDash(resp.app().desired_version()) << ", config "
             << OrDash(resp.app().desired_config()) << "\n";
   std::vector<std::vector<std::string>> rows = {
-      {"HOST", "CONNECTED", "RELEASE", "CONFIG", "LAST GOOD", "PREVIOUS", "ON DISK", "CONFIGS"}};
+      {"HOST", "CONNECTED", "RELEASE", "CONFIG", "LAST GOOD", "PREVIOUS", "ON DISK", "CONFIGS",
+       "HELD"}};
+  std::vector<std::string> holds;
   for (const auto& h : resp.hosts()) {
     const auto& s = h.state();
     // LAST GOOD and PREVIOUS show "release/config".
@@ -46,9 +49,20 @@ void Status(Session* session, const StatusArgs& args) {
                     OrDash(s.current_config()),
                     absl::StrCat(OrDash(s.last_known_good()), "/", OrDash(s.last_good_config())),
                     absl::StrCat(OrDash(s.previous_release()), "/", OrDash(s.previous_config())),
-                    absl::StrJoin(s.releases(), ","), absl::StrJoin(s.configs(), ",")});
+                    absl::StrJoin(s.releases(), ","), absl::StrJoin(s.configs(), ","),
+                    h.held() ? "held" : "-"});
+    if (h.held()) {
+      const auto& hold = h.hold();
+      holds.push_back(absl::StrCat(
+          "held: ", h.host_id(), " was rolled back on the host to ", hold.version(), " by ",
+          hold.actor(), " at ", FormatMs(hold.since_ms()),
+          hold.reason().empty() ? "" : absl::StrCat(" (", hold.reason(), ")"),
+          "; fleetctl host release ", h.host_id(), " ", resp.app().spec().name(),
+          " ends the hold"));
+    }
   }
   PrintTable(rows, color);
+  for (const std::string& line : holds) std::cout << line << "\n";
   for (const Rollout* r : {&resp.active_rollout(), &resp.last_rollout()}) {
     if (r->id().empty()) continue;
     std::cout << (r == &resp.active_rollout() ? "running: " : "last: ") << KindName(*r) << " "
@@ -70,13 +84,16 @@ void Hosts(Session* session) {
       {"HOST", "CONNECTED", "LAST SEEN", "LABELS", "APPS"}};
   for (const auto& h : resp.hosts()) {
     std::vector<std::string> labels, apps;
+    std::set<std::string> held;
+    for (const auto& hold : h.holds()) held.insert(hold.app());
     for (const auto& [k, v] :
          std::map<std::string, std::string>(h.labels().begin(), h.labels().end())) {
       labels.push_back(k + "=" + v);
     }
     for (const auto& a : h.apps()) {
       apps.push_back(absl::StrCat(a.app(), "@", OrDash(a.current_release()),
-                                  a.current_config().empty() ? "" : "+" + a.current_config()));
+                                  a.current_config().empty() ? "" : "+" + a.current_config(),
+                                  held.count(a.app()) ? " (held)" : ""));
     }
     rows.push_back({h.id(), h.connected() ? "yes" : "no", FormatMs(h.last_seen_ms()),
                     absl::StrJoin(labels, ","), absl::StrJoin(apps, ",")});

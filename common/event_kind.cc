@@ -41,6 +41,8 @@ constexpr KindName kKindNames[] = {
     {EventKind::kHostReconcile, "host.reconcile"},
     {EventKind::kHostReconciled, "host.reconciled"},
     {EventKind::kHostReconcileFailed, "host.reconcile_failed"},
+    {EventKind::kHostLocalRollback, "host.local_rollback"},
+    {EventKind::kHostHoldReleased, "host.hold_released"},
     {EventKind::kAnalysisCheckFailed, "analysis.check_failed"},
     {EventKind::kAnalysisFailed, "analysis.failed"},
     {EventKind::kAnalysisInconclusive, "analysis.inconclusive"},

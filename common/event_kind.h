@@ -45,6 +45,8 @@ enum class EventKind {
   kHostReconcile,     // ... switching it to a version already on its disk
   kHostReconciled,    // ... and now runs it
   kHostReconcileFailed,
+  kHostLocalRollback,   // someone rolled the host back on the host itself
+  kHostHoldReleased,    // ... and the controller may bring it back now
   // Analysis and alerts.
   kAnalysisCheckFailed,
   kAnalysisFailed,

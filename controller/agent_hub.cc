@@ -98,6 +98,8 @@ class AgentHub::Stream : public grpc::ServerBidiReactor<AgentMessage, Controller
       hub_->listener_->OnResult(host_id_, incoming_.result());
     } else if (incoming_.has_progress()) {
       hub_->listener_->OnProgress(host_id_, incoming_.progress());
+    } else if (incoming_.has_local_rollback()) {
+      hub_->listener_->OnLocalRollback(host_id_, incoming_.local_rollback());
     }
     StartRead(&incoming_);
   }

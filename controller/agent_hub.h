@@ -35,6 +35,9 @@ class AgentListener {
   virtual void OnProgress(const std::string& host_id, const fleet::v1::CommandProgress& p) = 0;
   virtual void OnResult(const std::string& host_id, const fleet::v1::CommandResult& result) = 0;
   virtual void OnDisconnected(const std::string& host_id) = 0;
+  // A break-glass rollback the agent ran while connected.
+  virtual void OnLocalRollback(const std::string& /*host_id*/,
+                               const fleet::v1::LocalRollback& /*rollback*/) {}
 };
 
 class AgentHub final : public fleet::v1::AgentService::CallbackService {

@@ -49,10 +49,11 @@ grpc::ServerUnaryReactor* Deferred(grpc::CallbackServerContext* ctx, Fn fn) {
   return reactor;
 }
 
-// The engine's callback that answers a deferred call with a rollout.
-RolloutEngine::Done<fleet::v1::Rollout> FinishWith(grpc::ServerUnaryReactor* reactor,
-                                                   fleet::v1::Rollout* resp) {
-  return [reactor, resp](absl::StatusOr<fleet::v1::Rollout> r) {
+// The engine's callback that answers a deferred call with a rollout (or a
+// host).
+template <typename T>
+RolloutEngine::Done<T> FinishWith(grpc::ServerUnaryReactor* reactor, T* resp) {
+  return [reactor, resp](absl::StatusOr<T> r) {
     if (r.ok()) *resp = *std::move(r);
     reactor->Finish(Answer(r.status(), resp));
   };
@@ -300,6 +301,20 @@ grpc::ServerUnaryReactor* ApiService::Rollback(grpc::CallbackServerContext* ctx,
     fleet::v1::RollbackRequest request = *req;
     request.set_actor(caller.Actor(req->actor()));
     engine_->Rollback(request, FinishWith(reactor, resp));
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ApiService::ReleaseHold(grpc::CallbackServerContext* ctx,
+                                                  const fleet::v1::ReleaseHoldRequest* req,
+                                                  fleet::v1::Host* resp) {
+  return Deferred(ctx, [&](grpc::ServerUnaryReactor* reactor) -> absl::Status {
+    FLEET_RETURN_IF_ERROR(CheckNameLengths({{"host", req->host_id()}, {"app", req->app()}}));
+    FLEET_ASSIGN_OR_RETURN(ApiCaller caller, access_->Admit(CallOf(ctx, "ReleaseHold"),
+                                                            ApiAction::kReleaseHold, req->app()));
+    fleet::v1::ReleaseHoldRequest request = *req;
+    request.set_actor(caller.Actor(req->actor()));
+    engine_->ReleaseHold(request, FinishWith(reactor, resp));
     return absl::OkStatus();
   });
 }

@@ -61,6 +61,9 @@ class ApiService final : public fleet::v1::FleetService::CallbackService {
   grpc::ServerUnaryReactor* ListRollouts(grpc::CallbackServerContext* ctx,
                                          const fleet::v1::ListRolloutsRequest* req,
                                          fleet::v1::ListRolloutsResponse* resp) override;
+  grpc::ServerUnaryReactor* ReleaseHold(grpc::CallbackServerContext* ctx,
+                                        const fleet::v1::ReleaseHoldRequest* req,
+                                        fleet::v1::Host* resp) override;
   grpc::ServerUnaryReactor* Rollback(grpc::CallbackServerContext* ctx,
                                      const fleet::v1::RollbackRequest* req,
                                      fleet::v1::Rollout* resp) override;

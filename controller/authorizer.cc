@@ -14,6 +14,7 @@ fleet::v1::Role RequiredRole(ApiAction action) {
     case ApiAction::kPushConfig:
     case ApiAction::kRollOut:
     case ApiAction::kRollBack:
+    case ApiAction::kReleaseHold:
     case ApiAction::kPauseRollout:
     case ApiAction::kResumeRollout:
     case ApiAction::kPromoteRollout:
@@ -70,6 +71,8 @@ std::string DescribeAction(ApiAction action, absl::string_view app) {
       return app.empty() ? "start rollouts" : absl::StrCat("roll out ", the_app);
     case ApiAction::kRollBack:
       return app.empty() ? "start rollbacks" : absl::StrCat("roll back ", the_app);
+    case ApiAction::kReleaseHold:
+      return absl::StrCat("release holds", of_app);
     case ApiAction::kPauseRollout:
       return absl::StrCat("pause rollouts", of_app);
     case ApiAction::kResumeRollout:

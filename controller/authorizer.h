@@ -31,6 +31,7 @@ enum class ApiAction {
   kPushConfig,      // PushConfig
   kRollOut,         // StartRollout, of a release or a config
   kRollBack,        // Rollback
+  kReleaseHold,     // ReleaseHold
   kPauseRollout,    // PauseRollout
   kResumeRollout,   // ResumeRollout
   kPromoteRollout,  // PromoteRollout

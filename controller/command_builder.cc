@@ -21,8 +21,12 @@ std::string CommandKey(const CommandRef& ref) {
 }
 
 CommandBuilder::CommandBuilder(const fleet::v1::Rollout& r, const fleet::v1::App& app,
-                               StagePayload stage)
-    : r_(r), app_(app), stage_(std::move(stage)), spec_(SpecForAgent(app.spec())) {}
+                               StagePayload stage, std::string rollback_target)
+    : r_(r),
+      app_(app),
+      stage_(std::move(stage)),
+      spec_(SpecForAgent(app.spec())),
+      rollback_target_(std::move(rollback_target)) {}
 
 void CommandBuilder::FillActivate(const fleet::v1::HostTask& task, bool revert,
                                   ActivateCommand* a) const {
@@ -39,6 +43,9 @@ void CommandBuilder::FillActivate(const fleet::v1::HostTask& task, bool revert,
   if (!task.from_version().empty()) a->add_keep(task.from_version());
   const std::string& desired = DesiredVersion(app_, r_.subject());
   if (!desired.empty() && desired != task.from_version()) a->add_keep(desired);
+  // The fleet's rollback target stays on every host, or a rollback after a
+  // few failed rollouts finds it pruned on the hosts that tried them.
+  a->set_rollback_target(rollback_target_);
 }
 
 std::optional<Command> CommandBuilder::Build(const fleet::v1::HostTask& task,

@@ -29,7 +29,10 @@ struct StagePayload {
 class CommandBuilder {
  public:
   // `r` and `app` are borrowed and must outlive the builder.
-  CommandBuilder(const fleet::v1::Rollout& r, const fleet::v1::App& app, StagePayload stage);
+  // `rollback_target` is the version of r's subject that `fleetctl
+  // rollback` would go to now (RollbackTargets), "" for none.
+  CommandBuilder(const fleet::v1::Rollout& r, const fleet::v1::App& app, StagePayload stage,
+                 std::string rollback_target = "");
 
   // The command for `ref` of task `task`:
   //  - STAGE: download and unpack the rollout's version (the stage payload
@@ -38,7 +41,8 @@ class CommandBuilder {
   //    through the bake and switches back on failure, a rollback switches
   //    and probes once;
   //  - REVERT: switch back to task.from_version (rollback mode).
-  // Retention keeps the task's from_version and the app's desired version.
+  // Retention keeps the task's from_version, the app's desired version and
+  // the rollback target, which activations also name (rollback_target).
   // nullopt when the payload the phase needs is missing.
   std::optional<fleet::v1::Command> Build(const fleet::v1::HostTask& task,
                                           const fleet::v1::CommandRef& ref) const;
@@ -51,6 +55,7 @@ class CommandBuilder {
   const fleet::v1::App& app_;
   const StagePayload stage_;
   const fleet::v1::AppSpec spec_;  // SpecForAgent of the app's
+  const std::string rollback_target_;
 };
 
 }  // namespace fleet::controller

@@ -112,38 +112,26 @@ absl::Status RolloutEngine::StoreHellos(const std::vector<const PendingHello*>& 
 }
 
 void RolloutEngine::StartCatchUps(const fleet::v1::Hello& hello) {
+  // Break-glass rollbacks first: a host held by one is left alone.
+  for (const fleet::v1::LocalRollback& lr : hello.local_rollbacks()) {
+    HandleLocalRollback(hello.host_id(), lr);
+  }
   // Apps and subjects a rollout is running for: that rollout decides.
   std::set<std::pair<std::string, fleet::v1::Subject>> busy;
   for (const auto& [id, running] : running_) {
     busy.insert({running.rollout.app(), running.rollout.subject()});
   }
   for (const fleet::v1::HostAppState& state : hello.apps()) {
+    if (Holds().Held(hello.host_id(), state.app())) continue;
     absl::StatusOr<fleet::v1::App> app = store_->GetApp(state.app());
     if (!app.ok()) continue;
     for (fleet::v1::Subject subject : {fleet::v1::SUBJECT_RELEASE, fleet::v1::SUBJECT_CONFIG}) {
       const std::string& desired = DesiredVersion(*app, subject);
       const std::string& current = HostCurrent(state, subject);
       if (busy.count({state.app(), subject}) || desired.empty() || current == desired) continue;
-      Rollout r = PlanCatchUp(*app, subject, hello.host_id(), state, clock_->Now(),
-                              options_.host_timeout);
-      const std::string have = VersionLabel(subject, current);
-      const std::string want = VersionLabel(subject, desired);
-      const bool staged = r.tasks(0).state() == fleet::v1::TASK_STATE_STAGED;
-      const MachineEvent event =
-          staged ? MachineEvent{EventKind::kHostReconcile, hello.host_id(), "controller",
-                                absl::StrCat("switching from ", have, " to ", want)}
-                 : MachineEvent{EventKind::kHostCatchUp, hello.host_id(), "controller",
-                                absl::StrCat("runs ", have, ", fleet runs ", want,
-                                             ", which is not on this host: staging it")};
-      spdlog::info("host {} runs {} {} but the fleet runs {}; {}", hello.host_id(), state.app(),
-                   have, want, staged ? "switching it" : "staging it first");
-      std::vector<Decision> none;
-      absl::Status st = CreateRollout(&r, {event}, {}, &none);
-      if (!st.ok()) {
-        spdlog::error("cannot start the catch-up of host {}: {}", hello.host_id(), st.message());
-      }
       // Its first command goes out once the host's stream is registered
       // (HandleConnected).
+      StartCatchUp(*app, subject, hello.host_id(), state, "");
     }
   }
 }

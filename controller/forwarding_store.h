@@ -55,6 +55,9 @@ class ForwardingStore : public Base {
   absl::StatusOr<std::vector<fleet::v1::Host>> ListHosts() override {
     return self().Read([&](auto& q) { return q.ListHosts(); });
   }
+  absl::StatusOr<std::vector<HostHoldRecord>> ListHostHolds() override {
+    return self().Read([&](auto& q) { return q.ListHostHolds(); });
+  }
   absl::StatusOr<std::vector<fleet::v1::HostAppStatus>> ListAppHosts(
       const std::string& app) override {
     return self().Read([&](auto& q) { return q.ListAppHosts(app); });
@@ -113,6 +116,9 @@ class ForwardingStore : public Base {
   }
   absl::Status MarkAllHostsDisconnected() override {
     return self().Write([&](auto& q) { return q.MarkAllHostsDisconnected(); });
+  }
+  absl::Status PutHostHold(const HostHoldRecord& record) override {
+    return self().Write([&](auto& q) { return q.PutHostHold(record); });
   }
   absl::Status CreateRollout(fleet::v1::Rollout* rollout) override {
     return self().Write([&](auto& q) { return q.CreateRollout(rollout); });

@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
   fleet::controller::ControllerOptions options;
   std::string log_level = "info";
   std::string host_timeout = "2m";
+  std::string reconcile_interval = "10s";
   app.add_option("--listen", options.listen, "gRPC address for agents and fleetctl")
       ->capture_default_str();
   app.add_option("--http-listen", options.http_listen,
@@ -78,6 +79,10 @@ int main(int argc, char** argv) {
 
   app.add_option("--host-timeout", host_timeout,
                  "a host with work that stays away or silent this long counts as failed")
+      ->capture_default_str();
+  app.add_option("--reconcile-interval", reconcile_interval,
+                 "how often connected hosts are checked against the fleet's release and config; "
+                 "one that differs (and is not held) is brought back")
       ->capture_default_str();
   app.add_option("--alert-token-file", options.alert_token_file,
                  "shared bearer token that Alertmanager's webhook must send to "
@@ -131,6 +136,13 @@ int main(int argc, char** argv) {
       options.engine.host_timeout <= absl::ZeroDuration()) {
     std::fprintf(stderr, "fleet-controller: --host-timeout '%s' is not a duration like 2m\n",
                  host_timeout.c_str());
+    return 1;
+  }
+  if (!absl::ParseDuration(reconcile_interval, &options.engine.reconcile_interval) ||
+      options.engine.reconcile_interval < absl::Seconds(1)) {
+    std::fprintf(stderr,
+                 "fleet-controller: --reconcile-interval '%s' is not a duration of 1s or more\n",
+                 reconcile_interval.c_str());
     return 1;
   }
 

@@ -176,6 +176,7 @@ absl::StatusOr<Host> PgQueries::GetHost(const std::string& host_id) {
     if (!state.ok()) return Annotate(state.status(), what);
     *host->add_apps() = *std::move(state);
   }
+  FLEET_RETURN_IF_ERROR(Annotate(FillHolds({&*host}), what));
   return host;
 }
 
@@ -203,6 +204,9 @@ absl::StatusOr<std::vector<Host>> PgQueries::ListHosts() {
     if (!state.ok()) return Annotate(state.status(), kWhat);
     *hosts[it->second].add_apps() = *std::move(state);
   }
+  std::vector<Host*> all;
+  for (Host& h : hosts) all.push_back(&h);
+  if (!all.empty()) FLEET_RETURN_IF_ERROR(Annotate(FillHolds(std::move(all)), kWhat));
   return hosts;
 }
 
@@ -211,10 +215,11 @@ absl::StatusOr<std::vector<fleet::v1::HostAppStatus>> PgQueries::ListAppHosts(
   const std::string what = absl::StrCat("cannot list hosts of app '", app, "'");
   PgParams params;
   params.Add(app);
-  absl::StatusOr<PgResult> r = db_->Query(
-      "SELECT " FLEET_HOST_APP_COLUMNS ", (SELECT connected FROM hosts WHERE id = host_id) "
-      "FROM host_apps WHERE app = $1 ORDER BY host_id COLLATE \"C\"",
-      params);
+  absl::StatusOr<PgResult> r =
+      db_->Query("SELECT " FLEET_HOST_APP_COLUMNS
+                 ", (SELECT connected FROM hosts WHERE id = host_id) "
+                 "FROM host_apps WHERE app = $1 ORDER BY host_id COLLATE \"C\"",
+                 params);
   if (!r.ok()) return Annotate(r.status(), what);
   std::vector<fleet::v1::HostAppStatus> hosts;
   hosts.reserve(static_cast<size_t>(r->rows()));
@@ -226,6 +231,7 @@ absl::StatusOr<std::vector<fleet::v1::HostAppStatus>> PgQueries::ListAppHosts(
     host.set_connected(r->Bool(row, 10));
     *host.mutable_state() = *std::move(state);
   }
+  FLEET_RETURN_IF_ERROR(Annotate(FillAppHolds(app, &hosts), what));
   return hosts;
 }
 

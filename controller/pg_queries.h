@@ -5,7 +5,8 @@
 // way is rolled back there. The schema is documented in pg_schema.cc.
 //
 // Implemented in pg_catalog.cc (apps, releases, configs, tokens),
-// pg_hosts.cc, pg_rollouts.cc and pg_events.cc (events, alerts).
+// pg_hosts.cc, pg_holds.cc, pg_rollouts.cc and pg_events.cc (events,
+// alerts).
 #ifndef FLEET_CONTROLLER_PG_QUERIES_H_
 #define FLEET_CONTROLLER_PG_QUERIES_H_
 
@@ -35,6 +36,7 @@ class PgQueries final : public StoreReader, public StoreWriter {
       const std::string& app) override;
   absl::StatusOr<fleet::v1::Host> GetHost(const std::string& host_id) override;
   absl::StatusOr<std::vector<fleet::v1::Host>> ListHosts() override;
+  absl::StatusOr<std::vector<HostHoldRecord>> ListHostHolds() override;
   absl::StatusOr<std::vector<fleet::v1::HostAppStatus>> ListAppHosts(
       const std::string& app) override;
   absl::StatusOr<fleet::v1::Rollout> GetRollout(const std::string& id) override;
@@ -60,6 +62,7 @@ class PgQueries final : public StoreReader, public StoreWriter {
   absl::Status UpsertHostAppState(const std::string& host_id,
                                   const fleet::v1::HostAppState& state) override;
   absl::Status MarkAllHostsDisconnected() override;
+  absl::Status PutHostHold(const HostHoldRecord& record) override;
   absl::Status CreateRollout(fleet::v1::Rollout* rollout) override;
   absl::Status UpdateRollout(const fleet::v1::Rollout& rollout) override;
   absl::Status UpdateTask(const std::string& rollout_id, const fleet::v1::HostTask& task) override;
@@ -74,6 +77,11 @@ class PgQueries final : public StoreReader, public StoreWriter {
  private:
   // Fills the tasks of each rollout, sorted by wave, then host.
   absl::Status LoadTasks(std::vector<fleet::v1::Rollout>* rollouts);
+  // Adds the holds still held to each host (Host.holds), sorted by app.
+  absl::Status FillHolds(std::vector<fleet::v1::Host*> hosts);
+  // Sets hold and held on the hosts where `app` is held.
+  absl::Status FillAppHolds(const std::string& app,
+                            std::vector<fleet::v1::HostAppStatus>* hosts);
 
   PgConnection* const db_;
 };

@@ -9,7 +9,7 @@ namespace fleet::controller {
 
 // The schema version this code writes (the one row of schema_version). The
 // tables are documented at the top of pg_schema.cc.
-inline constexpr int kPgSchemaVersion = 1;
+inline constexpr int kPgSchemaVersion = 2;
 
 // Prepares the database of `db` for the store: refuses a database newer
 // than kPgSchemaVersion with FailedPrecondition ("database URL has schema

@@ -29,7 +29,8 @@ RolloutEngine::RolloutEngine(Store* store, AgentHub* hub, Clock* clock, EngineOp
       clock_(clock),
       options_(std::move(options)),
       audit_(clock),
-      liveness_(std::make_unique<LiveHosts>(clock->Now())) {}
+      liveness_(std::make_unique<LiveHosts>(clock->Now())),
+      targets_(store) {}
 
 RolloutEngine::~RolloutEngine() { Stop(); }
 
@@ -327,6 +328,7 @@ void RolloutEngine::DoTick() {
       }
     }
   }
+  ReconcileIfDue();
   AdvanceAll();
 }
 
@@ -393,6 +395,7 @@ absl::Status RolloutEngine::CreateRollout(Rollout* r, const std::vector<MachineE
   };
   std::vector<EngineEvent> stored;
   std::vector<std::vector<EngineEvent>> superseded_events(superseded.size());
+  std::vector<HostHoldRecord> released;
   {
     absl::StatusOr<std::unique_ptr<StoreTransaction>> begun = store_->Begin();
     if (!begun.ok()) return begun.status();
@@ -415,6 +418,7 @@ absl::Status RolloutEngine::CreateRollout(Rollout* r, const std::vector<MachineE
       st = txn->SetDesired(r->app(), r->subject(), r->version());
     }
     for (const MachineEvent& e : events) stored.push_back(MakeEvent(*r, e));
+    if (st.ok()) st = ReleaseHoldsIn(txn, *r, &stored, &released);
     if (st.ok()) st = audit_.Write(txn, &stored);
     if (st.ok()) st = txn->Commit();
     if (!st.ok()) {
@@ -422,6 +426,8 @@ absl::Status RolloutEngine::CreateRollout(Rollout* r, const std::vector<MachineE
       return st;
     }
   }
+  for (const HostHoldRecord& record : released) holds_.Put(record);
+  if (r->kind() == fleet::v1::ROLLOUT_KIND_ROLLBACK) targets_.Forget(r->app());
   for (size_t i = 0; i < superseded.size(); ++i) {
     const std::string id = superseded[i]->id();
     AfterCommit(superseded[i], (*decisions)[i], superseded_events[i], false);
@@ -475,6 +481,7 @@ bool RolloutEngine::Commit(Rollout* r, const Decision& d) {
     return false;
   }
   const std::string id = r->id();
+  if (IsTerminal(r->state())) targets_.Forget(r->app());
   AfterCommit(r, d, events, false);
   if (IsTerminal(r->state())) Forget(id);
   return true;
@@ -528,7 +535,7 @@ void RolloutEngine::SendCommands(const Rollout& r,
     }
     break;
   }
-  const CommandBuilder builder(r, *app, std::move(stage));
+  const CommandBuilder builder(r, *app, std::move(stage), targets_.Get(*app, r.subject()));
   auto running = running_.find(r.id());
   for (const fleet::v1::CommandRef& ref : refs) {
     const HostTask* task = nullptr;

@@ -15,7 +15,20 @@
 // catch-up (ROLLOUT_KIND_CATCH_UP): a persisted one-host rollout that
 // stages the fleet's version if needed and switches to it like a deploy.
 // Catch-ups never hold an app's lock: a rollout or rollback of the same
-// app and subject supersedes them.
+// app and subject supersedes them. A connected host is checked too, every
+// EngineOptions::reconcile_interval (engine_reconcile.cc): one whose app
+// differs from the fleet's gets a catch-up with an event saying why; one
+// whose catch-up keeps failing is tried again at growing intervals (up to
+// 10 minutes).
+//
+// A break-glass rollback on a host (`fleet-agent rollback`, reported in a
+// hello or as it happens) is recorded once, with its actor and reason, and
+// holds the app on that host (engine_holds.cc): no catch-up moves it until
+// an operator releases the hold (ReleaseHold) or a rollout or rollback of
+// the app that includes the host starts, which ends the hold.
+//
+// Every activation command names the app's default rollback target
+// (rollback_targets.h), which the agents' retention keeps on disk.
 //
 // Analysis (a deploy whose app spec has `analysis` checks; never a
 // rollback): see controller/analysis_book.h.
@@ -28,8 +41,10 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -41,7 +56,9 @@
 #include "controller/agent_hub.h"
 #include "controller/analysis_book.h"
 #include "controller/audit_log.h"
+#include "controller/host_holds.h"
 #include "controller/live_hosts.h"
+#include "controller/rollback_targets.h"
 #include "controller/rollout_machine.h"
 #include "controller/rollout_planner.h"
 #include "controller/store.h"
@@ -56,6 +73,8 @@ struct EngineOptions {
   // Prometheus base URL for the analysis of apps whose spec names none
   // (--prometheus-url); "" for none.
   std::string prometheus_url;
+  // How often connected hosts are checked against the fleet's versions.
+  absl::Duration reconcile_interval = absl::Seconds(10);
 };
 
 
@@ -116,6 +135,13 @@ class RolloutEngine : public AgentListener {
   // over its hosts; one of the other subject goes on beside it.
   void Rollback(const fleet::v1::RollbackRequest& req, Done<fleet::v1::Rollout> done);
 
+  // Ends the hold of req.app on req.host_id (left by a break-glass rollback
+  // there), records who did it, and brings the host to the fleet's versions
+  // at once when it is connected. Returns the host as stored afterwards.
+  // NotFound for an unknown host; FailedPrecondition when the app is not
+  // held there.
+  void ReleaseHold(const fleet::v1::ReleaseHoldRequest& req, Done<fleet::v1::Host> done);
+
   // Pause, resume, promote (past a manual gate) or abort a running rollout.
   // FailedPrecondition when the rollout is not in a state that allows it.
   void Act(const fleet::v1::RolloutActionRequest& req, RolloutAction action,
@@ -148,6 +174,8 @@ class RolloutEngine : public AgentListener {
   void OnProgress(const std::string& host_id, const fleet::v1::CommandProgress& p) override;
   void OnResult(const std::string& host_id, const fleet::v1::CommandResult& result) override;
   void OnDisconnected(const std::string& host_id) override;
+  void OnLocalRollback(const std::string& host_id,
+                       const fleet::v1::LocalRollback& rollback) override;
 
  private:
   using Message = std::function<void()>;
@@ -228,6 +256,41 @@ class RolloutEngine : public AgentListener {
   void StoreHostStates(const std::map<std::string, fleet::v1::HostAppState>& states);
   void HandleDisconnected(const std::string& host_id);
 
+  // Holds (engine_holds.cc). The holds as stored, read on first use.
+  HostHolds& Holds();
+  // Records a break-glass rollback of a host once (by its id) and holds its
+  // app there.
+  void HandleLocalRollback(const std::string& host_id, const fleet::v1::LocalRollback& rollback);
+  absl::StatusOr<fleet::v1::Host> DoReleaseHold(const fleet::v1::ReleaseHoldRequest& req);
+  // Within the transaction that creates `r` (a deploy or rollback): ends
+  // the holds of its app on the hosts it includes, with their events.
+  absl::Status ReleaseHoldsIn(StoreTransaction* txn, const fleet::v1::Rollout& r,
+                              std::vector<EngineEvent>* events,
+                              std::vector<HostHoldRecord>* released);
+
+  // Reconciliation (engine_reconcile.cc).
+  // A catch-up of `host_id`'s app `state` to the fleet's version of
+  // `subject`; `why` ("" = it just connected) goes into its event.
+  bool StartCatchUp(const fleet::v1::App& app, fleet::v1::Subject subject,
+                    const std::string& host_id, const fleet::v1::HostAppState& state,
+                    const std::string& why);
+  // Every reconcile_interval: ReconcileHost for each connected host.
+  void ReconcileIfDue();
+  // What one periodic check found of each app and subject: the hosts of
+  // the rollout that set its desired version (nullptr: none known).
+  using ScopesOfPass =
+      std::map<std::pair<std::string, fleet::v1::Subject>, const std::set<std::string>*>;
+  const std::set<std::string>* DesiredScope(const fleet::v1::App& app, fleet::v1::Subject subject,
+                                            ScopesOfPass* pass);
+  // Catch-ups for the apps of `host` that differ from the fleet's and are
+  // not held and have no rollout running. With `pass` (a periodic check):
+  // only when the host was a target of the rollout that set the fleet's
+  // version, and the difference was seen on an earlier check too (then
+  // again at growing intervals while catch-ups fail). Without (`why` says
+  // who asked): at once.
+  void ReconcileHost(const fleet::v1::Host& host, const std::string& why,
+                     ScopesOfPass* pass);
+
   // Analysis (engine_analysis.cc).
   AnalysisGate GateFor(const fleet::v1::Rollout& r, const fleet::v1::App& app);
   void DoAnalysisResult(const AnalysisEvaluation& evaluation, const absl::StatusOr<double>& value);
@@ -257,6 +320,22 @@ class RolloutEngine : public AgentListener {
   bool hellos_flush_queued_ = false;
   std::string newest_seen_;          // the newest rollout id DoTick read
   AnalysisBook analysis_;
+  RollbackTargets targets_;
+  HostHolds holds_;
+  bool holds_loaded_ = false;
+  absl::Time next_reconcile_ = absl::InfinitePast();
+  using CatchUpKey = std::tuple<std::string, std::string, fleet::v1::Subject>;  // host, app, subject
+  struct CatchUpAttempt {
+    std::string version;  // the fleet's version it tries to reach
+    int attempts = 0;
+    absl::Time next = absl::InfinitePast();
+  };
+  std::map<CatchUpKey, CatchUpAttempt> catch_up_attempts_;
+  struct RolloutScope {
+    std::string rollout_id;
+    std::set<std::string> hosts;
+  };
+  std::map<std::pair<std::string, fleet::v1::Subject>, RolloutScope> scopes_;
 
   // The inbox.
   absl::Mutex inbox_mu_;

@@ -172,6 +172,7 @@ absl::StatusOr<Host> SqliteQueries::GetHost(const std::string& host_id) {
     if (!state.ok()) return Annotate(state.status(), what);
     *host->add_apps() = *std::move(state);
   }
+  FLEET_RETURN_IF_ERROR(Annotate(FillHolds({&*host}), what));
   return host;
 }
 
@@ -202,6 +203,9 @@ absl::StatusOr<std::vector<Host>> SqliteQueries::ListHosts() {
     if (!state.ok()) return Annotate(state.status(), kWhat);
     *host->add_apps() = *std::move(state);
   }
+  std::vector<Host*> all;
+  for (Host& h : hosts) all.push_back(&h);
+  if (!all.empty()) FLEET_RETURN_IF_ERROR(Annotate(FillHolds(std::move(all)), kWhat));
   return hosts;
 }
 
@@ -224,6 +228,7 @@ absl::StatusOr<std::vector<fleet::v1::HostAppStatus>> SqliteQueries::ListAppHost
     host.set_connected(stmt.Int(10) != 0);
     *host.mutable_state() = *std::move(state);
   }
+  FLEET_RETURN_IF_ERROR(Annotate(FillAppHolds(app, &hosts), what));
   return hosts;
 }
 

@@ -5,6 +5,7 @@
 // in sqlite_schema.cc.
 //
 // Implemented in sqlite_catalog.cc (apps, releases, configs), sqlite_hosts.cc,
+// sqlite_holds.cc,
 // sqlite_rollouts.cc, sqlite_events.cc (events, alerts) and
 // sqlite_tokens.cc.
 #ifndef FLEET_CONTROLLER_SQLITE_QUERIES_H_
@@ -36,6 +37,7 @@ class SqliteQueries final : public StoreReader, public StoreWriter {
       const std::string& app) override;
   absl::StatusOr<fleet::v1::Host> GetHost(const std::string& host_id) override;
   absl::StatusOr<std::vector<fleet::v1::Host>> ListHosts() override;
+  absl::StatusOr<std::vector<HostHoldRecord>> ListHostHolds() override;
   absl::StatusOr<std::vector<fleet::v1::HostAppStatus>> ListAppHosts(
       const std::string& app) override;
   absl::StatusOr<fleet::v1::Rollout> GetRollout(const std::string& id) override;
@@ -61,6 +63,7 @@ class SqliteQueries final : public StoreReader, public StoreWriter {
   absl::Status UpsertHostAppState(const std::string& host_id,
                                   const fleet::v1::HostAppState& state) override;
   absl::Status MarkAllHostsDisconnected() override;
+  absl::Status PutHostHold(const HostHoldRecord& record) override;
   absl::Status CreateRollout(fleet::v1::Rollout* rollout) override;
   absl::Status UpdateRollout(const fleet::v1::Rollout& rollout) override;
   absl::Status UpdateTask(const std::string& rollout_id, const fleet::v1::HostTask& task) override;
@@ -73,6 +76,12 @@ class SqliteQueries final : public StoreReader, public StoreWriter {
   absl::StatusOr<fleet::v1::TokenInfo> RevokeToken(const std::string& id, int64_t at_ms) override;
 
  private:
+  // Adds to each of `hosts` the apps held on it (sorted by app).
+  absl::Status FillHolds(std::vector<fleet::v1::Host*> hosts);
+  // Sets hold and held of each of `hosts` (ListAppHosts) where `app` is
+  // held.
+  absl::Status FillAppHolds(const std::string& app,
+                            std::vector<fleet::v1::HostAppStatus>* hosts);
   // Fills the tasks of each rollout, sorted by wave, then host.
   absl::Status LoadTasks(std::vector<fleet::v1::Rollout>* rollouts);
   // Writes one task with the prepared UPDATE `stmt`; NotFound when the task

@@ -146,6 +146,18 @@
 //   created_at_ms    INTEGER
 //   revoked_at_ms    INTEGER, 0 while valid
 //
+// host_holds: apps held on hosts after a break-glass rollback there (v7);
+// a released hold stays, so its local rollback is recorded once.
+//   host_id          TEXT, REFERENCES hosts(id) ON DELETE CASCADE
+//   app              TEXT; PRIMARY KEY (host_id, app)
+//   held             INTEGER, 1 while held, 0 once released
+//   version          TEXT, release the host was rolled back to
+//   from_version     TEXT, release it ran before
+//   reason           TEXT, as given on the host
+//   actor            TEXT, host-local user, e.g. "root@web-03"
+//   since_ms         INTEGER, when the host rolled back
+//   local_id         TEXT, the agent's id of that rollback
+//
 // Indexes: rollouts_by_app (app, id) and events_by_app (app, id) serve the
 // per-app history queries newest first; host_apps_by_app (app) serves the
 // hosts of one app.
@@ -308,6 +320,21 @@ UPDATE rollouts SET pause_reason = CASE
   WHEN state = 7 AND paused_by = 'analysis' THEN 3
   WHEN state = 7 THEN 1
   ELSE 0 END;
+)sql",
+    // 6 -> 7: holds left by break-glass rollbacks on hosts.
+    R"sql(
+CREATE TABLE host_holds (
+  host_id TEXT NOT NULL REFERENCES hosts(id) ON DELETE CASCADE,
+  app TEXT NOT NULL,
+  held INTEGER NOT NULL,
+  version TEXT NOT NULL,
+  from_version TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  since_ms INTEGER NOT NULL,
+  local_id TEXT NOT NULL,
+  PRIMARY KEY (host_id, app)
+);
 )sql",
 };
 static_assert(std::size(kMigrations) == static_cast<size_t>(kSqliteSchemaVersion),

@@ -9,7 +9,7 @@ namespace fleet::controller {
 
 // The schema version this code writes (PRAGMA user_version). The tables are
 // documented at the top of sqlite_schema.cc.
-inline constexpr int kSqliteSchemaVersion = 6;
+inline constexpr int kSqliteSchemaVersion = 7;
 
 // Prepares the database of `db` for the store: refuses a database newer than
 // kSqliteSchemaVersion with FailedPrecondition ("database PATH has schema

@@ -77,6 +77,15 @@ struct AlertRecord {
   std::string message;     // what was decided, in words
 };
 
+// The hold of one app on one host (types.proto HostHold), held or released:
+// a released hold is kept so that the local rollback it came from is
+// recorded once, however often its agent reports it.
+struct HostHoldRecord {
+  std::string host_id;
+  fleet::v1::HostHold hold;
+  bool held = false;
+};
+
 // Every read. NotFound only where a method says so; lists of nothing are
 // empty, not errors.
 class StoreReader {
@@ -105,10 +114,14 @@ class StoreReader {
   // NotFound("unknown host 'x'") when absent. With its app states, sorted
   // by app.
   virtual absl::StatusOr<fleet::v1::Host> GetHost(const std::string& host_id) = 0;
-  // Sorted by id, with app states.
+  // Sorted by id, with app states. GetHost and ListHosts fill Host.holds
+  // with the apps held on the host (sorted by app), not released ones.
   virtual absl::StatusOr<std::vector<fleet::v1::Host>> ListHosts() = 0;
+  // Every hold recorded, held or released, sorted by host, then app.
+  virtual absl::StatusOr<std::vector<HostHoldRecord>> ListHostHolds() = 0;
   // The state of `app` on every host that reported one, sorted by host id;
-  // `connected` as stored (the agent hub knows better while it runs).
+  // `connected` as stored (the agent hub knows better while it runs);
+  // `hold` and `held` set where the app is held on the host.
   // Cheaper than ListHosts for one app: no labels, no other apps.
   virtual absl::StatusOr<std::vector<fleet::v1::HostAppStatus>> ListAppHosts(
       const std::string& app) = 0;
@@ -184,6 +197,10 @@ class StoreWriter {
                                           const fleet::v1::HostAppState& state) = 0;
   // Marks every host disconnected (at controller start).
   virtual absl::Status MarkAllHostsDisconnected() = 0;
+  // Writes the hold of record.hold.app() on record.host_id, replacing the
+  // one stored (one per host and app). NotFound("unknown host 'x'") for an
+  // unknown host; InvalidArgument when the app is empty.
+  virtual absl::Status PutHostHold(const HostHoldRecord& record) = 0;
 
   // Assigns rollout->id (decimal, increasing, never reused) and stores the
   // rollout and its tasks; rollout->id is left alone on failure. NotFound

@@ -93,6 +93,17 @@ const std::vector<Table>& Tables() {
         {"previous_config", T},
         {"updated_at_ms", I}},
        "rowid"},
+      {"host_holds",
+       {{"host_id", T},
+        {"app", T},
+        {"held", B},
+        {"version", T},
+        {"from_version", T},
+        {"reason", T},
+        {"actor", T},
+        {"since_ms", I},
+        {"local_id", T}},
+       "rowid"},
       {"rollouts",
        {{"id", I},
         {"app", T},
@@ -287,6 +298,20 @@ absl::Status SameAlerts(SqliteConnection* from, StoreReader& a, StoreReader& b) 
 }
 
 // Everything the controller can read, through both stores' queries.
+// Released holds too: their local ids keep a local rollback recorded once.
+absl::Status SameHolds(const absl::StatusOr<std::vector<HostHoldRecord>>& a,
+                       const absl::StatusOr<std::vector<HostHoldRecord>>& b) {
+  if (!a.ok()) return Annotate(a.status(), "cannot read host holds from SQLite");
+  if (!b.ok()) return Annotate(b.status(), "cannot read host holds back");
+  bool same = a->size() == b->size();
+  for (size_t i = 0; same && i < a->size(); ++i) {
+    same = (*a)[i].host_id == (*b)[i].host_id && (*a)[i].held == (*b)[i].held &&
+           MessageDifferencer::Equals((*a)[i].hold, (*b)[i].hold);
+  }
+  if (same) return absl::OkStatus();
+  return absl::DataLossError("the copy of host holds reads back different");
+}
+
 absl::Status Verify(SqliteConnection* from, PgConnection* to) {
   SqliteQueries a(from);
   PgQueries b(to);
@@ -300,6 +325,7 @@ absl::Status Verify(SqliteConnection* from, PgConnection* to) {
         SameList(a.ListConfigs(name), b.ListConfigs(name), absl::StrCat("configs of ", name)));
   }
   FLEET_RETURN_IF_ERROR(SameList(a.ListHosts(), b.ListHosts(), "hosts"));
+  FLEET_RETURN_IF_ERROR(SameHolds(a.ListHostHolds(), b.ListHostHolds()));
   FLEET_RETURN_IF_ERROR(SameList(a.ListRollouts("", 0, true), b.ListRollouts("", 0, true),
                                  "rollouts with their tasks"));
   FLEET_RETURN_IF_ERROR(SameList(a.ListEvents("", 0), b.ListEvents("", 0), "events"));
@@ -366,7 +392,7 @@ std::string DescribeStoreCopy(const StoreCopyReport& report) {
   return absl::StrCat("copied ", absl::StrJoin(parts, ", "), " from ", report.source, " to ",
                       report.destination,
                       "; verified: every table's row count and every app, release, config, host, "
-                      "rollout, task, event, alert and token read back the same");
+                      "hold, rollout, task, event, alert and token read back the same");
 }
 
 }  // namespace fleet::controller

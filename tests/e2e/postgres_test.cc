@@ -159,7 +159,7 @@ TEST(E2EMigrateStoreTest, SqliteStoreOfARealRun_CopiedThenRolledBackOnPostgres) 
       {controller, "migrate-store", "--from", cluster.DataDir(), "--to-file", url_file});
   ASSERT_EQ(copied.exit_code, 0) << copied.out << copied.err;
   EXPECT_THAT(copied.out, HasSubstr("copied 1 apps, 2 releases, 0 configs, 3 hosts, 3 host_apps, "
-                                    "2 rollouts, 6 rollout_tasks"));
+                                    "0 host_holds, 2 rollouts, 6 rollout_tasks"));
   EXPECT_THAT(copied.out, HasSubstr("verified"));
   EXPECT_THAT(copied.out, HasSubstr("artifacts stay in " + cluster.DataDir() + "/blobs"));
   EXPECT_THAT(copied.out + copied.err, Not(HasSubstr(server.password())));

@@ -221,6 +221,14 @@ TEST_F(E2ERedactionTest, EveryRpcAnswer_HoldsNoPlantedSecret) {
          Call("GetAppStatus", &FleetService::Stub::GetAppStatus, req);
        }},
       {"ListHosts", [&] { Call("ListHosts", &FleetService::Stub::ListHosts, {}); }},
+      {"ReleaseHold",
+       [&] {
+         // Not held: answered with an error, which is checked like any answer.
+         fleet::v1::ReleaseHoldRequest req;
+         req.set_host_id(cluster_.HostId(0));
+         req.set_app("hello");
+         Call("ReleaseHold", &FleetService::Stub::ReleaseHold, req);
+       }},
       {"GetVersion", [&] { Call("GetVersion", &FleetService::Stub::GetVersion, {}); }},
       {"GetHistory",
        [&] {

@@ -45,8 +45,30 @@ TEST_F(PgStoreTest, Store_MigratesNewDatabaseToCurrentSchemaVersion) {
   EXPECT_EQ(PgQueryOne(url_,
                        "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables "
                        "WHERE schemaname = 'public'"),
-            "alerts,apps,configs,events,host_apps,hosts,releases,rollout_tasks,rollouts,"
-            "schema_version,tokens,write_lock");
+            "alerts,apps,configs,events,host_apps,host_holds,hosts,releases,rollout_tasks,"
+            "rollouts,schema_version,tokens,write_lock");
+}
+
+// A database made by the first release of the PostgreSQL store (version 1):
+// the step adds host_holds and keeps every row.
+TEST_F(PgStoreTest, Store_MigratesVersion1DatabaseAddingHostHolds) {
+  Host host;
+  host.set_id("web-01");
+  ASSERT_OK(store_->UpsertHost(host));
+  store_.reset();
+  PgExec(url_, "DROP TABLE host_holds; UPDATE schema_version SET version = 1");
+
+  absl::StatusOr<std::unique_ptr<Store>> reopened = OpenPgStore(url_);
+  ASSERT_OK(reopened);
+  EXPECT_EQ(PgQueryOne(url_, "SELECT version FROM schema_version"), "2");
+  HostHoldRecord record;
+  record.host_id = "web-01";
+  record.held = true;
+  record.hold.set_app("web");
+  ASSERT_OK((*reopened)->PutHostHold(record));
+  absl::StatusOr<Host> read = (*reopened)->GetHost("web-01");
+  ASSERT_OK(read);
+  EXPECT_EQ(read->holds_size(), 1);
 }
 
 TEST_F(PgStoreTest, Store_ReopenKeepsDataAndDoesNotMigrateAgain) {

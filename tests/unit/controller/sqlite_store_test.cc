@@ -23,7 +23,8 @@ TEST_F(SqliteStoreTest, Store_MigratesNewDatabaseToCurrentSchemaVersion) {
   EXPECT_EQ(QueryOne(path(),
                      "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master "
                      "WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name)"),
-            "alerts,apps,configs,events,host_apps,hosts,releases,rollout_tasks,rollouts,tokens");
+            "alerts,apps,configs,events,host_apps,host_holds,hosts,releases,rollout_tasks,"
+            "rollouts,tokens");
 }
 
 TEST_F(SqliteStoreTest, Store_EnablesWriteAheadLog) {
@@ -161,8 +162,8 @@ TEST(StoreOpenTest, Store_MigratesVersion4DatabaseAddingTokens) {
     ASSERT_OK((*store)->InsertRelease(MakeRelease("web", "v1")));
   }
   ExecAll(path,
-          "DROP TABLE tokens; ALTER TABLE rollouts DROP COLUMN pause_reason; "
-          "PRAGMA user_version = 4;");
+          "DROP TABLE host_holds; DROP TABLE tokens; ALTER TABLE rollouts DROP COLUMN "
+          "pause_reason; PRAGMA user_version = 4;");
   ASSERT_EQ(QueryOne(path, "SELECT count(*) FROM sqlite_master WHERE name = 'tokens'"), "0");
 
   absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(path);
@@ -200,11 +201,13 @@ TEST(StoreOpenTest, Store_MigratesVersion5DatabaseDerivingPauseReasons) {
     add(fleet::v1::ROLLOUT_STATE_ACTIVATING, false, "");
     add(fleet::v1::ROLLOUT_STATE_SUCCEEDED, false, "");
   }
-  ExecAll(path, "ALTER TABLE rollouts DROP COLUMN pause_reason; PRAGMA user_version = 5;");
+  ExecAll(path,
+          "DROP TABLE host_holds; ALTER TABLE rollouts DROP COLUMN pause_reason; "
+          "PRAGMA user_version = 5;");
 
   absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(path);
   ASSERT_OK(store);
-  EXPECT_EQ(QueryOne(path, "PRAGMA user_version"), "6");
+  EXPECT_EQ(QueryOne(path, "PRAGMA user_version"), absl::StrCat(kSqliteSchemaVersion));
   std::vector<fleet::v1::PauseReason> reasons;
   for (const std::string& id : ids) {
     absl::StatusOr<Rollout> r = (*store)->GetRollout(id);
@@ -216,6 +219,34 @@ TEST(StoreOpenTest, Store_MigratesVersion5DatabaseDerivingPauseReasons) {
               ElementsAre(fleet::v1::PAUSE_REASON_PROMOTE_GATE, fleet::v1::PAUSE_REASON_ANALYSIS,
                           fleet::v1::PAUSE_REASON_MANUAL, fleet::v1::PAUSE_REASON_UNSPECIFIED,
                           fleet::v1::PAUSE_REASON_UNSPECIFIED));
+}
+
+// A database of the schema v6 code (today's without host_holds): the v7
+// step adds the table and keeps every row.
+TEST(StoreOpenTest, Store_MigratesVersion6DatabaseAddingHostHolds) {
+  fleet::testing::TempDir dir;
+  const std::string path = dir.Sub("fleet.db");
+  {
+    absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(path);
+    ASSERT_OK(store);
+    Host host;
+    host.set_id("web-01");
+    ASSERT_OK((*store)->UpsertHost(host));
+  }
+  ExecAll(path, "DROP TABLE host_holds; PRAGMA user_version = 6;");
+
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(path);
+  ASSERT_OK(store);
+  EXPECT_EQ(QueryOne(path, "PRAGMA user_version"), "7");
+  EXPECT_OK((*store)->GetHost("web-01"));
+  HostHoldRecord record;
+  record.host_id = "web-01";
+  record.held = true;
+  record.hold.set_app("web");
+  ASSERT_OK((*store)->PutHostHold(record));
+  absl::StatusOr<Host> host = (*store)->GetHost("web-01");
+  ASSERT_OK(host);
+  EXPECT_EQ(host->holds_size(), 1);
 }
 
 }  // namespace

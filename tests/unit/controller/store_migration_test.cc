@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "controller/pg_schema.h"
 #include "controller/pg_store.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "tests/unit/controller/store_fixture.h"
@@ -74,6 +75,19 @@ class StoreMigrationTest : public ::testing::Test {
       state->set_current_config("c1");
       ASSERT_OK(sqlite_->UpsertHost(host));
     }
+    for (bool held : {true, false}) {
+      HostHoldRecord hold;
+      hold.host_id = held ? "web-01" : "web-02";
+      hold.held = held;
+      hold.hold.set_app("web");
+      hold.hold.set_version("v0");
+      hold.hold.set_from_version("v1");
+      hold.hold.set_reason("v1 leaks memory");
+      hold.hold.set_actor("root@" + hold.host_id);
+      hold.hold.set_since_ms(5000);
+      hold.hold.set_local_id("local-" + hold.host_id);
+      ASSERT_OK(sqlite_->PutHostHold(hold));
+    }
     Rollout done = MakeRollout("web", "v1", {MakeTask("web-01", 0), MakeTask("web-02", 1)});
     done.mutable_plan()->set_max_failures(1);
     ASSERT_OK(sqlite_->CreateRollout(&done));
@@ -116,10 +130,11 @@ TEST_F(StoreMigrationTest, Copy_EveryTableReadsBackTheSameThroughThePostgresStor
   Fill();
   absl::StatusOr<StoreCopyReport> report = CopySqliteStoreToPostgres(dir_.path(), url_);
   ASSERT_OK(report);
-  EXPECT_THAT(report->tables, ElementsAre(Pair("apps", 2), Pair("releases", 3), Pair("configs", 1),
-                                          Pair("hosts", 2), Pair("host_apps", 2),
-                                          Pair("rollouts", 2), Pair("rollout_tasks", 3),
-                                          Pair("events", 2), Pair("alerts", 1), Pair("tokens", 2)));
+  EXPECT_THAT(report->tables,
+              ElementsAre(Pair("apps", 2), Pair("releases", 3), Pair("configs", 1),
+                          Pair("hosts", 2), Pair("host_apps", 2), Pair("host_holds", 2),
+                          Pair("rollouts", 2), Pair("rollout_tasks", 3), Pair("events", 2),
+                          Pair("alerts", 1), Pair("tokens", 2)));
   EXPECT_THAT(DescribeStoreCopy(*report), HasSubstr("copied 2 apps, 3 releases, 1 configs"));
   EXPECT_THAT(DescribeStoreCopy(*report), Not(HasSubstr(server_.password())));
 
@@ -130,6 +145,13 @@ TEST_F(StoreMigrationTest, Copy_EveryTableReadsBackTheSameThroughThePostgresStor
   ExpectSameList(sqlite_->ListReleases("web"), copy.ListReleases("web"));
   ExpectSameList(sqlite_->ListConfigs("web"), copy.ListConfigs("web"));
   ExpectSameList(sqlite_->ListHosts(), copy.ListHosts());
+  absl::StatusOr<std::vector<HostHoldRecord>> holds = copy.ListHostHolds();
+  ASSERT_OK(holds);
+  ASSERT_EQ(holds->size(), 2u);
+  EXPECT_EQ((*holds)[0].host_id, "web-01");
+  EXPECT_TRUE((*holds)[0].held);
+  EXPECT_EQ((*holds)[1].hold.local_id(), "local-web-02");
+  EXPECT_FALSE((*holds)[1].held);
   ExpectSameList(sqlite_->ListRollouts("", 0, true), copy.ListRollouts("", 0, true));
   ExpectSameList(sqlite_->ListActiveRollouts(), copy.ListActiveRollouts());
   ExpectSameList(sqlite_->ListEvents("", 0), copy.ListEvents("", 0));
@@ -176,7 +198,7 @@ TEST_F(StoreMigrationTest, Copy_OfAnEmptyStoreIsAllowedAndLeavesAnEmptyCopy) {
   absl::StatusOr<StoreCopyReport> report = CopySqliteStoreToPostgres(dir_.path(), url_);
   ASSERT_OK(report);
   for (const auto& [table, rows] : report->tables) EXPECT_EQ(rows, 0) << table;
-  EXPECT_EQ(PgQueryOne(url_, "SELECT version FROM schema_version"), "1");
+  EXPECT_EQ(PgQueryOne(url_, "SELECT version FROM schema_version"), absl::StrCat(kPgSchemaVersion));
 }
 
 }  // namespace
