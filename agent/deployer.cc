@@ -1,5 +1,4 @@
 #include "agent/deployer.h"
-#include "agent/deployer_internal.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "agent/deployer_internal.h"
 #include "common/config_bundle.h"
 #include "common/config_files.h"
 #include "common/fs.h"
@@ -81,6 +81,9 @@ Deployer::Env Deployer::MakeEnv(const AppSpec& spec, const AppLayout& layout,
   env.vars["FLEET_CONFIG_DIR"] = config.empty() ? "" : layout.config_dir(config);
   env.vars["FLEET_APP_DIR"] = layout.app_dir();
   env.vars["FLEET_HOST"] = options_.host_id;
+  // Known to every command, so `${FLEET_ROLLOUT}` expands everywhere; the
+  // switches of a rollout set it.
+  env.vars["FLEET_ROLLOUT"] = "";
   return env;
 }
 
@@ -178,7 +181,8 @@ absl::Status Deployer::Recover() {
     }
     auto current = layout.LinkedVersion(track.subject());
     std::string reason = absl::StrCat("agent restarted during activation of ", entry->to_release());
-    absl::Status back = SwitchBack(layout, track, entry->spec(), entry->from_release());
+    absl::Status back =
+        SwitchBack(layout, track, entry->spec(), entry->from_release(), entry->rollout_id());
     if (back.ok()) {
       absl::StrAppend(&reason, "; switched back to ", OrNone(entry->from_release(), track));
     } else {
@@ -326,13 +330,14 @@ absl::Status Deployer::ProbeRelease(const AppSpec& spec, const Env& env, absl::D
 }
 
 absl::Status Deployer::SwitchBack(const AppLayout& layout, const Track& track, const AppSpec& spec,
-                                  const std::string& from) {
+                                  const std::string& from, const std::string& rollout_id) {
   if (!from.empty()) FLEET_RETURN_IF_ERROR(CheckBeforeSwitch(layout, track, from));
   FLEET_RETURN_IF_ERROR(from.empty() ? layout.RemoveLink(track.subject())
                                      : layout.SwitchLink(track.subject(), from));
   // Whatever is current now gets reloaded; without a release nothing runs.
   Env env = MakeEnv(spec, layout, layout.CurrentRelease().value_or(""),
                     layout.CurrentConfig().value_or(""));
+  env.vars["FLEET_ROLLOUT"] = rollout_id;
   if (env.release_dir.empty()) return absl::OkStatus();
   FLEET_RETURN_IF_ERROR(RunCommand("reload", spec.reload(), env, spec.reload_timeout_ms()));
   return RunCommand("after_rollback hook", spec.hooks().after_rollback(), env,
@@ -388,8 +393,9 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress, Comm
     // Back to no config: the revert of the app's first config. Like every
     // rollback it is not journalled; an interrupted one is sent again.
     const std::string from = layout.CurrentConfig().value_or("");
-    progress(fleet::v1::PROGRESS_STEP_SWITCHING, absl::StrCat(OrNone(from, track), " -> no config"));
-    absl::Status st = SwitchBack(layout, track, spec, "");
+    progress(fleet::v1::PROGRESS_STEP_SWITCHING,
+             absl::StrCat(OrNone(from, track), " -> no config"));
+    absl::Status st = SwitchBack(layout, track, spec, "", command.rollout_id());
     if (!st.ok()) {
       result->set_reason(absl::StrCat("cannot remove the config link: ", st.message()));
       return;
@@ -470,7 +476,8 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress, Comm
     return;
   }
 
-  progress(fleet::v1::PROGRESS_STEP_SWITCHING, absl::StrCat(from.empty() ? "(none)" : from, " -> ", version));
+  progress(fleet::v1::PROGRESS_STEP_SWITCHING,
+           absl::StrCat(from.empty() ? "(none)" : from, " -> ", version));
   auto switch_start = std::chrono::steady_clock::now();
   st = layout.SwitchLink(track.subject(), version);
   result->set_switch_us(std::chrono::duration_cast<std::chrono::microseconds>(
@@ -498,7 +505,7 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress, Comm
       spdlog::warn("{}: {} {} failed on {}: {}; switching back to {}", spec.name(), track.noun(),
                    version, options_.host_id, st.message(), OrNone(from, track));
       progress(fleet::v1::PROGRESS_STEP_SWITCHING_BACK, std::string(st.message()));
-      absl::Status back = SwitchBack(layout, track, spec, from);
+      absl::Status back = SwitchBack(layout, track, spec, from, command.rollout_id());
       result->set_switched_back(true);
       if (!back.ok()) {
         result->set_reason(

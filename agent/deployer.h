@@ -50,8 +50,7 @@ struct AgentOptions {
 // "downloading", "before_switch", ...: the step as logs show it.
 std::string ProgressStepName(fleet::v1::ProgressStep step);
 
-using ProgressFn =
-    std::function<void(fleet::v1::ProgressStep step, const std::string& message)>;
+using ProgressFn = std::function<void(fleet::v1::ProgressStep step, const std::string& message)>;
 
 // Which link, directory and record fields a command's subject uses; an
 // implementation detail of Deployer, defined in deployer.cc.
@@ -164,7 +163,7 @@ class Deployer {
                                                   const fleet::v1::AgentAppRecord& record,
                                                   const std::string& current) const;
   // The environment of `spec`'s commands run with `release` and `config`
-  // active (either may be "").
+  // active (either may be ""); FLEET_ROLLOUT is "" until the caller sets it.
   Env MakeEnv(const fleet::v1::AppSpec& spec, const AppLayout& layout, const std::string& release,
               const std::string& config) const;
   // Gives `dir` and everything in it to the spec's `user:`, or without one
@@ -216,10 +215,12 @@ class Deployer {
   absl::Status ReloadAndProbe(const fleet::v1::ActivateCommand& cmd, const Env& env,
                               const ProgressFn& progress);
   // Switches the track's link back to `from` (or removes it when from is
-  // ""), then reloads the current release, if any, and runs after_rollback.
+  // ""), then reloads the current release, if any, and runs after_rollback,
+  // with FLEET_ROLLOUT = `rollout_id` (the rollout of the switch undone).
   // Returns what failed, if anything.
   absl::Status SwitchBack(const AppLayout& layout, const Track& track,
-                          const fleet::v1::AppSpec& spec, const std::string& from);
+                          const fleet::v1::AppSpec& spec, const std::string& from,
+                          const std::string& rollout_id);
   absl::Status ProbeRelease(const fleet::v1::AppSpec& spec, const Env& env, absl::Duration bake,
                             const std::atomic<bool>* cancelled);
   std::atomic<bool>* CancelFlag(const std::string& app);

@@ -193,6 +193,25 @@ TEST_F(DeployerTest, Deploy_FailingProbeSwitchesBackAtOnceAndReportsTheReason) {
   EXPECT_THAT(OnDisk(), ElementsAre("v1", "v2")) << "the failed release stays for inspection";
 }
 
+// ${FLEET_ROLLOUT} expands in every command: a reload that logs it runs
+// when the agent switches back too, with the rollout of the switch undone.
+TEST_F(DeployerTest, Deploy_SwitchBackRunsAReloadThatNamesTheRollout) {
+  AppSpec spec = Spec();
+  spec.set_reload("echo \"${FLEET_ROLLOUT} ${FLEET_RELEASE}\" >> $FLEET_APP_DIR/rollouts");
+  spec.mutable_hooks()->set_after_unpack("echo \"[${FLEET_ROLLOUT}]\" >> $FLEET_APP_DIR/unpacks");
+  StageAndDeploy("v1", spec);
+  ASSERT_TRUE(Stage("v2", spec).ok());
+  probes_.Fail("http://127.0.0.1:18080/healthz", "GET http://127.0.0.1:18080/healthz returned 502");
+
+  CommandResult result = Deploy("v2", spec);
+
+  EXPECT_FALSE(result.ok());
+  EXPECT_TRUE(result.switched_back());
+  EXPECT_THAT(result.reason(), Not(HasSubstr("switching back failed")));
+  EXPECT_THAT(Lines(AppDir() + "/rollouts"), ElementsAre("r1 v1", "r1 v2", "r1 v1"));
+  EXPECT_THAT(Lines(AppDir() + "/unpacks"), ElementsAre("[]", "[]"));
+}
+
 TEST_F(DeployerTest, Deploy_ProbeFailingLateInTheBakeStillSwitchesBack) {
   StageAndDeploy("v1", Spec());
   ASSERT_TRUE(Stage("v2", Spec()).ok());
