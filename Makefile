@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test unit e2e demo bench sanitize fuzz format clean
+.PHONY: all deps configure build test unit e2e chaos demo bench sanitize fuzz format clean
 
 all: build
 
@@ -26,6 +26,13 @@ unit: build
 
 e2e: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -R '^E2E'
+
+# The chaos loop (tests/chaos): random kill -9s of agents and the controller
+# during random rollouts and rollbacks, and the invariants after each round.
+# CHAOS_SECONDS bounds it; CI runs it after `make test`.
+CHAOS_SECONDS ?= 120
+chaos: build
+	FLEET_CHAOS_SECONDS=$(CHAOS_SECONDS) $(BUILD_DIR)/tests/chaos_tests
 
 demo: build
 	bash deploy/demo.sh $(BUILD_DIR)
