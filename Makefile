@@ -16,8 +16,9 @@ configure: deps
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-# Every test: unit tests in parallel, end-to-end tests one at a time
-# (they share the CPU with real controllers, agents and services).
+# Every test: unit tests on every core, end-to-end tests two at a time
+# (tests/e2e/lanes.cmake; they share the CPU with real controllers, agents
+# and services).
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
 

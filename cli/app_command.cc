@@ -1,5 +1,6 @@
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -48,6 +49,51 @@ void List(Session* session) {
   Exit(0);
 }
 
+// The spec as applied and who applied it when. When the spec holds
+// credentials the controller leaves its YAML out; the parsed spec, redacted,
+// is shown instead.
+void Show(Session* session, const std::string& name) {
+  auto* api = session->Api();
+  fleet::v1::ListAppsResponse apps;
+  grpc::Status st = api->ListApps(session->Context().get(), {}, &apps);
+  if (!st.ok()) FailRpc(st);
+  const fleet::v1::App* app = nullptr;
+  for (const auto& a : apps.apps()) {
+    if (a.spec().name() == name) app = &a;
+  }
+  if (app == nullptr) Fail(absl::StrCat("unknown app '", name, "' (fleetctl app list lists them)"));
+  fleet::v1::ListEventsRequest req;
+  req.set_app(name);
+  req.add_kinds("app.created");
+  req.add_kinds("app.updated");
+  req.set_limit(1);
+  fleet::v1::ListEventsResponse applied;
+  st = api->ListEvents(session->Context().get(), req, &applied);
+  if (!st.ok()) FailRpc(st);
+  const fleet::v1::Event* last = applied.events().empty() ? nullptr : &applied.events(0);
+  if (session->json()) {
+    nlohmann::ordered_json out;
+    out["app"] = ToJson(*app);
+    out["applied"] = last != nullptr ? ToJson(*last) : nlohmann::ordered_json();
+    std::cout << out.dump(2) << "\n";
+    Exit(0);
+  }
+  std::cout << "app " << name << ": release " << OrDash(app->desired_version()) << ", config "
+            << OrDash(app->desired_config()) << "\n";
+  if (last != nullptr) {
+    std::cout << "applied by " << last->actor() << " at " << FormatMs(last->at_ms()) << " ("
+              << last->kind() << ")\n";
+  }
+  if (!app->spec_yaml().empty()) {
+    std::cout << "---\n" << app->spec_yaml();
+    if (app->spec_yaml().back() != '\n') std::cout << "\n";
+  } else {
+    std::cout << "the spec holds credentials: shown parsed, with them redacted\n"
+              << JsonText(app->spec());
+  }
+  Exit(0);
+}
+
 }  // namespace
 
 void AddAppCommands(CLI::App* app, Session* session) {
@@ -57,6 +103,10 @@ void AddAppCommands(CLI::App* app, Session* session) {
   apply->add_option("-f,--file", *file, "app spec YAML")->required();
   apply->callback([session, file] { Apply(session, *file); });
   cmd->add_subcommand("list", "list apps")->callback([session] { List(session); });
+  auto name = std::make_shared<std::string>();
+  CLI::App* show = cmd->add_subcommand("show", "an app's spec as applied, and who applied it when");
+  show->add_option("app", *name)->required();
+  show->callback([session, name] { Show(session, *name); });
 }
 
 }  // namespace fleet::cli

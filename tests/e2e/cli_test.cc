@@ -22,6 +22,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using ::testing::StartsWith;
 using testing::Cluster;
 using testing::ClusterOptions;
 using testing::CommandOutput;
@@ -259,6 +260,39 @@ TEST_F(E2ECliTest, Json_FollowsTheDocumentedSchema) {
   json last = json::parse(lines.out.substr(lines.out.rfind('\n', lines.out.size() - 2) + 1));
   EXPECT_EQ(last["rollout"]["state"], "succeeded");
   EXPECT_EQ(last["rollout"]["tasks"][0]["wave"], 1);
+}
+
+TEST_F(E2ECliTest, AppShow_PrintsTheSpecAsAppliedAndWhoAppliedIt) {
+  const std::string path = cluster_.dir() + "/show.yaml";
+  const std::string yaml = "name: show\nkeep_releases: 4  # as written\nreload: \"true\"\n";
+  testing::WriteTextFile(path, yaml);
+  ASSERT_EQ(cluster_.Fleetctl({"app", "apply", "-f", path}).exit_code, 0);
+
+  CommandOutput out = cluster_.Fleetctl({"app", "show", "show"});
+  ASSERT_EQ(out.exit_code, 0) << out.err;
+  EXPECT_THAT(out.out, StartsWith("app show: release -, config -\napplied by tester@ci at "));
+  EXPECT_THAT(out.out, HasSubstr("(app.created)\n---\n" + yaml));
+  json shown = Parse(cluster_.Fleetctl({"app", "show", "show", "-o", "json"}));
+  EXPECT_EQ(shown["app"]["spec_yaml"], yaml);
+  EXPECT_EQ(shown["app"]["spec"]["keep_releases"], 4);
+  EXPECT_EQ(shown["applied"]["actor"], "tester@ci");
+  EXPECT_EQ(shown["applied"]["kind"], "app.created");
+
+  // A spec with a credential: its YAML is not sent; the parsed spec is, redacted.
+  testing::WriteTextFile(path, yaml +
+                                   "notify:\n  - { type: webhook, url: "
+                                   "\"https://hook:PWshow9@127.0.0.1:1/x\" }\n");
+  ASSERT_EQ(cluster_.Fleetctl({"app", "apply", "-f", path}).exit_code, 0);
+  out = cluster_.Fleetctl({"app", "show", "show"});
+  ASSERT_EQ(out.exit_code, 0) << out.err;
+  EXPECT_THAT(out.out, HasSubstr("(app.updated)\nthe spec holds credentials: shown parsed, with "
+                                 "them redacted\n"));
+  EXPECT_THAT(out.out, HasSubstr("127.0.0.1:1/x"));
+  EXPECT_THAT(out.out, Not(HasSubstr("PWshow9")));
+
+  CommandOutput unknown = cluster_.Fleetctl({"app", "show", "nope"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_EQ(unknown.err, "fleetctl: unknown app 'nope' (fleetctl app list lists them)\n");
 }
 
 TEST_F(E2ECliTest, History_ShowsEveryEventKindInTextAndFiltersByKind) {
