@@ -87,12 +87,11 @@ bake: 300ms
     ASSERT_EQ(out.exit_code, 0) << out.out << out.err;
   }
 
-  // Pushes `version`: kFilesPerRelease files, their count, and a marker
-  // that fails the probe on host `bad_host` (none when -1).
+  // Pushes `version`: VERSION, kFilesPerRelease files, and a marker that
+  // fails the probe on host `bad_host` (none when -1).
   void Push(const std::string& version, int bad_host) {
     ArchiveBuilder archive;
     archive.AddFile("VERSION", version + "\n");
-    archive.AddFile("COUNT", absl::StrCat(kFilesPerRelease, "\n"));
     for (int f = 0; f < kFilesPerRelease; ++f) {
       archive.AddFile(absl::StrCat("files/f", f), std::string(4096 + f, 'a' + f % 26));
     }
@@ -142,8 +141,9 @@ bake: 300ms
     }
   }
 
-  // Waits until no rollout runs, every host is connected and on the fleet's
-  // release as the controller reports it; returns the last status read.
+  // Waits until no rollout runs and every host is connected and on the
+  // fleet's release as the controller reports it; false after kSettleBound.
+  // `status` is the last status read.
   bool Settle(json* status) {
     const absl::Time start = absl::Now();
     const bool settled = testing::WaitFor(
