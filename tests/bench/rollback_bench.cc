@@ -20,61 +20,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "tests/bench/rollback_timing.h"
 #include "tests/testing/cluster.h"
 
 namespace {
 
 using fleet::testing::Cluster;
-using fleet::testing::ClusterOptions;
 using fleet::testing::CommandOutput;
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  if (v.empty()) return 0;
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-bool Check(const CommandOutput& out, const std::string& what) {
-  if (out.exit_code == 0) return true;
-  std::fprintf(stderr, "bench: %s failed (%d): %s%s\n", what.c_str(), out.exit_code,
-               out.out.c_str(), out.err.c_str());
-  return false;
-}
-
-// Milliseconds of `runs` `fleetctl rollback quick --wait` runs, alternately
-// to v1 and v2, on `hosts` agents; false when one failed.
-bool TrivialAppRollbacks(int hosts, int runs, std::vector<double>* ms) {
-  ClusterOptions options;
-  options.agents = hosts;
-  Cluster cluster(options);
-  if (!cluster.WaitForConnectedHosts(hosts, absl::Seconds(60))) {
-    std::fprintf(stderr, "bench: %d agents did not connect\n", hosts);
-    return false;
-  }
-  const std::string spec = cluster.dir() + "/quick.yaml";
-  fleet::testing::WriteTextFile(spec, R"(name: quick
-reload: "true"
-health:
-  - exec: "true"
-bake: 0s
-)");
-  if (!Check(cluster.Fleetctl({"app", "apply", "-f", spec}), "app apply")) return false;
-  for (const char* v : {"v1", "v2"}) {
-    std::string artifact = cluster.MakeExecArtifact(v, true);
-    if (!Check(cluster.Fleetctl({"release", "push", "quick", v, artifact}), "push")) return false;
-    if (!Check(cluster.Fleetctl({"rollout", "quick", v, "--wait"}), "rollout")) return false;
-  }
-  for (int run = 0; run < runs; ++run) {
-    const char* to = run % 2 == 0 ? "v1" : "v2";
-    absl::Time start = absl::Now();
-    if (!Check(cluster.Fleetctl({"rollback", "quick", "--to", to, "--wait"}), "rollback")) {
-      return false;
-    }
-    ms->push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
-  }
-  return true;
-}
+using fleet::bench::Check;
+using fleet::bench::Median;
+using fleet::bench::TrivialAppRollbacks;
 
 }  // namespace
 
@@ -97,7 +53,7 @@ int main(int argc, char** argv) {
 
   std::vector<std::vector<double>> trivial_ms(host_counts.size());
   for (size_t i = 0; i < host_counts.size(); ++i) {
-    if (!TrivialAppRollbacks(host_counts[i], runs, &trivial_ms[i])) return 1;
+    if (!TrivialAppRollbacks(host_counts[i], runs, {}, &trivial_ms[i])) return 1;
   }
 
   Cluster cluster;

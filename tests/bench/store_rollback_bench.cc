@@ -15,69 +15,20 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "tests/bench/rollback_timing.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/postgres_server.h"
 
 namespace {
 
-using fleet::testing::Cluster;
-using fleet::testing::ClusterOptions;
-using fleet::testing::CommandOutput;
+using fleet::bench::Median;
+using fleet::bench::TrivialAppRollbacks;
 
-struct Figures {
-  std::vector<double> ms;
-  double Median() const {
-    std::vector<double> v = ms;
-    std::sort(v.begin(), v.end());
-    if (v.empty()) return 0;
-    const size_t n = v.size();
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-  }
-  double Min() const { return ms.empty() ? 0 : *std::min_element(ms.begin(), ms.end()); }
-  double Max() const { return ms.empty() ? 0 : *std::max_element(ms.begin(), ms.end()); }
-};
-
-bool Check(const CommandOutput& out, const std::string& what) {
-  if (out.exit_code == 0) return true;
-  std::fprintf(stderr, "bench: %s failed (%d): %s%s\n", what.c_str(), out.exit_code,
-               out.out.c_str(), out.err.c_str());
-  return false;
+double Min(const std::vector<double>& ms) {
+  return ms.empty() ? 0 : *std::min_element(ms.begin(), ms.end());
 }
-
-// `runs` timed rollbacks on `hosts` agents of a controller started with
-// `controller_args`.
-bool Rollbacks(int hosts, int runs, std::vector<std::string> controller_args, Figures* figures) {
-  ClusterOptions options;
-  options.agents = hosts;
-  options.controller_args = std::move(controller_args);
-  Cluster cluster(options);
-  if (!cluster.WaitForConnectedHosts(hosts, absl::Seconds(60))) {
-    std::fprintf(stderr, "bench: %d agents did not connect\n%s", hosts,
-                 cluster.ControllerLog().c_str());
-    return false;
-  }
-  const std::string spec = cluster.dir() + "/quick.yaml";
-  fleet::testing::WriteTextFile(spec, R"(name: quick
-reload: "true"
-health:
-  - exec: "true"
-bake: 0s
-)");
-  if (!Check(cluster.Fleetctl({"app", "apply", "-f", spec}), "app apply")) return false;
-  for (const char* v : {"v1", "v2"}) {
-    std::string artifact = cluster.MakeExecArtifact(v, true);
-    if (!Check(cluster.Fleetctl({"release", "push", "quick", v, artifact}), "push")) return false;
-    if (!Check(cluster.Fleetctl({"rollout", "quick", v, "--wait"}), "rollout")) return false;
-  }
-  for (int run = 0; run < runs; ++run) {
-    const char* to = run % 2 == 0 ? "v1" : "v2";
-    absl::Time start = absl::Now();
-    if (!Check(cluster.Fleetctl({"rollback", "quick", "--to", to, "--wait"}), "rollback")) {
-      return false;
-    }
-    figures->ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
-  }
-  return true;
+double Max(const std::vector<double>& ms) {
+  return ms.empty() ? 0 : *std::max_element(ms.begin(), ms.end());
 }
 
 int64_t Commits(const std::string& url) {
@@ -102,8 +53,8 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  Figures sqlite;
-  if (!Rollbacks(hosts, runs, {}, &sqlite)) return 1;
+  std::vector<double> sqlite;
+  if (!TrivialAppRollbacks(hosts, runs, {}, &sqlite)) return 1;
 
   fleet::testing::PostgresServerOptions pg_options;
   pg_options.durable = true;
@@ -113,18 +64,18 @@ int main(int argc, char** argv) {
   fleet::testing::TempDir dir;
   const std::string url_file = dir.Sub("database.url");
   fleet::testing::WriteTextFile(url_file, url, 0600);
-  Figures postgres;
+  std::vector<double> postgres;
   const int64_t commits_before = Commits(url);
-  if (!Rollbacks(hosts, runs, {"--database-file", url_file}, &postgres)) return 1;
+  if (!TrivialAppRollbacks(hosts, runs, {"--database-file", url_file}, &postgres)) return 1;
   const int64_t commits = Commits(url) - commits_before;
 
   std::printf("rollback of %d hosts, %d runs each (fleetctl rollback --wait, start to exit)\n",
               hosts, runs);
   std::printf("%-32s %10s %10s %10s\n", "store", "median ms", "min ms", "max ms");
-  std::printf("%-32s %10.0f %10.0f %10.0f\n", "SQLite (WAL, synchronous=FULL)", sqlite.Median(),
-              sqlite.Min(), sqlite.Max());
-  std::printf("%-32s %10.0f %10.0f %10.0f\n", "PostgreSQL 15 (loopback, fsync)", postgres.Median(),
-              postgres.Min(), postgres.Max());
+  std::printf("%-32s %10.0f %10.0f %10.0f\n", "SQLite (WAL, synchronous=FULL)", Median(sqlite),
+              Min(sqlite), Max(sqlite));
+  std::printf("%-32s %10.0f %10.0f %10.0f\n", "PostgreSQL 15 (loopback, fsync)", Median(postgres),
+              Min(postgres), Max(postgres));
   std::printf(
       "PostgreSQL transactions committed during the PostgreSQL run (setup included): %lld\n",
       static_cast<long long>(commits));
