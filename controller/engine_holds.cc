@@ -40,9 +40,11 @@ void RolloutEngine::ReleaseHold(const fleet::v1::ReleaseHoldRequest& req,
   }
 }
 
-HostHolds& RolloutEngine::Holds() {
+HostHolds& RolloutEngine::Holds() { return Holds(store_); }
+
+HostHolds& RolloutEngine::Holds(StoreReader* reader) {
   if (!holds_loaded_) {
-    absl::StatusOr<std::vector<HostHoldRecord>> records = store_->ListHostHolds();
+    absl::StatusOr<std::vector<HostHoldRecord>> records = reader->ListHostHolds();
     if (records.ok()) {
       for (const HostHoldRecord& record : *records) holds_.Put(record);
       holds_loaded_ = true;
@@ -134,7 +136,8 @@ absl::Status RolloutEngine::ReleaseHoldsIn(StoreTransaction* txn, const Rollout&
                                            std::vector<EngineEvent>* events,
                                            std::vector<HostHoldRecord>* released) {
   if (r.kind() == fleet::v1::ROLLOUT_KIND_CATCH_UP) return absl::OkStatus();
-  for (HostHoldRecord record : Holds().HeldOf(r.app())) {
+  // Read through the transaction: this thread may not call the store now.
+  for (HostHoldRecord record : Holds(txn).HeldOf(r.app())) {
     // Only hosts the rollout switches: one outside its selector stays held.
     const bool included = std::any_of(r.tasks().begin(), r.tasks().end(), [&](const auto& t) {
       return t.host_id() == record.host_id;

@@ -190,8 +190,8 @@ absl::StatusOr<Rollout> RolloutEngine::DoStartRollout(const fleet::v1::StartRoll
   if (!req.dry_run()) FLEET_RETURN_IF_ERROR(CheckNoActiveRollout(req.app()));
   std::vector<std::string> skipped;
   FLEET_ASSIGN_OR_RETURN(
-      Rollout r, PlanDeploy(req, app, hosts, [this](const std::string& h) { return hub_->IsConnected(h); },
-                            clock_->Now(), options_.host_timeout, &skipped));
+      Rollout r, PlanDeploy(req, app, hosts, ConnectedFn(), clock_->Now(), options_.host_timeout,
+                            &skipped));
   if (req.dry_run()) return r;
   // Catch-ups of the same app and subject give way.
   std::vector<Rollout*> superseded;
@@ -243,6 +243,12 @@ absl::StatusOr<std::string> RolloutEngine::RollbackTarget(
   return target;
 }
 
+IsConnectedFn RolloutEngine::ConnectedFn() const {
+  // The engine's own view (the one the rollout machine judges tasks by), not
+  // the agent hub's: no lock per host, and plans agree with what follows.
+  return [this](const std::string& h) { return liveness_->Liveness(h).connected; };
+}
+
 absl::StatusOr<Rollout> RolloutEngine::DoRollback(const fleet::v1::RollbackRequest& req) {
   FLEET_ASSIGN_OR_RETURN(fleet::v1::App app, store_->GetApp(req.app()));
   // A running rollout of the same subject is superseded; one of the other
@@ -260,9 +266,8 @@ absl::StatusOr<Rollout> RolloutEngine::DoRollback(const fleet::v1::RollbackReque
   std::vector<std::string> skipped;
   FLEET_ASSIGN_OR_RETURN(
       Rollout r,
-      PlanRollback(req, app, target, hosts,
-                   [this](const std::string& h) { return hub_->IsConnected(h); }, clock_->Now(),
-                   options_.host_timeout, &skipped));
+      PlanRollback(req, app, target, hosts, ConnectedFn(), clock_->Now(), options_.host_timeout,
+                   &skipped));
   if (req.dry_run()) return r;
   std::vector<Decision> decisions;
   const std::string message =

@@ -255,9 +255,13 @@ class RolloutEngine : public AgentListener {
   // bad row does not lose the others).
   void StoreHostStates(const std::map<std::string, fleet::v1::HostAppState>& states);
   void HandleDisconnected(const std::string& host_id);
+  // Whether a host is connected, for the planners (rollout_planner.h).
+  IsConnectedFn ConnectedFn() const;
 
-  // Holds (engine_holds.cc). The holds as stored, read on first use.
+  // Holds (engine_holds.cc). The holds as stored, read on first use from
+  // the store, or from `reader` (a transaction this thread holds).
   HostHolds& Holds();
+  HostHolds& Holds(StoreReader* reader);
   // Records a break-glass rollback of a host once (by its id) and holds its
   // app there.
   void HandleLocalRollback(const std::string& host_id, const fleet::v1::LocalRollback& rollback);

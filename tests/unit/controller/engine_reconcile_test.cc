@@ -213,5 +213,45 @@ TEST_F(EngineReconcileTest, ReleaseHold_BringsTheHostBackAtOnceAndNeedsAHold) {
                                           "app web is not held on host web-02; nothing to release"));
 }
 
+TEST_F(EngineReconcileTest, RollbackAfterARestart_EndsTheHoldOfAHostItSwitches) {
+  Hello("web-01", "v2");
+  Hello("web-02", "v1", {LocalRollback("local-web-1")});
+  for (const char* version : {"v1", "v2"}) {
+    fleet::v1::Release release;
+    release.set_app("web");
+    release.set_version(version);
+    release.set_sha256(std::string(64, 'a'));
+    ASSERT_OK(store_->InsertRelease(release));
+  }
+  Rollout first;  // v1 was released before v2
+  first.set_app("web");
+  first.set_version("v1");
+  first.set_kind(fleet::v1::ROLLOUT_KIND_DEPLOY);
+  first.set_state(fleet::v1::ROLLOUT_STATE_SUCCEEDED);
+  ASSERT_OK(store_->CreateRollout(&first));
+  // A controller restart: the new engine's first look at the holds is the
+  // rollback's, inside its transaction.
+  engine_ = std::make_unique<RolloutEngine>(store_.get(), hub_.get(), &clock_, EngineOptions());
+  hub_->set_listener(engine_.get());
+  engine_->OnConnected("web-01");
+  engine_->OnConnected("web-02");
+  fleet::v1::RollbackRequest req;
+  req.set_app("web");
+  req.set_to_version("v1");
+  req.set_actor("alice");
+  absl::StatusOr<Rollout> rollback = absl::UnknownError("not called");
+
+  engine_->Rollback(req, [&](absl::StatusOr<Rollout> r) { rollback = std::move(r); });
+
+  ASSERT_OK(rollback);
+  std::vector<fleet::v1::Event> events = Events("host.hold_released");
+  ASSERT_THAT(events, SizeIs(1));
+  EXPECT_EQ(events[0].host_id(), "web-02");
+  EXPECT_THAT(events[0].message(), HasSubstr("hold ended: rollback"));
+  absl::StatusOr<fleet::v1::Host> host = store_->GetHost("web-02");
+  ASSERT_OK(host);
+  EXPECT_THAT(host->holds(), IsEmpty());
+}
+
 }  // namespace
 }  // namespace fleet::controller
