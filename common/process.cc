@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -33,11 +34,13 @@ constexpr char kBasePath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
 constexpr size_t kOutputKeep = 4096;
 constexpr size_t kDescribeLineMax = 200;
 
-// The first poll interval is short so that quick commands (most hooks and
-// exec probes) return within a millisecond or two; it grows to bound the
-// cost of long-running ones.
+// Without a pidfd: the first poll interval is short so that quick commands
+// (most hooks and exec probes) return within a millisecond or two; it grows
+// to bound the cost of long-running ones.
 constexpr auto kFirstPoll = std::chrono::milliseconds(1);
 constexpr auto kMaxPoll = std::chrono::milliseconds(10);
+// With one: a day at most per poll() (its timeout is an int of ms).
+constexpr int kMaxPollWaitMs = 24 * 3600 * 1000;
 
 // What the child reports through the exec-error pipe when it fails before
 // exec; the pipe is close-on-exec, so a successful exec reports nothing.
@@ -216,6 +219,45 @@ std::string ReadTail(int fd) {
   return out;
 }
 
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+struct Waited {
+  enum Outcome { kExited, kDeadline, kFailed } outcome;
+  int error = 0;  // errno of waitpid, with kFailed
+};
+
+// Waits until `pid` exits (its wait status in *status) or `deadline`
+// passes. A pidfd wakes the thread at the exit itself, so a quick command
+// costs no polling delay; without one (kernels before 5.3) waitpid is
+// polled at growing intervals.
+Waited WaitForExit(pid_t pid, SteadyTime deadline, int* status) {
+#ifdef SYS_pidfd_open
+  ScopedFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+#else
+  ScopedFd pidfd;
+#endif
+  auto interval = std::chrono::steady_clock::duration(kFirstPoll);
+  for (;;) {
+    pid_t done = waitpid(pid, status, WNOHANG);
+    if (done == pid) return {Waited::kExited};
+    if (done < 0 && errno != EINTR) return {Waited::kFailed, errno};
+    const SteadyTime now = std::chrono::steady_clock::now();
+    if (now >= deadline) return {Waited::kDeadline};
+    const auto left = deadline - now;
+    if (pidfd.get() >= 0) {
+      struct pollfd readable = {pidfd.get(), POLLIN, 0};
+      // Rounded up, so that the deadline has passed when poll times out.
+      const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+      poll(&readable, 1, ms > kMaxPollWaitMs ? kMaxPollWaitMs : static_cast<int>(ms));
+    } else {
+      usleep(static_cast<useconds_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(std::min(interval, left))
+              .count()));
+      interval = std::min<std::chrono::steady_clock::duration>(interval * 2, kMaxPoll);
+    }
+  }
+}
+
 class PosixProcessRunner : public ProcessRunner {
  public:
   absl::StatusOr<ProcessResult> Run(const ProcessSpec& spec) override;
@@ -303,28 +345,18 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec) {
   const bool bounded = spec.timeout < absl::Hours(24 * 365);
   const auto deadline = bounded ? start + absl::ToChronoNanoseconds(spec.timeout)
                                 : std::chrono::steady_clock::time_point::max();
-  auto poll = std::chrono::steady_clock::duration(kFirstPoll);
   int status = 0;
-  for (;;) {
-    pid_t done = waitpid(pid, &status, WNOHANG);
-    if (done == pid) break;
-    if (done < 0 && errno != EINTR) {
-      // Only ECHILD is possible here: someone else reaped our child (a
-      // SIGCHLD handler set to SIG_IGN). Its status is lost.
-      return ErrnoError(errno, "waitpid failed", spec.command);
+  const Waited waited = WaitForExit(pid, deadline, &status);
+  if (waited.outcome == Waited::kFailed) {
+    // Only ECHILD is possible here: someone else reaped our child (a
+    // SIGCHLD handler set to SIG_IGN). Its status is lost.
+    return ErrnoError(waited.error, "waitpid failed", spec.command);
+  }
+  if (waited.outcome == Waited::kDeadline) {
+    kill(-pid, SIGKILL);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) {
-      kill(-pid, SIGKILL);
-      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-      }
-      result.timed_out = true;
-      break;
-    }
-    usleep(static_cast<useconds_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(std::min(poll, deadline - now))
-            .count()));
-    poll = std::min<std::chrono::steady_clock::duration>(poll * 2, kMaxPoll);
+    result.timed_out = true;
   }
 
   if (result.timed_out) {
