@@ -59,7 +59,8 @@ Deployer::Deployer(AgentOptions options, ProcessRunner* runner, ProbeTransport* 
       probe_runner_(probes, clock),
       clock_(clock),
       artifacts_(artifacts),
-      state_(options_.state_dir) {}
+      state_(options_.state_dir),
+      output_log_(options_.state_dir + "/output") {}
 
 absl::Mutex* Deployer::AppMutex(const std::string& app) {
   absl::MutexLock lock(&mu_);
@@ -138,7 +139,23 @@ absl::Status Deployer::RunCommand(const std::string& what, const std::string& co
     if (!run_as.ok()) return Annotate(run_as.status(), what);
     spec.run_as = *std::move(run_as);
   }
+  const absl::Time started = clock_->Now();
   auto result = runner_->Run(spec);
+  if (env.recorder != nullptr) {
+    fleet::v1::CommandRun run;
+    run.set_step(what);
+    run.set_command(*expanded);
+    run.set_started_at_ms(absl::ToUnixMillis(started));
+    if (result.ok()) {
+      run.set_elapsed_ms(absl::ToInt64Milliseconds(result->elapsed));
+      run.set_ok(result->ok());
+      run.set_status(result->Describe());
+      run.set_output(result->output);
+    } else {
+      run.set_status(absl::StrCat("could not start: ", result.status().message()));
+    }
+    env.recorder->Record(run);
+  }
   if (!result.ok()) return Annotate(result.status(), what);
   if (!result->ok()) {
     return absl::AbortedError(absl::StrCat(what, " '", command, "' ", result->Describe()));
@@ -182,7 +199,8 @@ absl::Status Deployer::Recover() {
     auto current = layout.LinkedVersion(track.subject());
     std::string reason = absl::StrCat("agent restarted during activation of ", entry->to_release());
     absl::Status back =
-        SwitchBack(layout, track, entry->spec(), entry->from_release(), entry->rollout_id());
+        SwitchBack(layout, track, entry->spec(), entry->from_release(), entry->rollout_id(),
+                   nullptr);
     if (back.ok()) {
       absl::StrAppend(&reason, "; switched back to ", OrNone(entry->from_release(), track));
     } else {
@@ -314,6 +332,7 @@ absl::Status Deployer::ProbeRelease(const AppSpec& spec, const Env& env, absl::D
   ProbeContext ctx;
   ctx.cwd = env.release_dir;
   ctx.env = env.vars;
+  ctx.recorder = env.recorder;
   if (!env.user.empty()) {
     absl::StatusOr<RunAs> run_as = LookupUser(env.user);
     if (!run_as.ok()) return Annotate(run_as.status(), "health check");
@@ -330,7 +349,8 @@ absl::Status Deployer::ProbeRelease(const AppSpec& spec, const Env& env, absl::D
 }
 
 absl::Status Deployer::SwitchBack(const AppLayout& layout, const Track& track, const AppSpec& spec,
-                                  const std::string& from, const std::string& rollout_id) {
+                                  const std::string& from, const std::string& rollout_id,
+                                  ActivationRecorder* recorder) {
   if (!from.empty()) FLEET_RETURN_IF_ERROR(CheckBeforeSwitch(layout, track, from));
   FLEET_RETURN_IF_ERROR(from.empty() ? layout.RemoveLink(track.subject())
                                      : layout.SwitchLink(track.subject(), from));
@@ -338,6 +358,7 @@ absl::Status Deployer::SwitchBack(const AppLayout& layout, const Track& track, c
   Env env = MakeEnv(spec, layout, layout.CurrentRelease().value_or(""),
                     layout.CurrentConfig().value_or(""));
   env.vars["FLEET_ROLLOUT"] = rollout_id;
+  env.recorder = recorder;
   if (env.release_dir.empty()) return absl::OkStatus();
   FLEET_RETURN_IF_ERROR(RunCommand("reload", spec.reload(), env, spec.reload_timeout_ms()));
   return RunCommand("after_rollback hook", spec.hooks().after_rollback(), env,
@@ -381,6 +402,23 @@ absl::Status Deployer::ReloadAndProbe(const ActivateCommand& cmd, const Env& env
   return ProbeRelease(spec, env, bake, CancelFlag(spec.name()));
 }
 
+std::unique_ptr<ActivationRecorder> Deployer::RecordActivation(const Command& command) {
+  const ActivateCommand& cmd = command.activate();
+  fleet::v1::ActivationOutput header;
+  header.set_app(cmd.spec().name());
+  header.set_command_id(command.id());
+  header.set_rollout_id(command.rollout_id());
+  header.set_version(cmd.version());
+  header.set_subject(cmd.subject());
+  const bool rollback = cmd.mode() == fleet::v1::ACTIVATE_MODE_ROLLBACK;
+  header.set_kind(command.ref().phase() == fleet::v1::COMMAND_PHASE_REVERT ? "revert"
+                  : !rollback                                               ? "deploy"
+                  : command.rollout_id().empty()                            ? "local rollback"
+                                                                            : "rollback");
+  header.set_started_at_ms(absl::ToUnixMillis(clock_->Now()));
+  return output_log_.Begin(header);
+}
+
 void Deployer::Activate(const Command& command, const ProgressFn& progress, CommandResult* result) {
   const ActivateCommand& cmd = command.activate();
   const AppSpec& spec = cmd.spec();
@@ -395,7 +433,7 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress, Comm
     const std::string from = layout.CurrentConfig().value_or("");
     progress(fleet::v1::PROGRESS_STEP_SWITCHING,
              absl::StrCat(OrNone(from, track), " -> no config"));
-    absl::Status st = SwitchBack(layout, track, spec, "", command.rollout_id());
+    absl::Status st = SwitchBack(layout, track, spec, "", command.rollout_id(), nullptr);
     if (!st.ok()) {
       result->set_reason(absl::StrCat("cannot remove the config link: ", st.message()));
       return;
@@ -444,6 +482,8 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress, Comm
   Env env = track.config() ? MakeEnv(spec, layout, layout.CurrentRelease().value_or(""), version)
                            : MakeEnv(spec, layout, version, layout.CurrentConfig().value_or(""));
   env.vars["FLEET_ROLLOUT"] = command.rollout_id();
+  std::unique_ptr<ActivationRecorder> recorder = RecordActivation(command);
+  env.recorder = recorder.get();
   // A config for an app that has no release on this host: nothing runs
   // that could read it, so the link alone switches.
   const bool runs = !env.release_dir.empty();
@@ -505,7 +545,8 @@ void Deployer::Activate(const Command& command, const ProgressFn& progress, Comm
       spdlog::warn("{}: {} {} failed on {}: {}; switching back to {}", spec.name(), track.noun(),
                    version, options_.host_id, st.message(), OrNone(from, track));
       progress(fleet::v1::PROGRESS_STEP_SWITCHING_BACK, std::string(st.message()));
-      absl::Status back = SwitchBack(layout, track, spec, from, command.rollout_id());
+      absl::Status back =
+          SwitchBack(layout, track, spec, from, command.rollout_id(), recorder.get());
       result->set_switched_back(true);
       if (!back.ok()) {
         result->set_reason(

@@ -24,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "agent/fetch.h"
 #include "agent/layout.h"
+#include "agent/output_log.h"
 #include "agent/probe.h"
 #include "agent/state_store.h"
 #include "agent/unpack.h"
@@ -144,12 +145,16 @@ class Deployer {
   void ResetCancel(const std::string& app);
 
   const AgentOptions& options() const { return options_; }
+  // What activations' commands printed on this host (`fleetctl logs`).
+  const OutputLog& output_log() const { return output_log_; }
 
  private:
   struct Env {
     std::map<std::string, std::string> vars;  // FLEET_* and --var
     std::string release_dir;
     std::string user;  // the spec's `user:`; "" = the agent's own
+    // Where the activation keeps what its commands print; null = nowhere.
+    ActivationRecorder* recorder = nullptr;
   };
   absl::Mutex* AppMutex(const std::string& app);
   // Execute() with the app's lock held by the caller.
@@ -220,7 +225,9 @@ class Deployer {
   // Returns what failed, if anything.
   absl::Status SwitchBack(const AppLayout& layout, const Track& track,
                           const fleet::v1::AppSpec& spec, const std::string& from,
-                          const std::string& rollout_id);
+                          const std::string& rollout_id, ActivationRecorder* recorder);
+  // Starts keeping the output of an activation's commands (output_log.h).
+  std::unique_ptr<ActivationRecorder> RecordActivation(const fleet::v1::Command& command);
   absl::Status ProbeRelease(const fleet::v1::AppSpec& spec, const Env& env, absl::Duration bake,
                             const std::atomic<bool>* cancelled);
   std::atomic<bool>* CancelFlag(const std::string& app);
@@ -244,6 +251,7 @@ class Deployer {
   Clock* clock_;
   ArtifactSource* artifacts_;
   StateStore state_;
+  OutputLog output_log_;
 
   absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<absl::Mutex>> app_mu_ ABSL_GUARDED_BY(mu_);

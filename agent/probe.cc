@@ -63,10 +63,44 @@ absl::Duration CheckInterval(const fleet::v1::HealthCheck& check) {
 
 absl::Status Cancelled() { return absl::CancelledError("health probing cancelled"); }
 
+// What a check checks, for logs and records: its URL, address or command.
+const std::string& Target(const fleet::v1::HealthCheck& check) {
+  return !check.http().empty() ? check.http() : (!check.tcp().empty() ? check.tcp() : check.exec());
+}
+
+// Logs and records one attempt. Failures are logged at warning; successes
+// at debug, but for the check's first one of a probing (`*said_ok` false),
+// which is what an operator looks for after a switch.
+void Report(const fleet::v1::HealthCheck& check, const ProbeContext& ctx, const ProbeAttempt& a,
+            absl::Time started, absl::Time ended, int attempt, int attempts, bool* said_ok) {
+  const std::string& target = Target(check);
+  if (!ctx.log_context.empty()) {
+    if (!a.ok) {
+      spdlog::warn("probe {} {}: {} (attempt {}/{})", ctx.log_context, target, a.reason, attempt,
+                   attempts);
+    } else if (!*said_ok) {
+      spdlog::info("probe {} {}: ok (attempt {}/{})", ctx.log_context, target, attempt, attempts);
+    } else {
+      spdlog::debug("probe {} {}: ok (attempt {}/{})", ctx.log_context, target, attempt, attempts);
+    }
+  }
+  if (a.ok) *said_ok = true;
+  if (ctx.recorder == nullptr) return;
+  fleet::v1::CommandRun run;
+  run.set_step(!check.http().empty() ? "probe http" : !check.tcp().empty() ? "probe tcp" : "probe exec");
+  run.set_command(target);
+  run.set_started_at_ms(absl::ToUnixMillis(started));
+  run.set_elapsed_ms(absl::ToInt64Milliseconds(ended - started));
+  run.set_ok(a.ok);
+  run.set_status(a.ok ? "ok" : a.reason);
+  run.set_output(a.output);
+  ctx.recorder->Record(run);
+}
+
 // RunCheck with cancellation polled between attempts.
 absl::Status RunOneCheck(ProbeTransport* transport, Clock* clock,
                          const fleet::v1::HealthCheck& check, const ProbeContext& ctx,
-                         const std::atomic<bool>* cancelled) {
+                         const std::atomic<bool>* cancelled, bool* said_ok) {
   int kinds = !check.http().empty() + !check.tcp().empty() + !check.exec().empty();
   if (kinds != 1) {
     return absl::InvalidArgumentError(
@@ -81,6 +115,7 @@ absl::Status RunOneCheck(ProbeTransport* transport, Clock* clock,
       return Cancelled();
     }
     if (IsCancelled(cancelled)) return Cancelled();
+    const absl::Time started = clock->Now();
     if (!check.http().empty()) {
       last = transport->Http(check.http(), expect_status, timeout);
     } else if (!check.tcp().empty()) {
@@ -88,17 +123,7 @@ absl::Status RunOneCheck(ProbeTransport* transport, Clock* clock,
     } else {
       last = transport->Exec(check.exec(), ctx, timeout);
     }
-    if (!ctx.log_context.empty()) {
-      const std::string& target = !check.http().empty()
-                                      ? check.http()
-                                      : (!check.tcp().empty() ? check.tcp() : check.exec());
-      if (last.ok) {
-        spdlog::info("probe {} {}: ok (attempt {}/{})", ctx.log_context, target, i + 1, attempts);
-      } else {
-        spdlog::warn("probe {} {}: {} (attempt {}/{})", ctx.log_context, target, last.reason, i + 1,
-                     attempts);
-      }
-    }
+    Report(check, ctx, last, started, clock->Now(), i + 1, attempts, said_ok);
     if (last.ok) return absl::OkStatus();
   }
   return absl::UnavailableError(
@@ -267,6 +292,7 @@ ProbeAttempt RealProbeTransport::Exec(const std::string& command, const ProbeCon
         absl::StrCat("exec '", command, "' could not start: ", result.status().message());
     return attempt;
   }
+  attempt.output = result->output;
   if (!result->ok()) {
     attempt.reason = absl::StrCat("exec '", command, "' ", result->Describe());
     return attempt;
@@ -276,7 +302,8 @@ ProbeAttempt RealProbeTransport::Exec(const std::string& command, const ProbeCon
 }
 
 absl::Status ProbeRunner::RunCheck(const fleet::v1::HealthCheck& check, const ProbeContext& ctx) {
-  return RunOneCheck(transport_, clock_, check, ctx, nullptr);
+  bool said_ok = false;
+  return RunOneCheck(transport_, clock_, check, ctx, nullptr, &said_ok);
 }
 
 absl::Status ProbeRunner::RunChecks(const std::vector<fleet::v1::HealthCheck>& checks,
@@ -289,10 +316,12 @@ absl::Status ProbeRunner::RunChecks(const std::vector<fleet::v1::HealthCheck>& c
   absl::Duration gap = absl::InfiniteDuration();
   for (const fleet::v1::HealthCheck& check : checks) gap = std::min(gap, CheckInterval(check));
   gap = std::max(gap, kMinRoundGap);
+  // Per check: whether its first success was logged.
+  std::unique_ptr<bool[]> said_ok(new bool[checks.size()]());
   for (;;) {
-    for (const fleet::v1::HealthCheck& check : checks) {
+    for (size_t i = 0; i < checks.size(); ++i) {
       if (IsCancelled(cancelled)) return Cancelled();
-      absl::Status st = RunOneCheck(transport_, clock_, check, ctx, cancelled);
+      absl::Status st = RunOneCheck(transport_, clock_, checks[i], ctx, cancelled, &said_ok[i]);
       if (!st.ok()) return st;
     }
     absl::Duration left = bake - (clock_->Now() - start);

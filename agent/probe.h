@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "agent/output_log.h"
 #include "common/clock.h"
 #include "common/process.h"
 #include "fleet/v1/types.pb.h"
@@ -28,12 +29,16 @@ struct ProbeContext {
   // What the probes are about, for the log ("app=web release=v2 host=web-01
   // rollout=7"); every attempt's result is logged with it. "" = no log.
   std::string log_context;
+  // Where every attempt is recorded (with an exec check's output); null =
+  // nowhere.
+  ActivationRecorder* recorder = nullptr;
 };
 
 // Result of one attempt of one check.
 struct ProbeAttempt {
   bool ok = false;
   std::string reason;  // e.g. "GET http://127.0.0.1:18081/healthz returned 502"
+  std::string output;  // what an exec check printed
 };
 
 // The transport of a single attempt, behind an interface for tests.

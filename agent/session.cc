@@ -1,5 +1,7 @@
 #include "agent/session.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/write_queue.h"
@@ -54,11 +56,19 @@ class AgentSession::Stream
       if (writes_.Close(&idle) && idle) RemoveHold();
       return;
     }
-    if (incoming_.has_command()) session_->OnCommand(incoming_.command());
+    if (incoming_.has_command()) {
+      session_->OnCommand(incoming_.command());
+    } else if (incoming_.has_output_request()) {
+      session_->OnOutputRequest(incoming_.output_request());
+    }
     StartRead(&incoming_);
   }
 
   void OnWriteDone(bool ok) override {
+    if (ok && !said_connected_) {  // the hello went out: the stream is up
+      said_connected_ = true;
+      spdlog::info("connected to the controller");
+    }
     auto next = writes_.Done(ok);
     if (next.write != nullptr) {
       StartWrite(next.write);
@@ -78,6 +88,7 @@ class AgentSession::Stream
   ControllerMessage incoming_;
   WriteQueue<AgentMessage> writes_;
   grpc::Status status_;
+  bool said_connected_ = false;  // the reactor's callbacks are serialized
 };
 
 AgentSession::AgentSession(std::shared_ptr<grpc::Channel> channel, Deployer* deployer,
@@ -163,6 +174,21 @@ void AgentSession::Send(const AgentMessage& message) {
 void AgentSession::ReportLocalRollback(const fleet::v1::LocalRollback& rollback) {
   AgentMessage msg;
   *msg.mutable_local_rollback() = rollback;
+  Send(msg);
+}
+
+void AgentSession::OnOutputRequest(const fleet::v1::OutputRequest& request) {
+  AgentMessage msg;
+  fleet::v1::OutputReply* reply = msg.mutable_output_reply();
+  reply->set_request_id(request.request_id());
+  absl::StatusOr<std::vector<fleet::v1::ActivationOutput>> activations =
+      deployer_->output_log().Read(request.app(), request.rollout_id(),
+                                   std::max(request.activations(), 1), request.max_bytes());
+  if (activations.ok()) {
+    for (auto& a : *activations) *reply->add_activations() = std::move(a);
+  } else {
+    reply->set_error(std::string(activations.status().message()));
+  }
   Send(msg);
 }
 

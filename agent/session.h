@@ -58,6 +58,8 @@ class AgentSession {
   };
 
   void OnCommand(const fleet::v1::Command& command);
+  // Answers with the output the agent kept (OutputLog), on the stream.
+  void OnOutputRequest(const fleet::v1::OutputRequest& request);
   void WorkerLoop(const std::string& app);
   void Send(const fleet::v1::AgentMessage& message);
   void StreamEnded(Stream* stream);

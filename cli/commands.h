@@ -27,6 +27,8 @@ void AddRolloutCommands(CLI::App* app, Session* session);
 void AddStatusCommands(CLI::App* app, Session* session);
 // host release HOST APP
 void AddHostCommands(CLI::App* app, Session* session);
+// logs APP [--host H] [--rollout ID] [-n N] [--follow]
+void AddLogsCommands(CLI::App* app, Session* session);
 // token create|list|revoke
 void AddTokenCommands(CLI::App* app, Session* session);
 // version, completion bash|zsh|fish

@@ -33,6 +33,7 @@ void BuildCommands(CLI::App* app, Session* session) {
   AddRolloutCommands(app, session);
   AddStatusCommands(app, session);
   AddHostCommands(app, session);
+  AddLogsCommands(app, session);
   AddTokenCommands(app, session);
   AddPkiCommands(app, session);
   AddVersionCommands(app, session);

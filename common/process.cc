@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
@@ -31,7 +32,8 @@ namespace {
 
 constexpr char kShell[] = "/bin/sh";
 constexpr char kBasePath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-constexpr size_t kOutputKeep = 4096;
+constexpr size_t kOutputKeep = 64 * 1024;
+constexpr size_t kOutputHead = 4 * 1024;
 constexpr size_t kDescribeLineMax = 200;
 
 // Without a pidfd: the first poll interval is short so that quick commands
@@ -208,15 +210,24 @@ __attribute__((noinline)) pid_t SpawnChild(const ChildArgs* args) {
   return pid;
 }
 
-std::string ReadTail(int fd) {
+// What is kept of a command's output: all of it up to kOutputKeep bytes;
+// beyond, the first kOutputHead bytes (where a failing program usually
+// says why) and the last kOutputKeep - kOutputHead, with a line between
+// them that says how much was left out.
+std::string ReadKept(int fd) {
   struct stat st;
   if (fstat(fd, &st) != 0 || st.st_size <= 0) return "";
-  size_t size = static_cast<size_t>(st.st_size);
-  size_t want = std::min(size, kOutputKeep);
-  std::string out(want, '\0');
-  ssize_t n = pread(fd, out.data(), want, static_cast<off_t>(size - want));
-  out.resize(n > 0 ? static_cast<size_t>(n) : 0);
-  return out;
+  const size_t size = static_cast<size_t>(st.st_size);
+  auto read_at = [fd](size_t offset, size_t want) {
+    std::string out(want, '\0');
+    ssize_t n = pread(fd, out.data(), want, static_cast<off_t>(offset));
+    out.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    return out;
+  };
+  if (size <= kOutputKeep) return read_at(0, size);
+  const size_t tail = kOutputKeep - kOutputHead;
+  return absl::StrCat(read_at(0, kOutputHead), "\n[... ", size - kOutputKeep,
+                      " bytes of output not kept ...]\n", read_at(size - tail, tail));
 }
 
 using SteadyTime = std::chrono::steady_clock::time_point;
@@ -371,30 +382,53 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec) {
       result.signal = WTERMSIG(status);
     }
   }
-  result.output = ReadTail(output.get());
+  result.output = ReadKept(output.get());
   return result;
 }
 
-// The last line of `output` with any text, on one line and at most
-// kDescribeLineMax bytes (cut on a UTF-8 character boundary).
-std::string LastLine(const std::string& output) {
-  std::vector<absl::string_view> lines = absl::StrSplit(output, absl::ByAnyChar("\r\n"));
-  for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
-    absl::string_view line = absl::StripAsciiWhitespace(*it);
-    if (line.empty()) continue;
-    std::string out(line);
-    for (char& c : out) {
-      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
-    }
-    if (out.size() > kDescribeLineMax) {
-      size_t cut = kDescribeLineMax;
-      while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
-      out.resize(cut);
-      out += "...";
-    }
-    return out;
+// `line` on one line of at most kDescribeLineMax bytes (cut on a UTF-8
+// character boundary), control characters as spaces.
+std::string OneLine(absl::string_view line) {
+  std::string out(line);
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
   }
-  return "";
+  if (out.size() > kDescribeLineMax) {
+    size_t cut = kDescribeLineMax;
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
+    out.resize(cut);
+    out += "...";
+  }
+  return out;
+}
+
+// Whether a line of output reads like the cause of a failure.
+bool LooksLikeCause(absl::string_view line) {
+  static constexpr absl::string_view kWords[] = {
+      "error",   "fatal",  "fail",      "panic",   "exception", "cannot",  "can't",
+      "unable",  "denied", "refused",   "invalid", "not found", "no such", "could not",
+      "traceback"};
+  const std::string lower = absl::AsciiStrToLower(line);
+  for (absl::string_view word : kWords) {
+    if (absl::StrContains(lower, word)) return true;
+  }
+  return false;
+}
+
+// What Describe() says of the output: its last line with any text, after
+// the first line that reads like the cause when that is another line.
+std::string OutputSummary(const std::string& output) {
+  std::vector<absl::string_view> lines;
+  for (absl::string_view line : absl::StrSplit(output, absl::ByAnyChar("\r\n"))) {
+    line = absl::StripAsciiWhitespace(line);
+    if (!line.empty()) lines.push_back(line);
+  }
+  if (lines.empty()) return "";
+  const std::string last = OneLine(lines.back());
+  for (size_t i = 0; i + 1 < lines.size(); ++i) {
+    if (LooksLikeCause(lines[i])) return absl::StrCat(OneLine(lines[i]), " (last line: ", last, ")");
+  }
+  return last;
 }
 
 }  // namespace
@@ -408,7 +442,7 @@ std::string ProcessResult::Describe() const {
   } else {
     head = absl::StrCat("exited with status ", exit_code);
   }
-  std::string line = LastLine(output);
+  std::string line = OutputSummary(output);
   if (line.empty()) return head;
   return absl::StrCat(head, ": ", line);
 }

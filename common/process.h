@@ -44,12 +44,15 @@ struct ProcessResult {
   int exit_code = -1;      // valid when !signaled && !timed_out
   int signal = 0;          // the signal that ended it, if any
   bool timed_out = false;  // killed (whole process group) at the timeout
-  std::string output;      // stdout+stderr, last 4 KiB
+  // stdout+stderr: all of it up to 64 KiB; beyond, the first 4 KiB and the
+  // last 60 KiB with a line between them that says how much was left out.
+  std::string output;
   absl::Duration elapsed;
 
   bool ok() const { return !timed_out && signal == 0 && exit_code == 0; }
-  // One line for a failure reason, e.g. "exited with status 3: <last line>"
-  // or "timed out after 10s".
+  // One line for a failure reason: "exited with status 3: <last line>",
+  // "exited with status 1: <first line that reads like an error> (last
+  // line: <last line>)" or "timed out after 10s".
   std::string Describe() const;
 };
 

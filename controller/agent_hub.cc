@@ -100,6 +100,8 @@ class AgentHub::Stream : public grpc::ServerBidiReactor<AgentMessage, Controller
       hub_->listener_->OnProgress(host_id_, incoming_.progress());
     } else if (incoming_.has_local_rollback()) {
       hub_->listener_->OnLocalRollback(host_id_, incoming_.local_rollback());
+    } else if (incoming_.has_output_reply()) {
+      if (hub_->output_reply_hook_) hub_->output_reply_hook_(host_id_, incoming_.output_reply());
     }
     StartRead(&incoming_);
   }
@@ -164,6 +166,17 @@ bool AgentHub::Unregister(const std::string& host_id, Stream* stream) {
 bool AgentHub::Send(const std::string& host_id, fleet::v1::Command command) {
   ControllerMessage msg;
   *msg.mutable_command() = std::move(command);
+  return SendMessage(host_id, std::move(msg));
+}
+
+bool AgentHub::SendOutputRequest(const std::string& host_id,
+                                 const fleet::v1::OutputRequest& request) {
+  ControllerMessage msg;
+  *msg.mutable_output_request() = request;
+  return SendMessage(host_id, std::move(msg));
+}
+
+bool AgentHub::SendMessage(const std::string& host_id, ControllerMessage msg) {
   absl::MutexLock lock(&mu_);
   auto it = streams_.find(host_id);
   if (it == streams_.end()) return false;

@@ -67,9 +67,18 @@ class AgentHub final : public fleet::v1::AgentService::CallbackService {
     denial_hook_ = std::move(hook);
   }
   static constexpr absl::Duration kDenialRecordInterval = absl::Minutes(5);
+  // Receives every OutputReply an agent sends (OutputFetch::OnReply), on
+  // gRPC threads. Optional; must be set before the server starts.
+  void set_output_reply_hook(
+      std::function<void(const std::string& host_id, const fleet::v1::OutputReply& reply)> hook) {
+    output_reply_hook_ = std::move(hook);
+  }
 
   // Queues a command to a connected host. False when the host has no stream.
   bool Send(const std::string& host_id, fleet::v1::Command command);
+  // Queues a request for kept command output. False when the host has no
+  // stream.
+  bool SendOutputRequest(const std::string& host_id, const fleet::v1::OutputRequest& request);
   bool IsConnected(const std::string& host_id);
   // The number of hosts with a registered stream now. Thread-safe.
   int ConnectedHostCount();
@@ -87,6 +96,8 @@ class AgentHub final : public fleet::v1::AgentService::CallbackService {
   class ArtifactWriter;
   friend class Stream;
 
+  // Queues `msg` to a connected host. False when the host has no stream.
+  bool SendMessage(const std::string& host_id, fleet::v1::ControllerMessage msg);
   // Registers `stream` for `host_id`, replacing (and closing) an older one.
   void Register(const std::string& host_id, Stream* stream);
   // Removes the stream if it is still the registered one. True if it was.
@@ -107,6 +118,8 @@ class AgentHub final : public fleet::v1::AgentService::CallbackService {
   std::function<void(int64_t)> bytes_served_hook_;            // fixed before the server starts
   bool require_client_certificate_ = false;                   // fixed before the server starts
   std::function<void(const fleet::v1::Event&)> denial_hook_;  // fixed before the server starts
+  // Fixed before the server starts.
+  std::function<void(const std::string&, const fleet::v1::OutputReply&)> output_reply_hook_;
   absl::Mutex mu_;
   std::map<std::string, Stream*> streams_ ABSL_GUARDED_BY(mu_);
   // When a denial was last recorded, by "<certificate names>\n<claimed id>".

@@ -319,6 +319,62 @@ grpc::ServerUnaryReactor* ApiService::ReleaseHold(grpc::CallbackServerContext* c
   });
 }
 
+absl::StatusOr<std::vector<std::string>> ApiService::OutputHosts(
+    const fleet::v1::GetOutputRequest& req) {
+  std::vector<std::string> hosts;
+  if (!req.rollout_id().empty()) {
+    FLEET_ASSIGN_OR_RETURN(fleet::v1::Rollout r, store_->GetRollout(req.rollout_id()));
+    if (r.app() != req.app()) {
+      return absl::InvalidArgumentError(absl::StrCat("rollout ", r.id(), " is of app ", r.app(),
+                                                     ", not ", req.app()));
+    }
+    for (const auto& task : r.tasks()) hosts.push_back(task.host_id());
+  } else {
+    FLEET_ASSIGN_OR_RETURN(std::vector<fleet::v1::HostAppStatus> states,
+                           store_->ListAppHosts(req.app()));
+    for (const auto& state : states) hosts.push_back(state.host_id());
+  }
+  if (!req.host_id().empty()) {
+    FLEET_RETURN_IF_ERROR(store_->GetHost(req.host_id()).status());
+    if (std::find(hosts.begin(), hosts.end(), req.host_id()) == hosts.end()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "host ", req.host_id(), req.rollout_id().empty() ? " has no " : " is not in rollout ",
+          req.rollout_id().empty() ? req.app() : req.rollout_id()));
+    }
+    hosts = {req.host_id()};
+  }
+  if (hosts.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("no host has ", req.app(), " yet"));
+  }
+  std::sort(hosts.begin(), hosts.end());
+  hosts.erase(std::unique(hosts.begin(), hosts.end()), hosts.end());
+  return hosts;
+}
+
+grpc::ServerUnaryReactor* ApiService::GetOutput(grpc::CallbackServerContext* ctx,
+                                                const fleet::v1::GetOutputRequest* req,
+                                                fleet::v1::GetOutputResponse* resp) {
+  return Deferred(ctx, [&](grpc::ServerUnaryReactor* reactor) -> absl::Status {
+    FLEET_RETURN_IF_ERROR(CheckNameLengths(
+        {{"app", req->app()}, {"host", req->host_id()}, {"rollout", req->rollout_id()}}));
+    FLEET_RETURN_IF_ERROR(access_->Admit(CallOf(ctx, "GetOutput"), ApiAction::kReadOutput,
+                                         req->app())
+                              .status());
+    FLEET_RETURN_IF_ERROR(store_->GetApp(req->app()).status());
+    FLEET_ASSIGN_OR_RETURN(std::vector<std::string> hosts, OutputHosts(*req));
+    fleet::v1::OutputRequest request;
+    request.set_app(req->app());
+    request.set_rollout_id(req->rollout_id());
+    request.set_activations(std::clamp(req->activations(), 1, kMaxOutputActivations));
+    output_->Ask(hosts, request, kOutputTimeout,
+                 [reactor, resp](fleet::v1::GetOutputResponse answer) {
+                   *resp = std::move(answer);
+                   reactor->Finish(Answer(absl::OkStatus(), resp));
+                 });
+    return absl::OkStatus();
+  });
+}
+
 grpc::ServerUnaryReactor* ApiService::Act(grpc::CallbackServerContext* ctx,
                                           const fleet::v1::RolloutActionRequest* req,
                                           fleet::v1::Rollout* resp, RolloutAction action,

@@ -8,6 +8,7 @@
 #include "controller/agent_hub.h"
 #include "controller/api_access.h"
 #include "controller/catalog.h"
+#include "controller/output_fetch.h"
 #include "controller/rollout_engine.h"
 #include "controller/rollout_watch.h"
 #include "controller/store.h"
@@ -31,13 +32,14 @@ class ApiService final : public fleet::v1::FleetService::CallbackService {
  public:
   // All pointers must outlive the service.
   ApiService(Store* store, Catalog* catalog, AgentHub* hub, RolloutEngine* engine,
-             ApiAccess* access, RolloutWatchHub* watches)
+             ApiAccess* access, RolloutWatchHub* watches, OutputFetch* output)
       : store_(store),
         catalog_(catalog),
         hub_(hub),
         engine_(engine),
         access_(access),
-        watches_(watches) {}
+        watches_(watches),
+        output_(output) {}
 
   grpc::ServerUnaryReactor* ApplyApp(grpc::CallbackServerContext* ctx,
                                      const fleet::v1::ApplyAppRequest* req,
@@ -61,6 +63,13 @@ class ApiService final : public fleet::v1::FleetService::CallbackService {
   grpc::ServerUnaryReactor* ListRollouts(grpc::CallbackServerContext* ctx,
                                          const fleet::v1::ListRolloutsRequest* req,
                                          fleet::v1::ListRolloutsResponse* resp) override;
+  // Fetched from the agents (output_fetch.h); hosts that do not answer
+  // within kOutputTimeout are named with that error.
+  grpc::ServerUnaryReactor* GetOutput(grpc::CallbackServerContext* ctx,
+                                      const fleet::v1::GetOutputRequest* req,
+                                      fleet::v1::GetOutputResponse* resp) override;
+  static constexpr absl::Duration kOutputTimeout = absl::Seconds(5);
+  static constexpr int kMaxOutputActivations = 10;
   grpc::ServerUnaryReactor* ReleaseHold(grpc::CallbackServerContext* ctx,
                                         const fleet::v1::ReleaseHoldRequest* req,
                                         fleet::v1::Host* resp) override;
@@ -119,6 +128,9 @@ class ApiService final : public fleet::v1::FleetService::CallbackService {
                                 const fleet::v1::RolloutActionRequest* req,
                                 fleet::v1::Rollout* resp, RolloutAction action,
                                 const char* rpc, ApiAction api_action);
+  // The hosts GetOutput asks, sorted: the one named, or those of the
+  // rollout named, or every host that reported the app.
+  absl::StatusOr<std::vector<std::string>> OutputHosts(const fleet::v1::GetOutputRequest& req);
 
   Store* store_;
   Catalog* catalog_;
@@ -126,6 +138,7 @@ class ApiService final : public fleet::v1::FleetService::CallbackService {
   RolloutEngine* engine_;
   ApiAccess* access_;
   RolloutWatchHub* watches_;
+  OutputFetch* output_;
 };
 
 }  // namespace fleet::controller

@@ -15,6 +15,7 @@ fleet::v1::Role RequiredRole(ApiAction action) {
     case ApiAction::kRollOut:
     case ApiAction::kRollBack:
     case ApiAction::kReleaseHold:
+    case ApiAction::kReadOutput:
     case ApiAction::kPauseRollout:
     case ApiAction::kResumeRollout:
     case ApiAction::kPromoteRollout:
@@ -73,6 +74,8 @@ std::string DescribeAction(ApiAction action, absl::string_view app) {
       return app.empty() ? "start rollbacks" : absl::StrCat("roll back ", the_app);
     case ApiAction::kReleaseHold:
       return absl::StrCat("release holds", of_app);
+    case ApiAction::kReadOutput:
+      return absl::StrCat("read command output", of_app);
     case ApiAction::kPauseRollout:
       return absl::StrCat("pause rollouts", of_app);
     case ApiAction::kResumeRollout:

@@ -32,6 +32,7 @@ enum class ApiAction {
   kRollOut,         // StartRollout, of a release or a config
   kRollBack,        // Rollback
   kReleaseHold,     // ReleaseHold
+  kReadOutput,      // GetOutput: what commands printed on hosts
   kPauseRollout,    // PauseRollout
   kResumeRollout,   // ResumeRollout
   kPromoteRollout,  // PromoteRollout

@@ -165,8 +165,16 @@ void Controller::StartServices() {
   engine_->Start();
   analyzer_ = std::make_unique<Analyzer>(engine_.get(), std::make_unique<CurlPrometheusClient>());
   analyzer_->Start();
+  output_fetch_ = std::make_unique<OutputFetch>(
+      [hub = hub_.get()](const std::string& host, const fleet::v1::OutputRequest& request) {
+        return hub->SendOutputRequest(host, request);
+      });
+  hub_->set_output_reply_hook(
+      [fetch = output_fetch_.get()](const std::string& host, const fleet::v1::OutputReply& reply) {
+        fetch->OnReply(host, reply);
+      });
   api_ = std::make_unique<ApiService>(store_.get(), catalog_.get(), hub_.get(), engine_.get(),
-                                      access_.get(), watches_.get());
+                                      access_.get(), watches_.get(), output_fetch_.get());
   hub_->set_require_client_certificate(!options_.tls_cert.empty());
   hub_->set_denial_hook(
       [store = store_.get(), audit = audit_.get()](const fleet::v1::Event& event) {

@@ -118,6 +118,7 @@ class Controller {
   std::unique_ptr<Analyzer> analyzer_;
   // Used by api_: declared before it so that it is destroyed after it.
   std::unique_ptr<ApiAccess> access_;
+  std::unique_ptr<OutputFetch> output_fetch_;
   std::unique_ptr<ApiService> api_;
   std::unique_ptr<grpc::Server> server_;
   // Serves on http_ through server_'s in-process channel: declared before

@@ -262,6 +262,60 @@ TEST_F(E2ECliTest, Json_FollowsTheDocumentedSchema) {
   EXPECT_EQ(last["rollout"]["tasks"][0]["wave"], 1);
 }
 
+TEST_F(E2ECliTest, Logs_ShowsWhatReloadAndProbesPrintedOnEachHostAndTheCauseInTheReason) {
+  const std::string path = cluster_.dir() + "/logged.yaml";
+  testing::WriteTextFile(path, R"(name: logged
+reload: "echo reloading ${FLEET_RELEASE}; echo warming cache >&2"
+health:
+  - exec: "test -f healthy || { echo 'FATAL: config missing'; echo see /var/log/app for details; exit 3; }"
+    retries: 0
+bake: 0s
+)");
+  ASSERT_EQ(cluster_.Fleetctl({"app", "apply", "-f", path}).exit_code, 0);
+  for (const char* v : {"v1", "v2"}) {
+    std::string artifact = cluster_.MakeExecArtifact(v, std::string(v) == "v1");
+    ASSERT_EQ(cluster_.Fleetctl({"release", "push", "logged", v, artifact}).exit_code, 0);
+  }
+  ASSERT_EQ(cluster_.Fleetctl({"rollout", "logged", "v1", "--wait"}).exit_code, 0);
+  CommandOutput failed = cluster_.Fleetctl({"rollout", "logged", "v2", "--waves", "100%", "--wait"});
+  ASSERT_NE(failed.exit_code, 0);
+  // The reason names the line that says why, not only the last one.
+  CommandOutput status = cluster_.Fleetctl({"rollout", "status", "2"});
+  EXPECT_THAT(status.out, HasSubstr("exited with status 3: FATAL: config missing (last line: see "
+                                    "/var/log/app for details)"));
+
+  CommandOutput out = cluster_.Fleetctl({"logs", "logged", "--rollout", "2", "--host", "web-01"});
+
+  ASSERT_EQ(out.exit_code, 0) << out.err;
+  EXPECT_THAT(out.out, HasSubstr("==> web-01: deploy of v2 (rollout 2), "));
+  EXPECT_THAT(out.out, HasSubstr("reload `echo reloading v2; echo warming cache >&2`: exited with "
+                                 "status 0"));
+  EXPECT_THAT(out.out, HasSubstr("reloading v2\nwarming cache\n"));
+  EXPECT_THAT(out.out, HasSubstr("FATAL: config missing\nsee /var/log/app for details\n"));
+  // The switch back to v1 reloaded it: recorded with the same activation.
+  EXPECT_THAT(out.out, HasSubstr("reloading v1\n"));
+  json all = Parse(cluster_.Fleetctl({"logs", "logged", "-n", "2", "-o", "json"}));
+  ASSERT_EQ(all["hosts"].size(), static_cast<size_t>(cluster_.agents()));
+  for (const json& host : all["hosts"]) {
+    EXPECT_EQ(host["error"], "") << host;
+    ASSERT_EQ(host["activations"].size(), 2u) << host;
+    EXPECT_EQ(host["activations"][0]["version"], "v1");
+    EXPECT_EQ(host["activations"][1]["runs"][0]["step"], "reload");
+  }
+
+  const int last = cluster_.agents() - 1;
+  cluster_.KillAgent(last);
+  ASSERT_TRUE(testing::WaitFor([&] { return !cluster_.Fleetctl({"logs", "logged"}).err.empty(); },
+                               absl::Seconds(10)));
+  out = cluster_.Fleetctl({"logs", "logged"});
+  EXPECT_EQ(out.exit_code, 0);
+  EXPECT_THAT(out.err, HasSubstr(absl::StrCat("fleetctl: no output from ", cluster_.HostId(last),
+                                              ": not connected")));
+  out = cluster_.Fleetctl({"logs", "logged", "--host", "web-09"});
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_EQ(out.err, "fleetctl: unknown host 'web-09'\n");
+}
+
 TEST_F(E2ECliTest, AppShow_PrintsTheSpecAsAppliedAndWhoAppliedIt) {
   const std::string path = cluster_.dir() + "/show.yaml";
   const std::string yaml = "name: show\nkeep_releases: 4  # as written\nreload: \"true\"\n";

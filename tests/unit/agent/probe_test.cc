@@ -90,7 +90,7 @@ class FakeTransport : public ProbeTransport {
   ProbeAttempt Record(Call call) {
     calls_.push_back(call);
     clock_->Advance(attempt_cost_);
-    if (!respond_) return {true, ""};
+    if (!respond_) return {true, "", ""};
     return respond_(calls_.back(), static_cast<int>(calls_.size()) - 1);
   }
 
@@ -119,7 +119,7 @@ HealthCheck TcpCheck(const std::string& host_port, int retries = 2, int64_t inte
   return check;
 }
 
-ProbeAttempt Fail(const std::string& reason) { return {false, reason}; }
+ProbeAttempt Fail(const std::string& reason) { return {false, reason, ""}; }
 
 class ProbeRunnerTest : public ::testing::Test {
  protected:
@@ -141,7 +141,7 @@ TEST_F(ProbeRunnerTest, RunCheck_SucceedsOnFirstAttemptWithoutSleeping) {
 
 TEST_F(ProbeRunnerTest, RunCheck_RetriesIntervalApartUntilSuccess) {
   transport_.set_respond([](const FakeTransport::Call&, int i) {
-    return i < 2 ? Fail("not yet") : ProbeAttempt{true, ""};
+    return i < 2 ? Fail("not yet") : ProbeAttempt{true, "", ""};
   });
   EXPECT_TRUE(runner_.RunCheck(TcpCheck("h:1", 2, 1500), ctx_).ok());
   EXPECT_THAT(transport_.CallTimes(),
@@ -246,7 +246,7 @@ TEST_F(ProbeRunnerTest, RunChecks_CountsAttemptTimeAgainstBake) {
 TEST_F(ProbeRunnerTest, RunChecks_ReturnsFirstFailureAndStops) {
   transport_.set_respond([](const FakeTransport::Call& call, int i) {
     if (call.target == "h:1" && i >= 4) return Fail(absl::StrCat("refused #", i));
-    return ProbeAttempt{true, ""};
+    return ProbeAttempt{true, "", ""};
   });
   absl::Status st = runner_.RunChecks({TcpCheck("h:1", 1, 1000), TcpCheck("h:2", 1, 1000)}, ctx_,
                                       absl::Seconds(60));
@@ -278,7 +278,7 @@ TEST_F(ProbeRunnerTest, RunChecks_CancelEndsBakeBetweenAttempts) {
   std::atomic<bool> cancelled{false};
   transport_.set_respond([&](const FakeTransport::Call&, int i) {
     if (i == 2) cancelled = true;
-    return ProbeAttempt{true, ""};
+    return ProbeAttempt{true, "", ""};
   });
   absl::Status st =
       runner_.RunChecks({TcpCheck("h:1"), TcpCheck("h:2")}, ctx_, absl::Seconds(60), &cancelled);

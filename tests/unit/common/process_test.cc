@@ -25,6 +25,7 @@ namespace {
 
 using ::testing::EndsWith;
 using ::testing::HasSubstr;
+using ::testing::StartsWith;
 
 ProcessResult MustRun(const ProcessSpec& spec) {
   absl::StatusOr<ProcessResult> result = DefaultProcessRunner()->Run(spec);
@@ -79,10 +80,21 @@ TEST(PosixProcessRunnerTest, Run_CapturesStdoutAndStderrInOrder) {
   EXPECT_EQ(result.output, "out\nerr\nagain\n");
 }
 
-TEST(PosixProcessRunnerTest, Run_KeepsOnlyLastFourKiBOfOutput) {
-  ProcessResult result = MustRun("head -c 10000 /dev/zero | tr '\\0' a; echo; echo END");
-  EXPECT_EQ(result.output.size(), 4096u);
-  EXPECT_THAT(result.output, EndsWith("aaa\nEND\n"));
+TEST(PosixProcessRunnerTest, Run_KeepsFirstFourAndLastSixtyKiBOfLongOutput) {
+  // 6 + 100000 + 1 + 4 = 100011 bytes: 100011 - 65536 = 34475 left out.
+  ProcessResult result =
+      MustRun("echo FIRST; head -c 100000 /dev/zero | tr '\\0' a; echo; echo END");
+
+  const std::string cut = "\n[... 34475 bytes of output not kept ...]\n";
+  ASSERT_EQ(result.output.size(), 64u * 1024 + cut.size());
+  EXPECT_EQ(result.output.substr(0, 6), "FIRST\n");
+  EXPECT_EQ(result.output.substr(4096, cut.size()), cut);
+  EXPECT_EQ(result.output.substr(result.output.size() - 8), "aaa\nEND\n");
+}
+
+TEST(PosixProcessRunnerTest, Run_KeepsOutputUpTo64KiBWhole) {
+  ProcessResult result = MustRun("head -c 65536 /dev/zero | tr '\\0' a");
+  EXPECT_EQ(result.output, std::string(65536, 'a'));
 }
 
 TEST(PosixProcessRunnerTest, Run_GivesMinimalEnvironmentPlusSpecEnv) {
@@ -242,6 +254,19 @@ TEST(ProcessResultTest, Describe_NamesStatusAndLastNonEmptyLine) {
   result.exit_code = 3;
   result.output = "first\n  second line  \n\n  \n";
   EXPECT_EQ(result.Describe(), "exited with status 3: second line");
+}
+
+TEST(ProcessResultTest, Describe_NamesTheFirstLineThatReadsLikeTheCauseAndTheLast) {
+  ProcessResult result;
+  result.exit_code = 1;
+  result.output =
+      "connecting to db\nFATAL: password authentication failed for user \"app\"\nretrying\n"
+      "see /var/log/db for details\n";
+  EXPECT_EQ(result.Describe(),
+            "exited with status 1: FATAL: password authentication failed for user \"app\" "
+            "(last line: see /var/log/db for details)");
+  result.output = "starting\nError: port 8080 in use\n";  // the cause is the last line
+  EXPECT_EQ(result.Describe(), "exited with status 1: Error: port 8080 in use");
 }
 
 TEST(ProcessResultTest, Describe_OmitsColonWithoutOutput) {
