@@ -221,6 +221,16 @@ TEST_F(E2ERedactionTest, EveryRpcAnswer_HoldsNoPlantedSecret) {
          Call("GetAppStatus", &FleetService::Stub::GetAppStatus, req);
        }},
       {"ListHosts", [&] { Call("ListHosts", &FleetService::Stub::ListHosts, {}); }},
+      // The failed probe's attempts, as the agent recorded them (the URL
+      // with its credentials among them).
+      {"GetOutput",
+       [&] {
+         fleet::v1::GetOutputRequest req;
+         req.set_app("hello");
+         req.set_activations(5);
+         fleet::v1::GetOutputResponse resp = Call("GetOutput", &FleetService::Stub::GetOutput, req);
+         EXPECT_THAT(resp.DebugString(), HasSubstr("probe http"));
+       }},
       {"ReleaseHold",
        [&] {
          // Not held: answered with an error, which is checked like any answer.
